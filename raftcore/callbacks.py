@@ -1,0 +1,72 @@
+"""How a RaftServer reaches the world: the user's callbacks.
+
+Subclass `Callbacks` and override what you need. The ones a server cannot
+run without raise NotImplementedError, as the seed library requires them.
+Every persist_* and log_* callback must be durable before it returns: the
+server sends no reply that depends on it until then.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from raftcore.messages import (
+    AppendEntries,
+    Entry,
+    InstallSnapshot,
+    RequestVote,
+    Snapshot,
+)
+
+
+class MembershipEvent(enum.Enum):
+    ADDED = "added"
+    REMOVED = "removed"
+
+
+class Callbacks:
+    def send_requestvote(self, node_id: int, msg: RequestVote) -> None:
+        raise NotImplementedError("send_requestvote is required")
+
+    def send_appendentries(self, node_id: int, msg: AppendEntries) -> None:
+        raise NotImplementedError("send_appendentries is required")
+
+    def send_installsnapshot(self, node_id: int, msg: InstallSnapshot) -> None:
+        raise NotImplementedError("send_installsnapshot is required to use snapshots")
+
+    def applylog(self, entry: Entry, index: int) -> None:
+        raise NotImplementedError("applylog is required")
+
+    def persist_vote(self, voted_for: int | None) -> None:
+        raise NotImplementedError("persist_vote is required")
+
+    def persist_term(self, term: int, voted_for: int | None) -> None:
+        """Store the term and the vote together, atomically."""
+        raise NotImplementedError("persist_term is required")
+
+    def log_offer(self, entry: Entry, index: int) -> None:
+        """Append entry at index to the durable log."""
+        raise NotImplementedError("log_offer is required")
+
+    def log_pop(self, entry: Entry, index: int) -> None:
+        """Remove the youngest entry (at index) from the durable log."""
+        raise NotImplementedError("log_pop is required")
+
+    def log_poll(self, entry: Entry, index: int) -> None:
+        """Remove the eldest entry (at index) from the durable log; compaction only."""
+
+    def persist_snapshot(self, snapshot: Snapshot) -> None:
+        """Store a snapshot this server took; called before the log is polled."""
+
+    def load_snapshot(self, snapshot: Snapshot) -> None:
+        """Replace the state machine with a snapshot's (received or restored)
+        and store the snapshot durably."""
+
+    def node_has_sufficient_logs(self, node_id: int) -> None:
+        """A non-voting member has caught up: it may now be promoted with ADD_NODE."""
+
+    def notify_membership_event(self, node_id: int, event: MembershipEvent) -> None:
+        """A member was added to or removed from this server's configuration."""
+
+    def log(self, message: str) -> None:
+        """Debug output from the server."""

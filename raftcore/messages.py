@@ -1,0 +1,141 @@
+"""Log entries and the messages servers exchange: plain, frozen data.
+
+Every message is a noun with the fields of the Raft paper's Figure 2, plus
+the hints a practical implementation adds (a conflict hint on a rejected
+AppendEntries, chunk offsets on InstallSnapshot). A server validates each
+message once, where it enters (`RaftServer.recv_*`); the rest of the code
+relies on that.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+
+class EntryType(enum.IntEnum):
+    NORMAL = 0
+    NOOP = 1
+    ADD_NONVOTING_NODE = 2
+    ADD_NODE = 3
+    DEMOTE_NODE = 4
+    REMOVE_NODE = 5
+
+    @property
+    def is_membership_change(self) -> bool:
+        return self >= EntryType.ADD_NONVOTING_NODE
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One log entry. `id` is the client's unique id for it; `node` names the
+    node a membership change is about."""
+
+    term: int
+    id: int
+    type: EntryType = EntryType.NORMAL
+    data: Any = None
+    node: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A compacted prefix of the log: its last index and term, the membership
+    in force at that index (node id, is voting), and the state machine bytes."""
+
+    last_index: int
+    last_term: int
+    members: tuple[tuple[int, bool], ...]
+    data: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestVote:
+    """A (pre-)candidate asks for a vote; with prevote=True, `term` is the term
+    the candidate would stand in, and nobody's term changes."""
+
+    term: int
+    candidate_id: int
+    last_log_index: int
+    last_log_term: int
+    prevote: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RequestVoteResponse:
+    term: int
+    vote_granted: bool
+    prevote: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AppendEntries:
+    term: int
+    leader_id: int
+    prev_log_index: int
+    prev_log_term: int
+    entries: tuple[Entry, ...]
+    leader_commit: int
+
+
+@dataclass(frozen=True, slots=True)
+class AppendEntriesResponse:
+    """On success `match_index` is the last index the request verified. On a
+    rejection `rejected_index` is the request's prev_log_index and
+    `hint_index` the last index the follower may share with the leader."""
+
+    term: int
+    success: bool
+    match_index: int = 0
+    rejected_index: int = 0
+    hint_index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class InstallSnapshot:
+    term: int
+    leader_id: int
+    last_index: int
+    last_term: int
+    members: tuple[tuple[int, bool], ...]
+    offset: int
+    data: bytes
+    done: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InstallSnapshotResponse:
+    """`next_offset` is the byte the follower expects next; on `done` the
+    follower holds the whole snapshot through `last_index`."""
+
+    term: int
+    last_index: int
+    next_offset: int
+    done: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EntryResponse:
+    """What recv_entry hands back: where the entry went, to ask later whether
+    it was committed."""
+
+    id: int
+    term: int
+    index: int
+
+
+class EntryState(enum.IntEnum):
+    LOST = -1
+    PENDING = 0
+    COMMITTED = 1
+
+
+Message = (
+    RequestVote
+    | RequestVoteResponse
+    | AppendEntries
+    | AppendEntriesResponse
+    | InstallSnapshot
+    | InstallSnapshotResponse
+)

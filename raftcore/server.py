@@ -1,0 +1,949 @@
+"""RaftServer: one Raft participant, driven by calls, speaking through callbacks.
+
+Reading guide. Each rule of the protocol lives in one method named for it:
+
+- election timeout ........ `periodic`, `_reset_election_timer`
+- vote granting ........... `_may_grant_vote`
+- up-to-date log check .... `_candidate_log_is_up_to_date`
+- leader stickiness ....... `_in_leader_lease`
+- log consistency check ... `_log_matches`
+- conflict hint ........... `_conflict_hint`
+- truncation .............. `_truncate_log_from`
+- appending new entries ... `_append_new_entries`
+- follower commit ......... `_advance_follower_commit`
+- the commit rule ......... `_maybe_commit`
+- check-quorum ............ `_check_quorum`
+- membership changes ...... `_apply_membership_entry`, `_undo_membership_from`
+
+Roles change only in the `become_*` methods. Every message is validated once
+where it enters (`recv_*`); a refused message raises an InvalidMessage and
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from collections.abc import Iterable, Sequence
+
+from raftcore import quorum
+from raftcore.callbacks import Callbacks, MembershipEvent
+from raftcore.config import Config
+from raftcore.errors import (
+    InvalidMessage,
+    InvalidOperation,
+    NeedsSnapshot,
+    NotLeader,
+    OneVotingChangeOnly,
+    Shutdown,
+    SnapshotInProgress,
+)
+from raftcore.log import Log
+from raftcore.messages import (
+    AppendEntries,
+    AppendEntriesResponse,
+    Entry,
+    EntryResponse,
+    EntryState,
+    EntryType,
+    InstallSnapshot,
+    InstallSnapshotResponse,
+    RequestVote,
+    RequestVoteResponse,
+    Snapshot,
+)
+from raftcore.progress import Member
+
+Membership = tuple[tuple[int, bool], ...]
+
+
+class Role(enum.Enum):
+    FOLLOWER = "follower"
+    PRECANDIDATE = "precandidate"
+    CANDIDATE = "candidate"
+    LEADER = "leader"
+
+
+def _check_int(value: object, name: str, minimum: int = 0) -> None:
+    if type(value) is not int or value < minimum:  # bool is not an index
+        raise InvalidMessage(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+class RaftServer:
+    def __init__(
+        self,
+        node_id: int,
+        callbacks: Callbacks,
+        *,
+        config: Config | None = None,
+        rng: random.Random,
+    ) -> None:
+        _check_int(node_id, "node_id")
+        if not isinstance(rng, random.Random):
+            raise TypeError("rng must be a random.Random; raftcore has no randomness of its own")
+        self.node_id = node_id
+        self.callbacks = callbacks
+        self.config = config if config is not None else Config()
+        self._rng = rng
+        self._log = Log()
+        # Durable state (persisted through callbacks before anyone hears of it).
+        self.current_term = 0
+        self.voted_for: int | None = None
+        # Volatile state. Invariant: last_applied <= commit_index <= last_log_index.
+        self.role = Role.FOLLOWER
+        self.leader_id: int | None = None
+        self.commit_index = 0
+        self.last_applied = 0
+        self._election_elapsed_ms = 0
+        self._heartbeat_elapsed_ms = 0
+        self._election_timeout_ms = 0
+        self._votes: set[int] = set()
+        # Membership: the configuration at the snapshot (or bootstrap), plus one
+        # (index, configuration after it) per membership entry still in the log.
+        self._base_members: Membership = ()
+        self._config_history: list[tuple[int, Membership]] = []
+        self._members: dict[int, Member] = {}
+        self._peers: list[Member] = []  # members except self, sorted by id
+        # Snapshots.
+        self.snapshot: Snapshot | None = None
+        self._snapshot_in_progress: int | None = None
+        self._incoming_snapshot: tuple[int, int, bytearray] | None = None
+        self._loading_snapshot: list[tuple[int, Entry]] | None = None
+        self._reset_election_timer()
+
+    # ------------------------------------------------------------------ restart
+
+    @classmethod
+    def restore(
+        cls,
+        node_id: int,
+        callbacks: Callbacks,
+        *,
+        config: Config | None = None,
+        rng: random.Random,
+        members: Membership,
+        term: int,
+        voted_for: int | None,
+        entries: Sequence[Entry],
+        snapshot: Snapshot | None = None,
+    ) -> RaftServer:
+        """Rebuild a server from what its callbacks persisted.
+
+        `members` is the bootstrap configuration; a snapshot's membership and
+        the membership entries in `entries` are replayed on top of it.
+        """
+        server = cls(node_id, callbacks, config=config, rng=rng)
+        _check_int(term, "term")
+        server.current_term = term
+        server.voted_for = voted_for
+        if snapshot is not None:
+            server._log.reset(snapshot.last_index, snapshot.last_term)
+            server.snapshot = snapshot
+            server.commit_index = server.last_applied = snapshot.last_index
+            server._set_base_members(snapshot.members)
+            callbacks.load_snapshot(snapshot)
+        else:
+            server._set_base_members(members)
+        for entry in entries:
+            index = server._log.append(entry)
+            if entry.type.is_membership_change:
+                server._apply_membership_entry(entry, index)
+        return server
+
+    # ------------------------------------------------------- bootstrap membership
+
+    def add_node(self, node_id: int, *, is_self: bool = False) -> None:
+        """Bootstrap: declare a voting member (the seed's raft_add_node)."""
+        self._add_bootstrap_member(node_id, True, is_self)
+
+    def add_non_voting_node(self, node_id: int, *, is_self: bool = False) -> None:
+        """Bootstrap: declare a member that replicates but does not vote."""
+        self._add_bootstrap_member(node_id, False, is_self)
+
+    def remove_node(self, node_id: int) -> None:
+        """Bootstrap: forget a member (used when loading a snapshot by hand)."""
+        members = tuple(m for m in self._base_members if m[0] != node_id)
+        self._set_base_members(members)
+
+    def _add_bootstrap_member(self, node_id: int, voting: bool, is_self: bool) -> None:
+        _check_int(node_id, "node_id")
+        if is_self and node_id != self.node_id:
+            raise InvalidOperation(f"node {node_id} is not this server ({self.node_id})")
+        members = dict(self._base_members)
+        members[node_id] = voting
+        self._set_base_members(tuple(sorted(members.items())))
+
+    def _set_base_members(self, members: Membership) -> None:
+        self._base_members = tuple(sorted(members))
+        self._install_members(self._members_now())
+
+    # ---------------------------------------------------------------- getters
+
+    @property
+    def last_log_index(self) -> int:
+        return self._log.last_index
+
+    @property
+    def last_log_term(self) -> int:
+        return self._log.last_term
+
+    @property
+    def snapshot_last_index(self) -> int:
+        return self._log.base_index
+
+    @property
+    def snapshot_last_term(self) -> int:
+        return self._log.base_term
+
+    @property
+    def is_leader(self) -> bool:
+        return self.role is Role.LEADER
+
+    def get_current_leader(self) -> int | None:
+        """Who to redirect a client to: the leader this server last heard from."""
+        return self.leader_id
+
+    def get_entry(self, index: int) -> Entry | None:
+        """The entry at index, or None when it is compacted or not there."""
+        return self._log.get(index)
+
+    def term_at(self, index: int) -> int | None:
+        return self._log.term_at(index)
+
+    def members(self) -> Membership:
+        """The configuration in force: (node id, is voting), sorted by id."""
+        return tuple((m.node_id, m.voting) for m in self._sorted_members())
+
+    def voting_members(self) -> tuple[int, ...]:
+        return tuple(m.node_id for m in self._sorted_members() if m.voting)
+
+    def is_voter(self, node_id: int | None = None) -> bool:
+        member = self._members.get(self.node_id if node_id is None else node_id)
+        return member is not None and member.voting
+
+    def member_progress(self, node_id: int) -> Member | None:
+        """The leader's view of a member (next and match index); read-only use."""
+        return self._members.get(node_id)
+
+    @property
+    def snapshot_in_progress(self) -> bool:
+        return self._snapshot_in_progress is not None
+
+    # ------------------------------------------------------------------- roles
+
+    def become_follower(self, term: int, leader_id: int | None) -> None:
+        if term > self.current_term:
+            self.current_term = term
+            self.voted_for = None
+            self.callbacks.persist_term(term, None)
+        self.role = Role.FOLLOWER
+        self.leader_id = leader_id
+        self._votes.clear()
+
+    def become_precandidate(self) -> None:
+        """Raft dissertation §9.6: poll the voters before disrupting anyone."""
+        self.role = Role.PRECANDIDATE
+        self.leader_id = None
+        self._votes = {self.node_id}
+        self._reset_election_timer()
+        if self._won_election():
+            self.become_candidate()
+            return
+        self._request_votes(prevote=True)
+
+    def become_candidate(self) -> None:
+        self.current_term += 1
+        self.voted_for = self.node_id
+        self.callbacks.persist_term(self.current_term, self.node_id)
+        self.role = Role.CANDIDATE
+        self.leader_id = None
+        self._votes = {self.node_id}
+        self._reset_election_timer()
+        if self._won_election():
+            self.become_leader()
+            return
+        self._request_votes(prevote=False)
+
+    def become_leader(self) -> None:
+        assert self.role is Role.CANDIDATE
+        self.role = Role.LEADER
+        self.leader_id = self.node_id
+        self._heartbeat_elapsed_ms = 0
+        self._election_elapsed_ms = 0
+        next_index = self._log.last_index + 1
+        for member in self._peers:
+            member.next_index = next_index
+            member.match_index = 0
+            member.recent_active = False
+            member.snapshot_offset = 0
+        self.callbacks.log(f"node {self.node_id} became leader in term {self.current_term}")
+        if self.config.noop_on_election:
+            self._append_as_leader([Entry(self.current_term, 0, EntryType.NOOP)])
+        self._maybe_commit()
+        self._send_heartbeats()
+
+    def _start_election(self) -> None:
+        if self.config.prevote:
+            self.become_precandidate()
+        else:
+            self.become_candidate()
+
+    def _request_votes(self, *, prevote: bool) -> None:
+        term = self.current_term + 1 if prevote else self.current_term
+        msg = RequestVote(term, self.node_id, self._log.last_index, self._log.last_term, prevote)
+        for member in self._peers:
+            if member.voting:
+                self.callbacks.send_requestvote(member.node_id, msg)
+
+    def _won_election(self) -> bool:
+        return quorum.vote_result(self.voting_members(), self._votes)
+
+    # -------------------------------------------------------------------- time
+
+    def periodic(self, msec: int) -> None:
+        """Let `msec` milliseconds pass: heartbeats, check-quorum, elections."""
+        if type(msec) is not int or msec < 0:
+            raise InvalidOperation(f"periodic needs a whole number of msec >= 0, got {msec!r}")
+        self._election_elapsed_ms += msec
+        if self.role is Role.LEADER:
+            self._heartbeat_elapsed_ms += msec
+            if self._election_elapsed_ms >= self.config.election_timeout_ms:
+                self._election_elapsed_ms = 0
+                if self.config.check_quorum and self._check_quorum():
+                    return
+            if self._heartbeat_elapsed_ms >= self.config.request_timeout_ms:
+                self._heartbeat_elapsed_ms = 0
+                self._send_heartbeats()
+        elif self._election_elapsed_ms >= self._election_timeout_ms and self._may_campaign():
+            self._start_election()
+
+    def _reset_election_timer(self) -> None:
+        """Raft §5.2: a random timeout in [T, 2T) keeps split votes rare."""
+        base = self.config.election_timeout_ms
+        self._election_elapsed_ms = 0
+        self._election_timeout_ms = base + self._rng.randrange(base)
+
+    def _may_campaign(self) -> bool:
+        """Only a voting member stands for election."""
+        return self.is_voter()
+
+    def _in_leader_lease(self) -> bool:
+        """Leader stickiness (dissertation §4.2.3): while a leader was heard from
+        within the minimum election timeout, vote requests are ignored."""
+        return (
+            self.leader_id is not None
+            and self._election_elapsed_ms < self.config.election_timeout_ms
+        )
+
+    def _check_quorum(self) -> bool:
+        """Dissertation §6.2: step down if a majority was not heard from within
+        an election timeout. Returns True when the leader stepped down."""
+        active = [self.node_id] if self.is_voter() else []
+        for member in self._peers:
+            if member.recent_active and member.voting:
+                active.append(member.node_id)
+            member.recent_active = False
+        if quorum.vote_result(self.voting_members(), active):
+            return False
+        self.callbacks.log(f"node {self.node_id} lost contact with a majority; stepping down")
+        self.become_follower(self.current_term, None)
+        self._reset_election_timer()
+        return True
+
+    # ------------------------------------------------------------- RequestVote
+
+    def recv_requestvote(self, node_id: int, msg: RequestVote) -> RequestVoteResponse:
+        self._validate_requestvote(node_id, msg)
+        if msg.term > self.current_term and self._in_leader_lease():
+            return RequestVoteResponse(self.current_term, False, msg.prevote)
+        if msg.prevote:
+            granted = msg.term > self.current_term and self._candidate_log_is_up_to_date(
+                msg.last_log_index, msg.last_log_term
+            )
+            return RequestVoteResponse(msg.term if granted else self.current_term, granted, True)
+        if msg.term > self.current_term:
+            self.become_follower(msg.term, None)
+        granted = self._may_grant_vote(msg)
+        if granted:
+            self.voted_for = msg.candidate_id
+            self.callbacks.persist_vote(msg.candidate_id)
+            self._reset_election_timer()
+        return RequestVoteResponse(self.current_term, granted)
+
+    def _may_grant_vote(self, msg: RequestVote) -> bool:
+        """Raft §5.2, §5.4.1: one vote per term, and only for an up-to-date log."""
+        return (
+            msg.term == self.current_term
+            and self.role is Role.FOLLOWER
+            and self.voted_for in (None, msg.candidate_id)
+            and self._candidate_log_is_up_to_date(msg.last_log_index, msg.last_log_term)
+        )
+
+    def _candidate_log_is_up_to_date(self, last_index: int, last_term: int) -> bool:
+        """Raft §5.4.1: compare last terms first, then lengths."""
+        my_term = self._log.last_term
+        if last_term != my_term:
+            return last_term > my_term
+        return last_index >= self._log.last_index
+
+    def recv_requestvote_response(self, node_id: int, msg: RequestVoteResponse) -> None:
+        self._validate_sender(node_id)
+        _check_int(msg.term, "term")
+        if msg.term > self.current_term and not (msg.prevote and msg.vote_granted):
+            self.become_follower(msg.term, None)
+            return
+        if not msg.vote_granted:
+            return
+        if msg.prevote:
+            if self.role is Role.PRECANDIDATE and msg.term == self.current_term + 1:
+                self._count_vote(node_id, self.become_candidate)
+        elif self.role is Role.CANDIDATE and msg.term == self.current_term:
+            self._count_vote(node_id, self.become_leader)
+
+    def _count_vote(self, node_id: int, on_win) -> None:
+        self._votes.add(node_id)
+        if self._won_election():
+            on_win()
+
+    # ----------------------------------------------------------- AppendEntries
+
+    def recv_appendentries(self, node_id: int, msg: AppendEntries) -> AppendEntriesResponse:
+        self._validate_appendentries(node_id, msg)
+        if msg.term < self.current_term:
+            return AppendEntriesResponse(
+                self.current_term, False, rejected_index=msg.prev_log_index,
+                hint_index=self._log.last_index,
+            )
+        self._hear_from_leader(msg.term, msg.leader_id)
+        if not self._log_matches(msg.prev_log_index, msg.prev_log_term):
+            return AppendEntriesResponse(
+                self.current_term, False, rejected_index=msg.prev_log_index,
+                hint_index=self._conflict_hint(msg.prev_log_index),
+            )
+        match_index = self._append_new_entries(msg.prev_log_index, msg.entries)
+        self._advance_follower_commit(min(msg.leader_commit, match_index))
+        return AppendEntriesResponse(self.current_term, True, match_index=match_index)
+
+    def _hear_from_leader(self, term: int, leader_id: int) -> None:
+        if term > self.current_term or self.role is not Role.FOLLOWER:
+            self.become_follower(term, leader_id)
+        self.leader_id = leader_id
+        self._reset_election_timer()
+
+    def _log_matches(self, prev_index: int, prev_term: int) -> bool:
+        """Raft §5.3 consistency check. A compacted index is committed, and a
+        committed entry is on every leader's log (§5.4), so it matches."""
+        if prev_index < self._log.base_index:
+            return True
+        return self._log.term_at(prev_index) == prev_term
+
+    def _conflict_hint(self, prev_index: int) -> int:
+        """The last index that may still match the leader: the end of a short
+        log, or just before the conflicting term's first entry (§5.3 note)."""
+        if prev_index > self._log.last_index:
+            return self._log.last_index
+        conflict_term = self._log.term_at(prev_index)
+        index = prev_index - 1
+        while index > self.commit_index and self._log.term_at(index) == conflict_term:
+            index -= 1
+        return max(index, self.commit_index)
+
+    def _append_new_entries(self, prev_index: int, entries: Sequence[Entry]) -> int:
+        """Append what is new; truncate only at a real conflict (Raft §5.3)."""
+        log = self._log
+        index = prev_index
+        for offset, entry in enumerate(entries):
+            index = prev_index + 1 + offset
+            if index <= log.base_index:
+                continue
+            if index <= log.last_index:
+                if log.term_at(index) == entry.term:
+                    continue
+                self._truncate_log_from(index)
+            self._append_entry(entry)
+        return prev_index + len(entries)
+
+    def _truncate_log_from(self, index: int) -> None:
+        """Drop entries index.. (youngest first). Committed entries never go."""
+        if index <= self.commit_index:
+            raise InvalidMessage(
+                f"AppendEntries conflicts with committed entry {index} "
+                f"(commit index {self.commit_index})"
+            )
+        self._undo_membership_from(index)
+        log = self._log
+        while log.last_index >= index:
+            last = log.last_index
+            self.callbacks.log_pop(log.pop(), last)
+
+    def _append_entry(self, entry: Entry) -> int:
+        index = self._log.append(entry)
+        self.callbacks.log_offer(entry, index)
+        if entry.type.is_membership_change:
+            self._apply_membership_entry(entry, index)
+        return index
+
+    def _advance_follower_commit(self, index: int) -> None:
+        """Raft §5.3: commit up to min(leader_commit, last index verified)."""
+        if index > self.commit_index:
+            self.commit_index = index
+            self._apply_committed()
+
+    def recv_appendentries_response(self, node_id: int, msg: AppendEntriesResponse) -> None:
+        self._validate_sender(node_id)
+        self._validate_appendentries_response(msg)
+        if msg.term > self.current_term:
+            self.become_follower(msg.term, None)
+            self._reset_election_timer()
+            return
+        if self.role is not Role.LEADER or msg.term != self.current_term:
+            return  # stale: from another term or another role
+        member = self._members.get(node_id)
+        if member is None or node_id == self.node_id:
+            return
+        member.recent_active = True
+        if msg.success:
+            if msg.match_index > self._log.last_index:
+                raise InvalidMessage(
+                    f"match_index {msg.match_index} beyond leader's last index "
+                    f"{self._log.last_index}"
+                )
+            if member.maybe_update(msg.match_index):
+                self._maybe_commit()
+                self._maybe_report_sufficient_logs(member)
+            if member.next_index <= self._log.last_index and node_id in self._members:
+                self._send_appendentries(member)
+            return
+        if msg.rejected_index < member.match_index:
+            return  # stale rejection: the member has since matched further
+        member.back_off(msg.hint_index)
+        self._send_appendentries(member)
+
+    def _maybe_commit(self) -> bool:
+        """The commit rule (Raft §5.3, §5.4.2): an index stored on a majority of
+        voters is committed, but only counted for entries of the current term."""
+        if self.role is not Role.LEADER:
+            return False
+        acked = [m.match_index for m in self._peers if m.voting]
+        if self.is_voter():
+            acked.append(self._log.last_index)
+        index = quorum.committed_index(acked)
+        if index <= self.commit_index or self._log.term_at(index) != self.current_term:
+            return False
+        self.commit_index = index
+        self._apply_committed()
+        self._maybe_step_down_after_removal()
+        return True
+
+    def _maybe_step_down_after_removal(self) -> None:
+        """A leader that committed its own removal or demotion steps down."""
+        if self.role is Role.LEADER and not self.is_voter() and self._config_committed():
+            self.callbacks.log(f"node {self.node_id} left the voters; stepping down")
+            self.become_follower(self.current_term, None)
+
+    def _maybe_report_sufficient_logs(self, member: Member) -> None:
+        if (
+            not member.voting
+            and not member.sufficient_logs_reported
+            and member.match_index >= self._log.last_index
+        ):
+            member.sufficient_logs_reported = True
+            self.callbacks.node_has_sufficient_logs(member.node_id)
+
+    def _apply_committed(self) -> None:
+        while self.last_applied < self.commit_index:
+            index = self.last_applied + 1
+            entry = self._log.get(index)
+            assert entry is not None, f"entry {index} to apply is missing"
+            self.last_applied = index
+            self.callbacks.applylog(entry, index)
+
+    def _send_heartbeats(self) -> None:
+        for member in self._peers:
+            self._send_appendentries(member)
+
+    def _send_appendentries(self, member: Member) -> None:
+        next_index = member.next_index
+        if next_index <= self._log.base_index:
+            self._send_installsnapshot(member)
+            return
+        prev_index = next_index - 1
+        prev_term = self._log.term_at(prev_index)
+        assert prev_term is not None
+        entries = self._log.slice(next_index, self.config.max_entries_per_msg)
+        msg = AppendEntries(
+            self.current_term, self.node_id, prev_index, prev_term, entries, self.commit_index
+        )
+        # Optimistic pipelining: a rejection or a heartbeat resets a gap.
+        member.next_index = next_index + len(entries)
+        self.callbacks.send_appendentries(member.node_id, msg)
+
+    # ------------------------------------------------------------ client API
+
+    def recv_entry(self, entry: Entry) -> EntryResponse:
+        """Append a client's entry; the leader stamps it with its term."""
+        return self.recv_entries([entry])[0]
+
+    def recv_entries(self, entries: Sequence[Entry]) -> list[EntryResponse]:
+        """Append a batch of client entries with one message per follower."""
+        if self.role is not Role.LEADER:
+            if self._members.get(self.node_id) is None and self._members:
+                raise Shutdown(f"node {self.node_id} is not a member of the cluster")
+            raise NotLeader(self.leader_id)
+        changes = [e for e in entries if e.type.is_membership_change]
+        if changes:
+            self._validate_membership_change(changes)
+        stamped = [
+            Entry(self.current_term, e.id, e.type, e.data, e.node) for e in entries
+        ]
+        return self._append_as_leader(stamped)
+
+    def _append_as_leader(self, entries: Sequence[Entry]) -> list[EntryResponse]:
+        responses = []
+        for entry in entries:
+            index = self._append_entry(entry)
+            responses.append(EntryResponse(entry.id, entry.term, index))
+        first = responses[0].index if responses else self._log.last_index + 1
+        for member in self._peers:
+            if member.next_index >= first:
+                member.next_index = min(member.next_index, first)
+                self._send_appendentries(member)
+        self._maybe_commit()
+        return responses
+
+    def entry_committed(self, response: EntryResponse) -> EntryState:
+        """COMMITTED, PENDING, or LOST (another leader overwrote its index)."""
+        term = self._log.term_at(response.index)
+        if term is None:
+            if response.index > self._log.last_index:
+                return EntryState.PENDING
+            # Compacted: committed, unless a newer term provably replaced it.
+            if response.term > self._log.base_term:
+                return EntryState.LOST
+            return EntryState.COMMITTED
+        if term != response.term:
+            return EntryState.LOST
+        if response.index <= self.commit_index:
+            return EntryState.COMMITTED
+        return EntryState.PENDING
+
+    # -------------------------------------------------------------- membership
+
+    def _validate_membership_change(self, changes: list[Entry]) -> None:
+        if len(changes) > 1 or self._config_history and not self._config_committed():
+            raise OneVotingChangeOnly("a membership change is already in progress")
+        if self._log.term_at(self.commit_index) != self.current_term:
+            # The single-server change bug (Ongaro, raft-dev 2015): an entry of
+            # this term must commit first, so no older uncommitted change lingers.
+            raise OneVotingChangeOnly(
+                "the leader has not committed an entry of its term yet; retry shortly"
+            )
+        change = changes[0]
+        if type(change.node) is not int or change.node < 0:
+            raise InvalidOperation(f"{change.type.name} needs a node id, got {change.node!r}")
+        member = self._members.get(change.node)
+        kind = change.type
+        if kind is EntryType.ADD_NONVOTING_NODE and member is not None:
+            raise InvalidOperation(f"node {change.node} is already a member")
+        if kind is EntryType.ADD_NODE and (member is None or member.voting):
+            raise InvalidOperation(f"node {change.node} must be a non-voting member first")
+        if kind is EntryType.DEMOTE_NODE and (member is None or not member.voting):
+            raise InvalidOperation(f"node {change.node} is not a voting member")
+        if kind is EntryType.REMOVE_NODE and member is None:
+            raise InvalidOperation(f"node {change.node} is not a member")
+
+    def _config_committed(self) -> bool:
+        return not self._config_history or self._config_history[-1][0] <= self.commit_index
+
+    def _members_now(self) -> Membership:
+        return self._config_history[-1][1] if self._config_history else self._base_members
+
+    def members_at(self, index: int) -> Membership:
+        """The configuration in force once entry `index` is appended."""
+        members = self._base_members
+        for config_index, config in self._config_history:
+            if config_index > index:
+                break
+            members = config
+        return members
+
+    def _apply_membership_entry(self, entry: Entry, index: int) -> None:
+        """A configuration takes effect as soon as it is appended (§4.1)."""
+        members = dict(self._members_now())
+        node = entry.node
+        if entry.type is EntryType.ADD_NONVOTING_NODE:
+            members.setdefault(node, False)
+        elif entry.type is EntryType.ADD_NODE:
+            members[node] = True
+        elif entry.type is EntryType.DEMOTE_NODE:
+            if node in members:
+                members[node] = False
+        elif entry.type is EntryType.REMOVE_NODE:
+            members.pop(node, None)
+        config = tuple(sorted(members.items()))
+        self._config_history.append((index, config))
+        self._install_members(config)
+
+    def _undo_membership_from(self, index: int) -> None:
+        """Truncating a membership entry reverts its configuration (§4.1)."""
+        if not self._config_history or self._config_history[-1][0] < index:
+            return
+        while self._config_history and self._config_history[-1][0] >= index:
+            self._config_history.pop()
+        self._install_members(self._members_now())
+
+    def _install_members(self, config: Membership) -> None:
+        old = self._members
+        new: dict[int, Member] = {}
+        next_index = self._log.last_index + 1
+        for node_id, voting in config:
+            member = old.get(node_id)
+            if member is None:
+                member = Member(node_id, voting, next_index=next_index)
+                if node_id != self.node_id:
+                    self.callbacks.notify_membership_event(node_id, MembershipEvent.ADDED)
+            member.voting = voting
+            new[node_id] = member
+        for node_id in sorted(old):
+            if node_id not in new and node_id != self.node_id:
+                self.callbacks.notify_membership_event(node_id, MembershipEvent.REMOVED)
+        self._members = new
+        self._peers = [m for m in self._sorted_members() if m.node_id != self.node_id]
+
+    def _sorted_members(self) -> list[Member]:
+        return [self._members[node_id] for node_id in sorted(self._members)]
+
+    # --------------------------------------------------------------- snapshots
+
+    def begin_snapshot(self) -> int:
+        """Start a snapshot of everything applied; returns its last index."""
+        if self._snapshot_in_progress is not None:
+            raise SnapshotInProgress("a snapshot is already being taken")
+        if self.last_applied <= self._log.base_index:
+            raise InvalidOperation("nothing applied since the last snapshot")
+        self._snapshot_in_progress = self.last_applied
+        return self.last_applied
+
+    def end_snapshot(self, data: bytes = b"") -> Snapshot:
+        """Finish the snapshot with the state machine's bytes; compact the log."""
+        index = self._snapshot_in_progress
+        if index is None:
+            raise InvalidOperation("end_snapshot without begin_snapshot")
+        if not isinstance(data, bytes):
+            raise InvalidOperation("snapshot data must be bytes")
+        self._snapshot_in_progress = None
+        if index <= self._log.base_index:
+            raise SnapshotInProgress("a newer snapshot was loaded while this one was taken")
+        term = self._log.term_at(index)
+        assert term is not None
+        snapshot = Snapshot(index, term, self.members_at(index), data)
+        self.callbacks.persist_snapshot(snapshot)
+        self._compact_log(snapshot)
+        return snapshot
+
+    def _compact_log(self, snapshot: Snapshot) -> None:
+        first = self._log.base_index + 1
+        for offset, entry in enumerate(self._log.compact(snapshot.last_index)):
+            self.callbacks.log_poll(entry, first + offset)
+        self.snapshot = snapshot
+        self._base_members = tuple(sorted(snapshot.members))
+        self._config_history = [c for c in self._config_history if c[0] > snapshot.last_index]
+
+    def _send_installsnapshot(self, member: Member) -> None:
+        snapshot = self.snapshot
+        if snapshot is None:
+            raise NeedsSnapshot(f"node {member.node_id} needs compacted entries but no snapshot")
+        if member.snapshot_index != snapshot.last_index:
+            member.snapshot_index = snapshot.last_index
+            member.snapshot_offset = 0
+        offset = member.snapshot_offset
+        chunk = snapshot.data[offset : offset + self.config.snapshot_chunk_bytes]
+        msg = InstallSnapshot(
+            self.current_term, self.node_id, snapshot.last_index, snapshot.last_term,
+            snapshot.members, offset, chunk, offset + len(chunk) >= len(snapshot.data),
+        )
+        self.callbacks.send_installsnapshot(member.node_id, msg)
+
+    def recv_installsnapshot(self, node_id: int, msg: InstallSnapshot) -> InstallSnapshotResponse:
+        self._validate_installsnapshot(node_id, msg)
+        if msg.term < self.current_term:
+            return InstallSnapshotResponse(self.current_term, msg.last_index, 0)
+        self._hear_from_leader(msg.term, msg.leader_id)
+        if msg.last_index <= self.commit_index:
+            return InstallSnapshotResponse(self.current_term, msg.last_index, 0, done=True)
+        buffer = self._receive_snapshot_chunk(msg)
+        if buffer is None:
+            expected = self._incoming_snapshot_offset(msg)
+            return InstallSnapshotResponse(self.current_term, msg.last_index, expected)
+        if not msg.done:
+            return InstallSnapshotResponse(self.current_term, msg.last_index, len(buffer))
+        self._incoming_snapshot = None
+        snapshot = Snapshot(msg.last_index, msg.last_term, msg.members, bytes(buffer))
+        self.begin_load_snapshot(snapshot)
+        self.end_load_snapshot()
+        return InstallSnapshotResponse(self.current_term, msg.last_index, len(buffer), done=True)
+
+    def _receive_snapshot_chunk(self, msg: InstallSnapshot) -> bytearray | None:
+        """Collect chunks in order; None when this chunk is not the next one."""
+        if msg.offset == 0:
+            self._incoming_snapshot = (msg.last_index, msg.last_term, bytearray(msg.data))
+            return self._incoming_snapshot[2]
+        incoming = self._incoming_snapshot
+        if incoming is None or incoming[:2] != (msg.last_index, msg.last_term):
+            return None
+        if msg.offset != len(incoming[2]):
+            return None
+        incoming[2].extend(msg.data)
+        return incoming[2]
+
+    def _incoming_snapshot_offset(self, msg: InstallSnapshot) -> int:
+        incoming = self._incoming_snapshot
+        if incoming is None or incoming[:2] != (msg.last_index, msg.last_term):
+            return 0
+        return len(incoming[2])
+
+    def recv_installsnapshot_response(self, node_id: int, msg: InstallSnapshotResponse) -> None:
+        self._validate_sender(node_id)
+        _check_int(msg.term, "term")
+        _check_int(msg.last_index, "last_index")
+        _check_int(msg.next_offset, "next_offset")
+        if msg.term > self.current_term:
+            self.become_follower(msg.term, None)
+            self._reset_election_timer()
+            return
+        member = self._members.get(node_id)
+        if self.role is not Role.LEADER or msg.term != self.current_term or member is None:
+            return
+        member.recent_active = True
+        if msg.done:
+            if msg.last_index > self._log.last_index:
+                raise InvalidMessage(f"snapshot index {msg.last_index} beyond the leader's log")
+            if member.maybe_update(msg.last_index):
+                self._maybe_commit()
+                self._maybe_report_sufficient_logs(member)
+            if member.next_index <= self._log.last_index:
+                self._send_appendentries(member)
+            return
+        snapshot = self.snapshot
+        if snapshot is None or msg.last_index != snapshot.last_index:
+            return  # about a snapshot this leader no longer sends
+        member.snapshot_offset = min(msg.next_offset, len(snapshot.data))
+        self._send_installsnapshot(member)
+
+    def begin_load_snapshot(self, snapshot: Snapshot) -> None:
+        """Replace the log's prefix with a snapshot from the leader. The term
+        and vote stay as they are: a snapshot never lowers them."""
+        if self._snapshot_in_progress is not None:
+            raise SnapshotInProgress("cannot load a snapshot while taking one")
+        if self._loading_snapshot is not None:
+            raise SnapshotInProgress("begin_load_snapshot called twice")
+        if snapshot.last_index <= self.commit_index:
+            raise InvalidOperation(
+                f"snapshot through {snapshot.last_index} is not ahead of commit index "
+                f"{self.commit_index}"
+            )
+        log = self._log
+        self.callbacks.load_snapshot(snapshot)
+        if log.term_at(snapshot.last_index) == snapshot.last_term:
+            # Dissertation Figure 5.3, step 6: keep the entries that follow it.
+            kept = [
+                (snapshot.last_index + 1 + offset, entry)
+                for offset, entry in enumerate(log.entries_after(snapshot.last_index))
+                if entry.type.is_membership_change
+            ]
+            self._compact_log(snapshot)
+        else:
+            # The snapshot covers entries this log lacks or contradicts, all of
+            # them committed on the leader: the whole log goes.
+            kept = []
+            while log.last_index > log.base_index:
+                last = log.last_index
+                self.callbacks.log_pop(log.pop(), last)
+            log.reset(snapshot.last_index, snapshot.last_term)
+            self.snapshot = snapshot
+        self._loading_snapshot = kept
+        self.commit_index = snapshot.last_index
+        self.last_applied = snapshot.last_index
+
+    def end_load_snapshot(self) -> None:
+        """Take the snapshot's membership, then replay later membership entries."""
+        if self._loading_snapshot is None:
+            raise InvalidOperation("end_load_snapshot without begin_load_snapshot")
+        kept, self._loading_snapshot = self._loading_snapshot, None
+        assert self.snapshot is not None
+        self._base_members = tuple(sorted(self.snapshot.members))
+        self._config_history = []
+        for index, entry in kept:
+            self._apply_membership_entry(entry, index)
+        self._install_members(self._members_now())
+
+    # -------------------------------------------------------------- validation
+
+    def _validate_sender(self, node_id: int) -> None:
+        _check_int(node_id, "node_id")
+        if node_id not in self._members:
+            raise InvalidMessage(f"node {self.node_id} does not know node {node_id}")
+
+    def _validate_requestvote(self, node_id: int, msg: RequestVote) -> None:
+        if not isinstance(msg, RequestVote):
+            raise InvalidMessage(f"expected RequestVote, got {type(msg).__name__}")
+        self._validate_sender(node_id)
+        _check_int(msg.term, "term")
+        _check_int(msg.last_log_index, "last_log_index")
+        _check_int(msg.last_log_term, "last_log_term")
+        if msg.candidate_id != node_id:
+            raise InvalidMessage(f"candidate_id {msg.candidate_id!r} is not the sender {node_id}")
+
+    def _validate_appendentries(self, node_id: int, msg: AppendEntries) -> None:
+        """Raft dissertation §4.1: a server accepts AppendEntries from a leader
+        not (yet) in its configuration, so a lagging member can catch up."""
+        if not isinstance(msg, AppendEntries):
+            raise InvalidMessage(f"expected AppendEntries, got {type(msg).__name__}")
+        _check_int(node_id, "node_id")
+        _check_int(msg.term, "term")
+        _check_int(msg.prev_log_index, "prev_log_index")
+        _check_int(msg.prev_log_term, "prev_log_term")
+        _check_int(msg.leader_commit, "leader_commit")
+        if msg.leader_id != node_id:
+            raise InvalidMessage(f"leader_id {msg.leader_id!r} is not the sender {node_id}")
+        if not isinstance(msg.entries, tuple):
+            raise InvalidMessage("entries must be a tuple of Entry")
+        last_term = msg.prev_log_term
+        for entry in msg.entries:
+            if not isinstance(entry, Entry) or not isinstance(entry.type, EntryType):
+                raise InvalidMessage(f"malformed entry {entry!r}")
+            _check_int(entry.term, "entry term")
+            if entry.term < last_term or entry.term > msg.term:
+                raise InvalidMessage(f"entry term {entry.term} out of order")
+            last_term = entry.term
+
+    def _validate_appendentries_response(self, msg: AppendEntriesResponse) -> None:
+        if not isinstance(msg, AppendEntriesResponse):
+            raise InvalidMessage(f"expected AppendEntriesResponse, got {type(msg).__name__}")
+        _check_int(msg.term, "term")
+        _check_int(msg.match_index, "match_index")
+        _check_int(msg.rejected_index, "rejected_index")
+        _check_int(msg.hint_index, "hint_index")
+
+    def _validate_installsnapshot(self, node_id: int, msg: InstallSnapshot) -> None:
+        if not isinstance(msg, InstallSnapshot):
+            raise InvalidMessage(f"expected InstallSnapshot, got {type(msg).__name__}")
+        _check_int(node_id, "node_id")
+        _check_int(msg.term, "term")
+        _check_int(msg.last_index, "last_index")
+        _check_int(msg.last_term, "last_term")
+        _check_int(msg.offset, "offset")
+        if msg.leader_id != node_id:
+            raise InvalidMessage(f"leader_id {msg.leader_id!r} is not the sender {node_id}")
+        if not isinstance(msg.data, bytes):
+            raise InvalidMessage("snapshot data must be bytes")
+        if not isinstance(msg.members, tuple) or not msg.members:
+            raise InvalidMessage("snapshot membership must be a non-empty tuple")
+
+
+def entries_of(server: RaftServer, first: int = 1) -> Iterable[tuple[int, Entry]]:
+    """(index, entry) for every entry the server holds from `first` on."""
+    for index in range(max(first, server.snapshot_last_index + 1), server.last_log_index + 1):
+        entry = server.get_entry(index)
+        assert entry is not None
+        yield index, entry
