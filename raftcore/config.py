@@ -19,6 +19,8 @@ class Config:
     noop_on_election: bool = True
     # Most entries carried by one AppendEntries message.
     max_entries_per_msg: int = 64
+    # Most AppendEntries with entries in flight to one follower (pipelining).
+    max_inflight_msgs: int = 8
     # Largest chunk of snapshot data in one InstallSnapshot message.
     snapshot_chunk_bytes: int = 4096
 
@@ -31,5 +33,7 @@ class Config:
             raise ValueError("request_timeout_ms must be smaller than election_timeout_ms")
         if self.max_entries_per_msg < 1:
             raise ValueError(f"max_entries_per_msg must be >= 1, got {self.max_entries_per_msg}")
+        if self.max_inflight_msgs < 1:
+            raise ValueError(f"max_inflight_msgs must be >= 1, got {self.max_inflight_msgs}")
         if self.snapshot_chunk_bytes < 1:
             raise ValueError(f"snapshot_chunk_bytes must be >= 1, got {self.snapshot_chunk_bytes}")

@@ -3,6 +3,7 @@
 Reading guide. Each rule of the protocol lives in one method named for it:
 
 - election timeout ........ `periodic`, `_reset_election_timer`
+- who may campaign ........ `_may_campaign`
 - vote granting ........... `_may_grant_vote`
 - up-to-date log check .... `_candidate_log_is_up_to_date`
 - leader stickiness ....... `_in_leader_lease`
@@ -67,6 +68,32 @@ class Role(enum.Enum):
 def _check_int(value: object, name: str, minimum: int = 0) -> None:
     if type(value) is not int or value < minimum:  # bool is not an index
         raise InvalidMessage(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_bool(value: object, name: str) -> None:
+    if type(value) is not bool:  # a truthy string is not a yes
+        raise InvalidMessage(f"{name} must be a bool, got {value!r}")
+
+
+def _check_entry(entry: object) -> None:
+    """An entry is well formed: an Entry, an EntryType, a term, and a node id
+    when it changes the membership."""
+    if not isinstance(entry, Entry) or not isinstance(entry.type, EntryType):
+        raise InvalidMessage(f"malformed entry {entry!r}")
+    _check_int(entry.term, "entry term")
+    if entry.type.is_membership_change:
+        _check_int(entry.node, f"{entry.type.name} node")
+
+
+def _check_members(members: object) -> None:
+    """A snapshot's membership: a non-empty tuple of (node id, is voting)."""
+    if not isinstance(members, tuple) or not members:
+        raise InvalidMessage("snapshot membership must be a non-empty tuple")
+    for member in members:
+        if not isinstance(member, tuple) or len(member) != 2:
+            raise InvalidMessage(f"malformed member {member!r}: expected (node id, is voting)")
+        _check_int(member[0], "member node id")
+        _check_bool(member[1], "member is voting")
 
 
 class RaftServer:
@@ -274,13 +301,18 @@ class RaftServer:
         for member in self._peers:
             member.next_index = next_index
             member.match_index = 0
+            member.match_at_heartbeat = 0
+            member.become_probe()
+            member.next_index = next_index
             member.recent_active = False
             member.snapshot_offset = 0
         self.callbacks.log(f"node {self.node_id} became leader in term {self.current_term}")
         if self.config.noop_on_election:
+            # Appending sends the no-op to every peer: it is the first heartbeat.
             self._append_as_leader([Entry(self.current_term, 0, EntryType.NOOP)])
-        self._maybe_commit()
-        self._send_heartbeats()
+        else:
+            self._maybe_commit()
+            self._send_heartbeats()
 
     def _start_election(self) -> None:
         if self.config.prevote:
@@ -324,8 +356,16 @@ class RaftServer:
         self._election_timeout_ms = base + self._rng.randrange(base)
 
     def _may_campaign(self) -> bool:
-        """Only a voting member stands for election."""
-        return self.is_voter()
+        """Only a voter stands for election: a voter of the latest configuration,
+        or of the one before it while that change is uncommitted. Dissertation
+        §4.2.2: a leader that steps down before its own removal commits may
+        time out and lead again; its log may be the only one up to date."""
+        if self.is_voter():
+            return True
+        if self._config_committed():
+            return False
+        before = self.members_at(self._config_history[-1][0] - 1)
+        return (self.node_id, True) in before
 
     def _in_leader_lease(self) -> bool:
         """Leader stickiness (dissertation §4.2.3): while a leader was heard from
@@ -387,8 +427,7 @@ class RaftServer:
         return last_index >= self._log.last_index
 
     def recv_requestvote_response(self, node_id: int, msg: RequestVoteResponse) -> None:
-        self._validate_sender(node_id)
-        _check_int(msg.term, "term")
+        self._validate_requestvote_response(node_id, msg)
         if msg.term > self.current_term and not (msg.prevote and msg.vote_granted):
             self.become_follower(msg.term, None)
             return
@@ -501,22 +540,27 @@ class RaftServer:
         member = self._members.get(node_id)
         if member is None or node_id == self.node_id:
             return
+        if msg.success and msg.match_index > self._log.last_index:
+            # This term's leader sent every index it could acknowledge.
+            raise InvalidMessage(
+                f"match_index {msg.match_index} beyond leader's last index "
+                f"{self._log.last_index}"
+            )
         member.recent_active = True
         if msg.success:
-            if msg.match_index > self._log.last_index:
-                raise InvalidMessage(
-                    f"match_index {msg.match_index} beyond leader's last index "
-                    f"{self._log.last_index}"
-                )
-            if member.maybe_update(msg.match_index):
-                self._maybe_commit()
-                self._maybe_report_sufficient_logs(member)
+            if not member.maybe_update(msg.match_index):
+                return  # a duplicate or an answer to a heartbeat: nothing new
+            if self._maybe_commit() and not self.is_leader:
+                return  # committed its own removal and stepped down
+            self._maybe_report_sufficient_logs(member)
             if member.next_index <= self._log.last_index and node_id in self._members:
-                self._send_appendentries(member)
+                self._replicate(member)
             return
-        if msg.rejected_index < member.match_index:
-            return  # stale rejection: the member has since matched further
-        member.back_off(msg.hint_index)
+        if msg.rejected_index > self._log.last_index:
+            return  # answers a request of an earlier term, from a longer log
+        if member.is_stale_rejection(msg.rejected_index):
+            return
+        member.back_off(msg.rejected_index, msg.hint_index)
         self._send_appendentries(member)
 
     def _maybe_commit(self) -> bool:
@@ -560,6 +604,43 @@ class RaftServer:
 
     def _send_heartbeats(self) -> None:
         for member in self._peers:
+            self._send_heartbeat(member)
+
+    def _send_heartbeat(self, member: Member) -> None:
+        """Every request timeout: reset the member's election timer, and
+        recover requests that were lost."""
+        stalled = member.match_index == member.match_at_heartbeat
+        member.match_at_heartbeat = member.match_index
+        if member.window_full(self.config.max_inflight_msgs):
+            if not stalled:
+                self._send_keepalive(member)
+                return
+            member.become_probe()  # a full window and no progress: assume losses
+        self._send_appendentries(member)
+
+    def _send_keepalive(self, member: Member) -> None:
+        """An empty AppendEntries at the member's last acknowledged index: it
+        always matches, so it keeps the member's timer reset without
+        disturbing the requests already in flight."""
+        prev_term = self._log.term_at(member.match_index)
+        if prev_term is None:
+            self._send_appendentries(member)
+            return
+        msg = AppendEntries(
+            self.current_term, self.node_id, member.match_index, prev_term, (), self.commit_index
+        )
+        self.callbacks.send_appendentries(member.node_id, msg)
+
+    def _replicate(self, member: Member) -> None:
+        """Send what the member lacks: one probe, or batches up to the window."""
+        limit = self.config.max_inflight_msgs
+        log = self._log
+        self._send_appendentries(member)
+        while (
+            not member.probing
+            and log.base_index < member.next_index <= log.last_index
+            and not member.window_full(limit)
+        ):
             self._send_appendentries(member)
 
     def _send_appendentries(self, member: Member) -> None:
@@ -574,8 +655,8 @@ class RaftServer:
         msg = AppendEntries(
             self.current_term, self.node_id, prev_index, prev_term, entries, self.commit_index
         )
-        # Optimistic pipelining: a rejection or a heartbeat resets a gap.
-        member.next_index = next_index + len(entries)
+        if entries:
+            member.sent(prev_index + len(entries))
         self.callbacks.send_appendentries(member.node_id, msg)
 
     # ------------------------------------------------------------ client API
@@ -590,6 +671,9 @@ class RaftServer:
             if self._members.get(self.node_id) is None and self._members:
                 raise Shutdown(f"node {self.node_id} is not a member of the cluster")
             raise NotLeader(self.leader_id)
+        for entry in entries:
+            if not isinstance(entry, Entry) or not isinstance(entry.type, EntryType):
+                raise InvalidOperation(f"a client entry must be an Entry, got {entry!r}")
         changes = [e for e in entries if e.type.is_membership_change]
         if changes:
             self._validate_membership_change(changes)
@@ -604,23 +688,38 @@ class RaftServer:
             index = self._append_entry(entry)
             responses.append(EntryResponse(entry.id, entry.term, index))
         first = responses[0].index if responses else self._log.last_index + 1
+        limit = self.config.max_inflight_msgs
         for member in self._peers:
-            if member.next_index >= first:
-                member.next_index = min(member.next_index, first)
+            # Only members that have been sent everything before these entries;
+            # the others get them when their acknowledgments come back.
+            if member.next_index == first and not member.window_full(limit):
                 self._send_appendentries(member)
         self._maybe_commit()
         return responses
 
     def entry_committed(self, response: EntryResponse) -> EntryState:
-        """COMMITTED, PENDING, or LOST (another leader overwrote its index)."""
+        """COMMITTED, PENDING, or LOST (another leader overwrote its index).
+
+        LOST describes this server's log: a later leader may still hold and
+        commit the entry (Figure 8), after which this server reports it
+        COMMITTED."""
+        if not isinstance(response, EntryResponse):
+            raise InvalidOperation(f"expected an EntryResponse, got {response!r}")
+        _check_int(response.index, "index", 1)
+        _check_int(response.term, "term")
         term = self._log.term_at(response.index)
         if term is None:
             if response.index > self._log.last_index:
                 return EntryState.PENDING
-            # Compacted: committed, unless a newer term provably replaced it.
-            if response.term > self._log.base_term:
-                return EntryState.LOST
-            return EntryState.COMMITTED
+            # Compacted, hence committed: but was it this entry?
+            term = self._log.compacted_term(response.index)
+            if term is None:
+                # Only a snapshot from elsewhere covers it; a newer term than
+                # the snapshot's proves it lost, else this server cannot tell.
+                if response.term > self._log.base_term:
+                    return EntryState.LOST
+                return EntryState.PENDING
+            return EntryState.COMMITTED if term == response.term else EntryState.LOST
         if term != response.term:
             return EntryState.LOST
         if response.index <= self.commit_index:
@@ -777,9 +876,9 @@ class RaftServer:
             return InstallSnapshotResponse(self.current_term, msg.last_index, expected)
         if not msg.done:
             return InstallSnapshotResponse(self.current_term, msg.last_index, len(buffer))
-        self._incoming_snapshot = None
         snapshot = Snapshot(msg.last_index, msg.last_term, msg.members, bytes(buffer))
-        self.begin_load_snapshot(snapshot)
+        self.begin_load_snapshot(snapshot)  # may refuse: then the chunks are kept
+        self._incoming_snapshot = None
         self.end_load_snapshot()
         return InstallSnapshotResponse(self.current_term, msg.last_index, len(buffer), done=True)
 
@@ -803,10 +902,7 @@ class RaftServer:
         return len(incoming[2])
 
     def recv_installsnapshot_response(self, node_id: int, msg: InstallSnapshotResponse) -> None:
-        self._validate_sender(node_id)
-        _check_int(msg.term, "term")
-        _check_int(msg.last_index, "last_index")
-        _check_int(msg.next_offset, "next_offset")
+        self._validate_installsnapshot_response(node_id, msg)
         if msg.term > self.current_term:
             self.become_follower(msg.term, None)
             self._reset_election_timer()
@@ -814,10 +910,10 @@ class RaftServer:
         member = self._members.get(node_id)
         if self.role is not Role.LEADER or msg.term != self.current_term or member is None:
             return
+        if msg.done and msg.last_index > self._log.last_index:
+            raise InvalidMessage(f"snapshot index {msg.last_index} beyond the leader's log")
         member.recent_active = True
         if msg.done:
-            if msg.last_index > self._log.last_index:
-                raise InvalidMessage(f"snapshot index {msg.last_index} beyond the leader's log")
             if member.maybe_update(msg.last_index):
                 self._maybe_commit()
                 self._maybe_report_sufficient_logs(member)
@@ -827,6 +923,8 @@ class RaftServer:
         snapshot = self.snapshot
         if snapshot is None or msg.last_index != snapshot.last_index:
             return  # about a snapshot this leader no longer sends
+        if member.next_index > self._log.base_index:
+            return  # a late answer: the member no longer needs the snapshot
         member.snapshot_offset = min(msg.next_offset, len(snapshot.data))
         self._send_installsnapshot(member)
 
@@ -843,7 +941,6 @@ class RaftServer:
                 f"{self.commit_index}"
             )
         log = self._log
-        self.callbacks.load_snapshot(snapshot)
         if log.term_at(snapshot.last_index) == snapshot.last_term:
             # Dissertation Figure 5.3, step 6: keep the entries that follow it.
             kept = [
@@ -851,6 +948,7 @@ class RaftServer:
                 for offset, entry in enumerate(log.entries_after(snapshot.last_index))
                 if entry.type.is_membership_change
             ]
+            self.callbacks.load_snapshot(snapshot)
             self._compact_log(snapshot)
         else:
             # The snapshot covers entries this log lacks or contradicts, all of
@@ -859,6 +957,7 @@ class RaftServer:
             while log.last_index > log.base_index:
                 last = log.last_index
                 self.callbacks.log_pop(log.pop(), last)
+            self.callbacks.load_snapshot(snapshot)
             log.reset(snapshot.last_index, snapshot.last_term)
             self.snapshot = snapshot
         self._loading_snapshot = kept
@@ -891,8 +990,17 @@ class RaftServer:
         _check_int(msg.term, "term")
         _check_int(msg.last_log_index, "last_log_index")
         _check_int(msg.last_log_term, "last_log_term")
+        _check_bool(msg.prevote, "prevote")
         if msg.candidate_id != node_id:
             raise InvalidMessage(f"candidate_id {msg.candidate_id!r} is not the sender {node_id}")
+
+    def _validate_requestvote_response(self, node_id: int, msg: RequestVoteResponse) -> None:
+        if not isinstance(msg, RequestVoteResponse):
+            raise InvalidMessage(f"expected RequestVoteResponse, got {type(msg).__name__}")
+        self._validate_sender(node_id)
+        _check_int(msg.term, "term")
+        _check_bool(msg.vote_granted, "vote_granted")
+        _check_bool(msg.prevote, "prevote")
 
     def _validate_appendentries(self, node_id: int, msg: AppendEntries) -> None:
         """Raft dissertation §4.1: a server accepts AppendEntries from a leader
@@ -910,9 +1018,7 @@ class RaftServer:
             raise InvalidMessage("entries must be a tuple of Entry")
         last_term = msg.prev_log_term
         for entry in msg.entries:
-            if not isinstance(entry, Entry) or not isinstance(entry.type, EntryType):
-                raise InvalidMessage(f"malformed entry {entry!r}")
-            _check_int(entry.term, "entry term")
+            _check_entry(entry)
             if entry.term < last_term or entry.term > msg.term:
                 raise InvalidMessage(f"entry term {entry.term} out of order")
             last_term = entry.term
@@ -922,6 +1028,7 @@ class RaftServer:
             raise InvalidMessage(f"expected AppendEntriesResponse, got {type(msg).__name__}")
         _check_int(msg.term, "term")
         _check_int(msg.match_index, "match_index")
+        _check_bool(msg.success, "success")
         _check_int(msg.rejected_index, "rejected_index")
         _check_int(msg.hint_index, "hint_index")
 
@@ -937,8 +1044,19 @@ class RaftServer:
             raise InvalidMessage(f"leader_id {msg.leader_id!r} is not the sender {node_id}")
         if not isinstance(msg.data, bytes):
             raise InvalidMessage("snapshot data must be bytes")
-        if not isinstance(msg.members, tuple) or not msg.members:
-            raise InvalidMessage("snapshot membership must be a non-empty tuple")
+        _check_bool(msg.done, "done")
+        _check_members(msg.members)
+
+    def _validate_installsnapshot_response(
+        self, node_id: int, msg: InstallSnapshotResponse
+    ) -> None:
+        if not isinstance(msg, InstallSnapshotResponse):
+            raise InvalidMessage(f"expected InstallSnapshotResponse, got {type(msg).__name__}")
+        self._validate_sender(node_id)
+        _check_int(msg.term, "term")
+        _check_int(msg.last_index, "last_index")
+        _check_int(msg.next_offset, "next_offset")
+        _check_bool(msg.done, "done")
 
 
 def entries_of(server: RaftServer, first: int = 1) -> Iterable[tuple[int, Entry]]:

@@ -1,0 +1,74 @@
+"""The simulated network: pool, delays, partitions, holds (DESIGN: Network)."""
+
+from virtraft.network import Network
+
+
+def test_messages_wait_for_their_delay():
+    net = Network([1, 2])
+    net.send(1, 2, "late", now_ms=0, delay_ms=50)
+    net.send(1, 2, "now", now_ms=0, delay_ms=0)
+    assert [e.message for e in net.pool] == ["now"]
+    net.advance(49)
+    assert len(net.pool) == 1
+    net.advance(50)
+    assert [e.message for e in net.pool] == ["now", "late"]
+
+
+def test_a_down_link_loses_messages_in_flight_and_new_ones():
+    net = Network([1, 2, 3])
+    net.send(1, 2, "a", 0, 0)
+    net.send(2, 1, "b", 0, 0)
+    net.send(1, 3, "c", 0, 30)
+    net.set_partition(down=[(1, 2), (1, 3)])
+    assert [e.message for e in net.pool] == ["b"]
+    net.send(1, 2, "d", 0, 0)
+    net.advance(100)
+    assert [e.message for e in net.pool] == ["b"]
+    assert net.stats.lost_on_cut_links == 3
+
+
+def test_a_held_link_keeps_messages_until_heal():
+    net = Network([1, 2])
+    net.set_partition(down=[], held=[(1, 2)])
+    net.send(1, 2, "kept", 0, 0)
+    net.send(2, 1, "free", 0, 0)
+    assert [e.message for e in net.pool] == ["free"]
+    net.heal()
+    assert [e.message for e in net.pool] == ["free", "kept"]
+
+
+def test_duplicate_makes_a_second_envelope():
+    net = Network([1, 2])
+    net.send(1, 2, "x", 0, 0)
+    copy = net.duplicate(net.pool[0])
+    assert len(net.pool) == 2 and copy is not net.pool[0]
+    net.take(net.pool[0])
+    assert net.pool == [copy]
+
+
+def test_find_by_content_digest_also_sees_delayed_messages():
+    net = Network([1, 2])
+    net.send(1, 2, "x", 0, 100)
+    env = net.find(1, 2, net._future[0][2].key)
+    assert env is not None and env.message == "x"
+    net.take(env)
+    assert net.in_flight == 0
+
+
+def test_connected_majority_is_a_graph_query():
+    net = Network([1, 2, 3, 4, 5])
+    assert net.connected_majority([1, 2, 3, 4, 5])
+    # Partial connectivity: 3 sees everyone, the others see only 3; only 3 can lead.
+    down = [(a, b) for a in (1, 2, 4, 5) for b in (1, 2, 4, 5) if a != b]
+    net.set_partition(down)
+    assert net.connected_majority([1, 2, 3, 4, 5])
+    net.set_partition(down + [(3, 1), (3, 2), (3, 4)])
+    assert not net.connected_majority([1, 2, 3, 4, 5])
+    net.heal()
+    net.set_partition([(a, b) for a in (1, 2) for b in (3, 4, 5)] +
+                      [(b, a) for a in (1, 2) for b in (3, 4, 5)])
+    assert net.connected_majority([1, 2, 3, 4, 5])  # 3, 4, 5 together
+    net.heal()
+    groups = {1: 0, 2: 0, 3: 1, 4: 1, 5: 2}
+    net.set_partition([(a, b) for a in groups for b in groups if groups[a] != groups[b]])
+    assert not net.connected_majority([1, 2, 3, 4, 5])

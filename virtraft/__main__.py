@@ -1,0 +1,7 @@
+"""`python -m virtraft` works like the `virtraft` console script."""
+
+import sys
+
+from virtraft.cli import main
+
+sys.exit(main())

@@ -1,0 +1,373 @@
+"""The `virtraft` command line.
+
+Exit codes: 0 no violation, 1 a violation (safety or liveness) was found,
+2 bad usage or input (including a trace that no longer fits the code).
+Errors are one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from rich.console import Console
+
+from virtraft.adapter import NodeOptions
+from virtraft.options import OptionsError, SimOptions
+
+EXIT_OK, EXIT_VIOLATION, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"virtraft: error: {message} (see --help)\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a probability in [0, 1]")
+    return value
+
+
+def whole(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is less than {minimum}")
+        return value
+
+    parse.__name__ = f"whole number >= {minimum}"
+    return parse
+
+
+def seed_range(text: str) -> range:
+    start, sep, stop = text.partition(":")
+    try:
+        first, last = int(start), int(stop)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a range A:B of seeds") from None
+    if not sep or first < 0 or last <= first:
+        raise argparse.ArgumentTypeError(f"{text!r} must be A:B with 0 <= A < B")
+    return range(first, last)
+
+
+# ------------------------------------------------------------------ options
+
+
+def _add_sim_options(p: argparse.ArgumentParser, *, steps: int, client_rate: float) -> None:
+    g = p.add_argument_group("simulation")
+    g.add_argument("--servers", type=whole(1), default=5, help="servers in the cluster (5)")
+    g.add_argument("--steps", type=whole(1), default=steps,
+                   help=f"events in the safety phase ({steps})")
+    g.add_argument("--drop", type=probability, default=0.0,
+                   help="probability that a message picked for delivery is lost")
+    g.add_argument("--dup", type=probability, default=0.0,
+                   help="probability that a message picked for delivery is duplicated")
+    g.add_argument("--reorder", action=argparse.BooleanOptionalAction, default=True,
+                   help="deliver any message in flight (default) or the oldest first")
+    g.add_argument("--partition-rate", type=probability, default=0.0,
+                   help="per-step probability of a partition or heal")
+    g.add_argument("--crash-rate", type=probability, default=0.0,
+                   help="per-step probability of a crash (restarts come at 5x)")
+    g.add_argument("--client-rate", type=probability, default=client_rate,
+                   help=f"per-step probability of a client command ({client_rate})")
+    g.add_argument("--member-rate", type=probability, default=0.0,
+                   help="per-step probability of a membership change")
+    g.add_argument("--snapshot-rate", type=probability, default=0.0,
+                   help="per-step probability that a server snapshots its log")
+    g.add_argument("--delay-max-ms", type=whole(0), default=10,
+                   help="largest message delay in virtual ms (10)")
+    g.add_argument("--swarm", action="store_true",
+                   help="draw the fault mix from each seed (swarm testing)")
+    g.add_argument("--liveness", action=argparse.BooleanOptionalAction, default=True,
+                   help="after the faults, require a leader and a commit in bounded time")
+    r = p.add_argument_group("raft options")
+    r.add_argument("--election-timeout-ms", type=whole(2), default=1000)
+    r.add_argument("--request-timeout-ms", type=whole(1), default=200)
+    r.add_argument("--prevote", action=argparse.BooleanOptionalAction, default=True)
+    r.add_argument("--check-quorum", action=argparse.BooleanOptionalAction, default=True)
+    r.add_argument("--max-entries-per-msg", type=whole(1), default=64)
+    p.add_argument("--node-factory", default=None, metavar="MODULE:CALLABLE",
+                   help="run another Raft implementation through the node adapter")
+
+
+def _sim_options(args: argparse.Namespace) -> SimOptions:
+    try:
+        node = NodeOptions(
+            election_timeout_ms=args.election_timeout_ms,
+            request_timeout_ms=args.request_timeout_ms,
+            prevote=args.prevote,
+            check_quorum=args.check_quorum,
+            max_entries_per_msg=args.max_entries_per_msg,
+        )
+        if node.request_timeout_ms >= node.election_timeout_ms:
+            raise OptionsError("--request-timeout-ms must be below --election-timeout-ms")
+        return SimOptions(
+            servers=args.servers,
+            steps=args.steps,
+            drop_probability=args.drop,
+            duplicate_probability=args.dup,
+            reorder=args.reorder,
+            partition_rate=args.partition_rate,
+            crash_rate=args.crash_rate,
+            client_rate=args.client_rate,
+            member_rate=args.member_rate,
+            snapshot_rate=args.snapshot_rate,
+            delay_ms_max=args.delay_max_ms,
+            max_servers=max(9, args.servers),
+            liveness=args.liveness,
+            node=node,
+        )
+    except OptionsError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _factory(args: argparse.Namespace) -> str:
+    from virtraft.runner import DEFAULT_FACTORY, FactoryError, load_factory
+
+    spec = args.node_factory or DEFAULT_FACTORY
+    try:
+        load_factory(spec)
+    except FactoryError as exc:
+        raise UsageError(str(exc)) from None
+    return spec
+
+
+def _reproduce_command(args: argparse.Namespace, seed: int) -> str:
+    """The command line that reruns exactly this seed."""
+    words = ["virtraft", "run", "--seed", str(seed)]
+    skip = {"command", "seed", "seeds", "workers", "executor", "scheduler", "time_budget",
+            "out", "trace", "handler", "quiet"}
+    defaults = vars(build_parser().parse_args(["run"]))
+    for name, value in sorted(vars(args).items()):
+        if name in skip or defaults.get(name) == value:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            words.append(flag if value else "--no-" + name.replace("_", "-"))
+        elif value is not None:
+            words += [flag, str(value)]
+    return shlex.join(words)
+
+
+# ----------------------------------------------------------------- commands
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    from virtraft.runner import run_seed
+    from virtraft.summary import print_run
+    from virtraft.trace import write_trace
+
+    options = _sim_options(args)
+    factory = _factory(args)
+    console.print(f"[bold]virtraft run[/] seed={args.seed} servers={options.servers} "
+                  f"steps={options.steps} swarm={args.swarm} factory={factory}")
+    result = run_seed(args.seed, options, factory=factory, swarm=args.swarm)
+    trace_path = args.trace
+    if trace_path is None and result.failed:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        trace_path = str(out / f"seed-{args.seed}.jsonl")
+    if trace_path is not None:
+        write_trace(trace_path, result.trace_lines())
+    print_run(console, result, reproduce=_reproduce_command(args, args.seed))
+    if trace_path is not None:
+        console.print(f"trace: {trace_path}")
+    return EXIT_VIOLATION if result.failed else EXIT_OK
+
+
+def cmd_fuzz(args: argparse.Namespace, console: Console) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from rich.table import Table
+
+    from virtraft.fuzz import CampaignSpec, SeedResult, run_campaign
+
+    options = _sim_options(args)
+    factory = _factory(args)
+    seeds = args.seeds
+    out_dir = str(Path(args.out) / f"fuzz-{seeds.start}-{seeds.stop}")
+    spec = CampaignSpec(options, factory, args.swarm, out_dir)
+    console.print(
+        f"[bold]virtraft fuzz[/] seeds {seeds.start}:{seeds.stop} ({len(seeds)}), "
+        f"{options.steps} steps each, swarm={args.swarm}, workers={args.workers}, "
+        f"executor={args.executor}, factory={factory}"
+    )
+    failures: list[SeedResult] = []
+    with Progress("[progress.description]{task.description}", BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                  transient=False, disable=args.quiet) as progress:
+        task = progress.add_task("seeds", total=len(seeds))
+
+        def on_result(result: SeedResult) -> None:
+            progress.advance(task)
+            if result.failed:
+                failures.append(result)
+                progress.update(task, description=f"seeds ([red]{len(failures)} failing[/])")
+
+        try:
+            results = run_campaign(
+                seeds, spec, workers=args.workers, executor=args.executor,
+                scheduler=args.scheduler, time_budget_s=args.time_budget, on_result=on_result,
+            )
+        except RuntimeError as exc:
+            raise UsageError(str(exc)) from None
+    failed = [r for r in results if r.failed]
+    table = Table(title="Campaign", title_justify="left")
+    table.add_column("seeds run", justify="right")
+    table.add_column("safety violations", justify="right")
+    table.add_column("liveness failures", justify="right")
+    table.add_column("events", justify="right")
+    table.add_row(str(len(results)), str(sum(r.safety != "ok" for r in results)),
+                  str(sum(r.liveness == "failed" for r in results)),
+                  str(sum(r.steps for r in results)))
+    console.print(table)
+    if failed:
+        detail = Table(title="Failing seeds", title_justify="left")
+        for column in ("seed", "verdict", "step", "what happened", "trace"):
+            detail.add_column(column)
+        for r in failed[:50]:
+            what = r.message if r.safety != "ok" else r.liveness_reason
+            verdict = r.invariant if r.safety != "ok" else "liveness"
+            detail.add_row(str(r.seed), str(verdict), str(r.step or "-"), str(what),
+                           str(r.trace or "-"))
+        console.print(detail)
+        first = failed[0]
+        console.print(f"reproduce the first with: [bold]{_reproduce_command(args, first.seed)}[/]")
+        _write_campaign_index(out_dir, results)
+    if len(results) < len(seeds):
+        console.print(f"time budget reached after {len(results)} of {len(seeds)} seeds")
+    return EXIT_VIOLATION if failed else EXIT_OK
+
+
+def _write_campaign_index(out_dir: str, results: Sequence) -> None:
+    try:
+        from virtraft.report import write_campaign_index
+    except ImportError:
+        return
+    write_campaign_index(out_dir, results)
+
+
+def cmd_replay(args: argparse.Namespace, console: Console) -> int:
+    from virtraft.checker import Checker
+    from virtraft.runner import FactoryError, load_factory, replay_events
+    from virtraft.simulator import Simulation
+    from virtraft.trace import TraceError, read_trace
+
+    try:
+        trace = read_trace(args.trace)
+    except TraceError as exc:
+        raise UsageError(str(exc)) from None
+    spec = args.node_factory or trace.factory
+    try:
+        factory = load_factory(spec)
+    except FactoryError as exc:
+        raise UsageError(str(exc)) from None
+    sim = Simulation(trace.options, trace.seed, factory, checker=Checker())
+    violation, diverged, why = replay_events(sim, trace.events)
+    if diverged is not None:
+        raise UsageError(
+            f"{args.trace}: the trace diverges at step {diverged} of {len(trace.events)}: {why}"
+        )
+    recorded = trace.verdict.get("violation")
+    console.print(f"replayed {sim.step} of {len(trace.events)} events from {args.trace}")
+    if violation is not None:
+        console.print(f"[bold red]safety: {violation.invariant} violated[/] at step "
+                      f"{violation.step}: {violation.message}")
+        if recorded is None or recorded.get("invariant") != violation.invariant:
+            console.print("[yellow]the trace recorded a different verdict[/]")
+        elif recorded.get("step") == violation.step:
+            console.print("same violation as recorded")
+        return EXIT_VIOLATION
+    if recorded is not None:
+        raise UsageError(
+            f"{args.trace}: replay ended without the recorded {recorded.get('invariant')} "
+            f"violation (step {recorded.get('step')})"
+        )
+    console.print("[bold green]safety: ok[/], as recorded")
+    liveness = trace.verdict.get("liveness") or {}
+    if liveness.get("verdict") == "failed":
+        console.print(f"[bold red]liveness (recorded): failed[/] ({liveness.get('reason')})")
+        return EXIT_VIOLATION
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="virtraft", description=(
+        "Run Raft servers over a hostile simulated network, check the safety invariants "
+        "after every event, and keep a replayable trace of every failure."))
+    parser.add_argument("--quiet", action="store_true", help="print less")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run one seed and print what happened")
+    run.add_argument("--seed", type=whole(0), default=0, help="the seed (0)")
+    _add_sim_options(run, steps=20_000, client_rate=0.1)
+    run.add_argument("--trace", metavar="FILE", help="write the trace here (JSON Lines)")
+    run.add_argument("--out", default="reports", metavar="DIR",
+                     help="where a failing run's trace goes when --trace is not given")
+    run.set_defaults(handler=cmd_run)
+
+    fuzz = sub.add_parser("fuzz", help="run many seeds; save and summarise failures")
+    fuzz.add_argument("--seeds", type=seed_range, default=range(0, 200), metavar="A:B",
+                      help="seeds A (inclusive) to B (exclusive) (0:200)")
+    fuzz.add_argument("--workers", type=whole(1), default=None,
+                      help="parallel processes (all cores)")
+    fuzz.add_argument("--executor", choices=("local", "dask"), default="local",
+                      help="local processes, or a Dask cluster (extra [dask])")
+    fuzz.add_argument("--scheduler", metavar="ADDR",
+                      help="Dask scheduler address; without it a local cluster starts")
+    fuzz.add_argument("--time-budget", type=float, default=None, metavar="S",
+                      help="stop starting new seeds after S seconds of wall time")
+    fuzz.add_argument("--out", default="reports", metavar="DIR",
+                      help="failing traces and reports go under DIR (reports)")
+    _add_sim_options(fuzz, steps=3_000, client_rate=0.1)
+    fuzz.set_defaults(handler=cmd_fuzz, swarm=True)
+    fuzz.add_argument("--no-swarm", dest="swarm", action="store_false",
+                      help="use the fault options as given for every seed")
+
+    replay = sub.add_parser("replay", help="re-run the events of a trace")
+    replay.add_argument("trace", metavar="TRACE")
+    replay.add_argument("--node-factory", default=None, metavar="MODULE:CALLABLE",
+                        help="replay against another implementation")
+    replay.set_defaults(handler=cmd_replay)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    if getattr(args, "workers", 0) is None:
+        from virtraft.fuzz import default_workers
+
+        args.workers = default_workers()
+    console = Console(stderr=False, quiet=args.quiet, highlight=False)
+    try:
+        return args.handler(args, console)
+    except UsageError as exc:
+        sys.stderr.write(f"virtraft: error: {exc}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        sys.stderr.write("virtraft: interrupted\n")
+        return 130

@@ -1,0 +1,209 @@
+"""Scheduler events: one step of a simulation each, named after what happens.
+
+Events are plain data. The scheduler draws them from the seed, the simulator
+applies them, and a trace stores them as JSON, so a replay applies the same
+events without touching the random number generator. A message is named by
+its link and a digest of its content, never by a counter, so a trace with
+events removed (shrinking) still finds the messages it means.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from virtraft.adapter import MembershipChange
+
+
+class EventError(ValueError):
+    """A trace line is not an event this version understands."""
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """The network hands one in-flight message to its destination."""
+
+    kind: ClassVar[str] = "deliver"
+    src: int
+    dst: int
+    msg: str  # message type name
+    key: int  # digest of the message's content
+    ref: int | None = field(default=None, compare=False)  # envelope id, not stored
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    """The network loses one in-flight message."""
+
+    kind: ClassVar[str] = "drop"
+    src: int
+    dst: int
+    msg: str
+    key: int
+    ref: int | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    """The network copies one in-flight message; both copies stay in flight."""
+
+    kind: ClassVar[str] = "duplicate"
+    src: int
+    dst: int
+    msg: str
+    key: int
+    ref: int | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """The clock moves `ms` forward; `node` learns of all time it has missed."""
+
+    kind: ClassVar[str] = "tick"
+    node: int
+    ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRequest:
+    """A client sends command `command` (set `key` to `value`) to `node`,
+    following redirects."""
+
+    kind: ClassVar[str] = "client"
+    node: int
+    command: int
+    key: str
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class Crash:
+    """A server loses power: volatile state gone, durable state kept."""
+
+    kind: ClassVar[str] = "crash"
+    node: int
+
+
+@dataclass(frozen=True, slots=True)
+class Restart:
+    """A crashed server comes back from its durable state."""
+
+    kind: ClassVar[str] = "restart"
+    node: int
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    """Links go down (messages on them lost) or are held (kept, not delivered).
+    `shape` says what the partition looks like, for people."""
+
+    kind: ClassVar[str] = "partition"
+    shape: str
+    down: tuple[tuple[int, int], ...]
+    held: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Heal:
+    """Every link comes back up; held messages are released. With `flush`,
+    every message still in flight is lost (a clean start for liveness)."""
+
+    kind: ClassVar[str] = "heal"
+    flush: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeMembership:
+    """The leader `via` is asked to make a membership change about `node`."""
+
+    kind: ClassVar[str] = "member"
+    via: int
+    change: MembershipChange
+    node: int
+
+
+@dataclass(frozen=True, slots=True)
+class TakeSnapshot:
+    """A server compacts its log through what it has applied."""
+
+    kind: ClassVar[str] = "snapshot"
+    node: int
+
+
+Event = (
+    Deliver | Drop | Duplicate | Tick | ClientRequest | Crash | Restart | Partition | Heal
+    | ChangeMembership | TakeSnapshot
+)
+
+EVENT_TYPES: dict[str, type] = {
+    cls.kind: cls
+    for cls in (
+        Deliver, Drop, Duplicate, Tick, ClientRequest, Crash, Restart, Partition, Heal,
+        ChangeMembership, TakeSnapshot,
+    )
+}
+
+MESSAGE_EVENTS = (Deliver, Drop, Duplicate)
+
+
+def event_to_json(event: Event) -> dict[str, Any]:
+    out: dict[str, Any] = {"e": event.kind}
+    for name in event.__slots__:  # type: ignore[attr-defined]
+        if name == "ref":
+            continue
+        value = getattr(event, name)
+        if isinstance(value, tuple):
+            value = [list(link) for link in value]
+        elif isinstance(value, MembershipChange):
+            value = value.value
+        out[name] = value
+    return out
+
+
+def event_from_json(data: Any) -> Event:
+    """Parse one trace event; raise EventError saying what is wrong."""
+    if not isinstance(data, dict) or "e" not in data:
+        raise EventError(f"not an event object: {data!r:.80}")
+    cls = EVENT_TYPES.get(data["e"])
+    if cls is None:
+        raise EventError(f"unknown event {data['e']!r}; known: {', '.join(sorted(EVENT_TYPES))}")
+    kwargs: dict[str, Any] = {}
+    for name in cls.__slots__:  # type: ignore[attr-defined]
+        if name == "ref":
+            continue
+        if name not in data:
+            if name in ("held", "flush"):
+                continue
+            raise EventError(f"{cls.kind} event is missing field {name!r}")
+        kwargs[name] = _field_from_json(cls.kind, name, data[name])
+    return cls(**kwargs)
+
+
+def _field_from_json(kind: str, name: str, value: Any) -> Any:
+    if name in ("down", "held"):
+        if not isinstance(value, list) or not all(
+            isinstance(link, list) and len(link) == 2 and all(type(x) is int for x in link)
+            for link in value
+        ):
+            raise EventError(f"{kind}.{name} must be a list of [src, dst] pairs")
+        return tuple((a, b) for a, b in value)
+    if name == "change":
+        try:
+            return MembershipChange(value)
+        except ValueError:
+            raise EventError(f"{kind}.change {value!r} is not a membership change") from None
+    if name in ("msg", "key_name", "shape", "key"):
+        if name == "key" and kind != "client":
+            if type(value) is not int:
+                raise EventError(f"{kind}.key must be an integer digest")
+            return value
+        if not isinstance(value, str):
+            raise EventError(f"{kind}.{name} must be a string")
+        return value
+    if name in ("flush", "done"):
+        if not isinstance(value, bool):
+            raise EventError(f"{kind}.{name} must be true or false")
+        return value
+    if type(value) is not int or value < 0:
+        raise EventError(f"{kind}.{name} must be a whole number >= 0, got {value!r}")
+    return value

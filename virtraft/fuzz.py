@@ -1,0 +1,190 @@
+"""Campaigns: many seeds, in parallel processes or on a Dask cluster.
+
+Every seed is an independent run; a worker returns a small `SeedResult`
+(verdicts and the trace digest) and writes the trace of a failing seed
+itself, so nothing big crosses process boundaries. Results are sorted by
+seed, so a campaign's outcome does not depend on the executor or on the
+number of workers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+from virtraft.options import SimOptions
+from virtraft.runner import run_seed
+from virtraft.trace import digest, write_trace
+
+
+@dataclass(frozen=True, slots=True)
+class SeedResult:
+    seed: int
+    safety: str
+    invariant: str | None
+    step: int | None
+    message: str | None
+    liveness: str
+    liveness_reason: str
+    steps: int
+    digest: str
+    trace: str | None
+    # Not part of the outcome: how long the seed took on its worker.
+    seconds: float = dataclasses.field(default=0.0, compare=False)
+
+    @property
+    def failed(self) -> bool:
+        return self.safety != "ok" or self.liveness == "failed"
+
+    def outcome(self) -> tuple:
+        """Everything that must not depend on how the campaign was run."""
+        return (self.seed, self.safety, self.invariant, self.step, self.liveness,
+                self.steps, self.digest)
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignSpec:
+    options: SimOptions
+    factory: str
+    swarm: bool
+    out_dir: str | None
+
+
+def run_one(seed: int, spec: CampaignSpec) -> SeedResult:
+    """Run one seed; write its trace (and report) when it fails."""
+    started = time.perf_counter()
+    result = run_seed(seed, spec.options, factory=spec.factory, swarm=spec.swarm)
+    lines = result.trace_lines()
+    trace_path = None
+    if result.failed and spec.out_dir is not None:
+        out = Path(spec.out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        trace_path = str(out / f"seed-{seed}.jsonl")
+        write_trace(trace_path, lines)
+        _write_report(trace_path)
+    violation = result.violation
+    return SeedResult(
+        seed=seed,
+        safety="ok" if violation is None else "violation",
+        invariant=violation.invariant if violation else None,
+        step=violation.step if violation else None,
+        message=violation.message if violation else None,
+        liveness=result.liveness.verdict,
+        liveness_reason=result.liveness.reason,
+        steps=result.sim.step,
+        digest=digest(lines),
+        trace=trace_path,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _write_report(trace_path: str) -> None:
+    try:
+        from virtraft.report import write_report
+    except ImportError:  # reports are optional for a campaign
+        return
+    write_report(trace_path, trace_path.removesuffix(".jsonl") + ".html")
+
+
+def run_campaign(
+    seeds: Sequence[int],
+    spec: CampaignSpec,
+    *,
+    workers: int = 1,
+    executor: str = "local",
+    scheduler: str | None = None,
+    time_budget_s: float | None = None,
+    on_result: Callable[[SeedResult], None] | None = None,
+) -> list[SeedResult]:
+    """Run every seed (or as many as the time budget allows), sorted by seed."""
+    if executor == "dask":
+        results = _run_dask(seeds, spec, workers, scheduler, time_budget_s, on_result)
+    elif workers <= 1:
+        results = list(_run_serial(seeds, spec, time_budget_s, on_result))
+    else:
+        results = _run_processes(seeds, spec, workers, time_budget_s, on_result)
+    return sorted(results, key=lambda r: r.seed)
+
+
+def _out_of_time(started: float, budget: float | None) -> bool:
+    return budget is not None and time.monotonic() - started >= budget
+
+
+def _run_serial(seeds, spec, budget, on_result) -> Iterator[SeedResult]:
+    started = time.monotonic()
+    for seed in seeds:
+        if _out_of_time(started, budget):
+            return
+        result = run_one(seed, spec)
+        if on_result:
+            on_result(result)
+        yield result
+
+
+def _run_processes(seeds, spec, workers, budget, on_result) -> list[SeedResult]:
+    started = time.monotonic()
+    results: list[SeedResult] = []
+    todo = iter(seeds)
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        running: set[Future] = set()
+
+        def top_up() -> None:
+            while len(running) < workers * 2 and not _out_of_time(started, budget):
+                seed = next(todo, None)
+                if seed is None:
+                    return
+                running.add(pool.submit(run_one, seed, spec))
+
+        top_up()
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                running.discard(future)
+                result = future.result()
+                results.append(result)
+                if on_result:
+                    on_result(result)
+            top_up()
+    return results
+
+
+def _run_dask(seeds, spec, workers, address, budget, on_result) -> list[SeedResult]:
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise RuntimeError(
+            "the dask executor needs the [dask] extra: pip install 'virtraft[dask]'"
+        ) from None
+    started = time.monotonic()
+    cluster = None
+    if address is None:
+        cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1,
+                               processes=True, dashboard_address=None)
+        client = Client(cluster)
+    else:
+        client = Client(address)
+    results: list[SeedResult] = []
+    try:
+        futures = client.map(run_one, list(seeds), spec=spec, pure=False)
+        for future in as_completed(futures):
+            result = future.result()
+            results.append(result)
+            if on_result:
+                on_result(result)
+            if _out_of_time(started, budget):
+                client.cancel(futures)
+                break
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return results
+
+
+def default_workers() -> int:
+    return max(1, os.cpu_count() or 1)

@@ -1,0 +1,219 @@
+"""The network: messages in flight, links up, down or held.
+
+A sent message waits `delay_ms` in `_future`, then joins `pool`, from which
+the scheduler picks what to deliver, drop or duplicate (any of them: that is
+how reordering happens). A message on a link that is down is lost; on a held
+(clogged) link it waits until the link is released. Link state also lives in
+a networkx graph so that connectivity questions are graph queries.
+"""
+
+from __future__ import annotations
+
+import heapq
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import networkx as nx
+
+Link = tuple[int, int]
+
+
+@dataclass(slots=True, eq=False)
+class Envelope:
+    """One message in flight. Compared by identity: two copies are two envelopes."""
+
+    id: int
+    src: int
+    dst: int
+    message: object
+    kind: str
+    key: int
+    sent_ms: int
+
+
+def message_key(message: object) -> int:
+    """A digest of a message's content, stable across runs and processes.
+    A node factory may offer a cheaper `message_key` attribute of its own."""
+    return zlib.crc32(repr(message).encode())
+
+
+@dataclass(slots=True)
+class NetworkStats:
+    sent: int = 0
+    delivered: int = 0
+    dropped: int = 0
+    duplicated: int = 0
+    lost_on_cut_links: int = 0
+
+
+class Network:
+    def __init__(
+        self, nodes: Iterable[int], key: Callable[[object], int] = message_key
+    ) -> None:
+        self._key = key
+        self.pool: list[Envelope] = []
+        self._future: list[tuple[int, int, Envelope]] = []
+        self._held: dict[Link, list[Envelope]] = {}
+        self._down: set[Link] = set()
+        self._held_links: set[Link] = set()
+        self._next_id = 0
+        self.stats = NetworkStats()
+        self.graph: nx.DiGraph = nx.DiGraph()
+        self._nodes: list[int] = []
+        for node in nodes:
+            self.add_node(node)
+
+    # -------------------------------------------------------------- topology
+
+    @property
+    def nodes(self) -> Sequence[int]:
+        return self._nodes
+
+    def add_node(self, node: int) -> None:
+        """A new server joins with links up to and from everyone."""
+        if node in self.graph:
+            return
+        self.graph.add_node(node)
+        for other in self._nodes:
+            self.graph.add_edge(node, other)
+            self.graph.add_edge(other, node)
+        self._nodes.append(node)
+        self._nodes.sort()
+
+    def remove_node(self, node: int) -> None:
+        """Forget a node that never joined (its id is not used again)."""
+        if node not in self.graph:
+            return
+        self.graph.remove_node(node)
+        self._nodes.remove(node)
+
+    @property
+    def partitioned(self) -> bool:
+        return bool(self._down or self._held_links)
+
+    @property
+    def down_links(self) -> list[Link]:
+        return sorted(self._down)
+
+    @property
+    def held_links(self) -> list[Link]:
+        return sorted(self._held_links)
+
+    def link_up(self, src: int, dst: int) -> bool:
+        return (src, dst) not in self._down
+
+    def set_partition(self, down: Iterable[Link], held: Iterable[Link] = ()) -> None:
+        """Replace the link state: `down` links lose messages, `held` keep them."""
+        self.heal()
+        self._down = set(down)
+        self._held_links = set(held) - self._down
+        for src, dst in self._down:
+            if self.graph.has_edge(src, dst):
+                self.graph.remove_edge(src, dst)
+        for src, dst in self._held_links:
+            if self.graph.has_edge(src, dst):
+                self.graph.remove_edge(src, dst)
+        kept: list[Envelope] = []
+        for env in self.pool:
+            self._route(env, kept)
+        self.pool = kept
+        if self._future:
+            future = [item for item in self._future if (item[2].src, item[2].dst) not in self._down]
+            self.stats.lost_on_cut_links += len(self._future) - len(future)
+            heapq.heapify(future)
+            self._future = future
+
+    def heal(self) -> None:
+        """All links up again; held messages rejoin the pool in send order."""
+        for src, dst in sorted(self._down | self._held_links):
+            if src in self.graph and dst in self.graph:
+                self.graph.add_edge(src, dst)
+        self._down.clear()
+        self._held_links.clear()
+        released = [env for link in sorted(self._held) for env in self._held[link]]
+        released.sort(key=lambda env: env.id)
+        self._held.clear()
+        self.pool.extend(released)
+
+    def connected_majority(self, voters: Sequence[int]) -> bool:
+        """Could some voter lead? True when one voter has two-way links to
+        enough others to make a majority with itself (Raft needs direct
+        links from the leader, not paths)."""
+        need = len(voters) // 2 + 1
+        both_ways = self.graph.subgraph(voters).to_undirected(reciprocal=True)
+        return any(degree + 1 >= need for _node, degree in both_ways.degree())
+
+    # -------------------------------------------------------------- messages
+
+    def send(self, src: int, dst: int, message: object, now_ms: int, delay_ms: int) -> None:
+        self.stats.sent += 1
+        if (src, dst) in self._down:
+            self.stats.lost_on_cut_links += 1
+            return
+        env = Envelope(self._next_id, src, dst, message, type(message).__name__,
+                       self._key(message), now_ms)
+        self._next_id += 1
+        if delay_ms > 0:
+            heapq.heappush(self._future, (now_ms + delay_ms, env.id, env))
+        elif self._held_links and (src, dst) in self._held_links:
+            self._held.setdefault((src, dst), []).append(env)
+        else:
+            self.pool.append(env)
+
+    def advance(self, now_ms: int) -> None:
+        """Messages whose delay has passed become deliverable."""
+        future = self._future
+        while future and future[0][0] <= now_ms:
+            env = heapq.heappop(future)[2]
+            self._route(env, self.pool)
+
+    def _route(self, env: Envelope, pool: list[Envelope]) -> None:
+        link = (env.src, env.dst)
+        if link in self._down:
+            self.stats.lost_on_cut_links += 1
+        elif link in self._held_links:
+            self._held.setdefault(link, []).append(env)
+        else:
+            pool.append(env)
+
+    def find(self, src: int, dst: int, key: int) -> Envelope | None:
+        """The oldest message on src->dst with this content digest, deliverable
+        now or still delayed (a replayed trace may deliver a message sooner
+        than the run that recorded it); held messages are not deliverable."""
+        for env in self.pool:
+            if env.key == key and env.src == src and env.dst == dst:
+                return env
+        match = None
+        for _due, _id, env in self._future:
+            same = env.key == key and env.src == src and env.dst == dst
+            if same and (match is None or env.id < match.id):
+                match = env
+        return match
+
+    def take(self, env: Envelope) -> None:
+        """Remove a message from flight (delivered or dropped)."""
+        try:
+            self.pool.remove(env)
+        except ValueError:
+            self._future = [item for item in self._future if item[2] is not env]
+            heapq.heapify(self._future)
+
+    def duplicate(self, env: Envelope) -> Envelope:
+        copy = Envelope(self._next_id, env.src, env.dst, env.message, env.kind, env.key,
+                        env.sent_ms)
+        self._next_id += 1
+        self._route(copy, self.pool)
+        self.stats.duplicated += 1
+        return copy
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.pool) + len(self._future) + sum(len(v) for v in self._held.values())
+
+    def drop_all_in_flight(self) -> None:
+        """Forget every message in flight (used to start a clean liveness phase)."""
+        self.stats.dropped += self.in_flight
+        self.pool.clear()
+        self._future.clear()
+        self._held.clear()

@@ -1,0 +1,157 @@
+"""Every setting of a simulation, documented where it is declared.
+
+Rates are probabilities per scheduler step (or per message, for drop and
+duplicate), in [0, 1]. Times are virtual milliseconds. `options_swarm` is
+the one place where a seed turns into options (swarm testing: each seed
+draws its own fault mix, so rare combinations get explored).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from virtraft.adapter import NodeOptions
+
+
+class OptionsError(ValueError):
+    """A setting is out of range; the message names it."""
+
+
+RATE_FIELDS = (
+    "drop_probability",
+    "duplicate_probability",
+    "partition_rate",
+    "crash_rate",
+    "client_rate",
+    "member_rate",
+    "snapshot_rate",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SimOptions:
+    servers: int = 5
+    steps: int = 20_000
+    # Per message picked for delivery: lose it instead / copy it first.
+    drop_probability: float = 0.0
+    duplicate_probability: float = 0.0
+    # Deliver a random in-flight message (True) or the oldest one (False).
+    reorder: bool = True
+    # Per step: start or heal a partition.
+    partition_rate: float = 0.0
+    # Per step: crash a running server (restarts come at 5x this rate).
+    crash_rate: float = 0.0
+    # Per step: a client submits a command.
+    client_rate: float = 0.1
+    # Per step: ask the leader for a membership change.
+    member_rate: float = 0.0
+    # Per step: a server snapshots and compacts its log.
+    snapshot_rate: float = 0.0
+    # Message delay, drawn uniformly per message.
+    delay_ms_min: int = 0
+    delay_ms_max: int = 10
+    # Time a Tick event moves the clock by, drawn uniformly.
+    tick_ms_min: int = 1
+    tick_ms_max: int = 10
+    # Share of the remaining steps spent on message events rather than ticks.
+    deliver_share: float = 0.75
+    # Membership changes keep the voting members within these bounds.
+    min_voters: int = 3
+    max_servers: int = 9
+    # After the safety phase: heal everything and demand a leader and a commit.
+    liveness: bool = True
+    liveness_stable_ms: int = 1_000
+    liveness_bound_ms: int = 30_000
+    node: NodeOptions = field(default_factory=NodeOptions)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    def to_json(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["node"] = {f.name: getattr(self.node, f.name) for f in dataclasses.fields(self.node)}
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any) -> SimOptions:
+        if not isinstance(data, dict):
+            raise OptionsError("options must be an object")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise OptionsError(f"unknown option {unknown[0]!r}")
+        values = dict(data)
+        node = values.pop("node", {})
+        if not isinstance(node, dict):
+            raise OptionsError("options.node must be an object")
+        node_known = {f.name for f in dataclasses.fields(NodeOptions)}
+        bad = sorted(set(node) - node_known)
+        if bad:
+            raise OptionsError(f"unknown node option {bad[0]!r}")
+        try:
+            return cls(**values, node=NodeOptions(**node))
+        except TypeError as exc:
+            raise OptionsError(str(exc)) from None
+
+    def replace(self, **changes: Any) -> SimOptions:
+        return dataclasses.replace(self, **changes)
+
+
+def validate(options: SimOptions) -> None:
+    for name in RATE_FIELDS + ("deliver_share",):
+        value = getattr(options, name)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise OptionsError(f"{name} must be a number, got {value!r}")
+        if not 0.0 <= value <= 1.0:
+            raise OptionsError(f"{name} must be a probability in [0, 1], got {value}")
+    total = sum(getattr(options, name) for name in RATE_FIELDS[2:])
+    if total > 1.0:
+        raise OptionsError(f"the per-step rates add up to {total:.3f}, more than 1")
+    for name in ("servers", "steps", "delay_ms_min", "delay_ms_max", "tick_ms_min",
+                 "tick_ms_max", "min_voters", "max_servers", "liveness_stable_ms",
+                 "liveness_bound_ms"):
+        value = getattr(options, name)
+        if type(value) is not int or value < 0:
+            raise OptionsError(f"{name} must be a whole number >= 0, got {value!r}")
+    if options.servers < 1:
+        raise OptionsError("servers must be at least 1")
+    if options.servers > 64:
+        raise OptionsError("servers must be at most 64")
+    if options.delay_ms_min > options.delay_ms_max:
+        raise OptionsError("delay_ms_min must not exceed delay_ms_max")
+    if not 1 <= options.tick_ms_min <= options.tick_ms_max:
+        raise OptionsError("need 1 <= tick_ms_min <= tick_ms_max")
+    if options.max_servers < options.servers:
+        raise OptionsError("max_servers must be at least servers")
+
+
+def options_swarm(rng: random.Random, base: SimOptions) -> SimOptions:
+    """Swarm testing: draw the fault mix from the seed (Groce et al., 2012).
+
+    Each fault is switched off with some probability and otherwise given a
+    random intensity, so that a campaign tries many different mixes.
+    """
+
+    def maybe(rate_max: float, off: float = 0.3) -> float:
+        return 0.0 if rng.random() < off else round(rng.uniform(0.0, rate_max), 4)
+
+    node = base.node
+    return base.replace(
+        drop_probability=maybe(0.2),
+        duplicate_probability=maybe(0.2),
+        reorder=rng.random() < 0.8,
+        partition_rate=maybe(0.02),
+        crash_rate=maybe(0.005),
+        client_rate=round(rng.uniform(0.02, 0.3), 4),
+        member_rate=maybe(0.004, off=0.5),
+        snapshot_rate=maybe(0.01, off=0.4),
+        delay_ms_max=rng.choice([0, 5, 20, 100, 200]),
+        deliver_share=round(rng.uniform(0.5, 0.9), 3),
+        node=dataclasses.replace(
+            node,
+            max_entries_per_msg=rng.choice([4, 16, 64]),
+        ),
+    )

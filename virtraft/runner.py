@@ -1,0 +1,234 @@
+"""Run one seed: a safety phase under faults, then a liveness phase.
+
+The safety phase applies `steps` events drawn by the scheduler, checking
+every invariant after each. The liveness phase heals the network, restarts
+crashed servers, lets the cluster settle, and then demands a leader and a
+committed command within a bound (TigerBeetle's VOPR does the same).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from virtraft.adapter import NodeFactory
+from virtraft.checker import Checker, Violation
+from virtraft.events import ClientRequest, Event, Heal, Restart
+from virtraft.options import SimOptions, options_swarm
+from virtraft.scheduler import Scheduler
+from virtraft.simulator import NotApplicable, Simulation
+from virtraft.trace import digest, trace_lines
+
+DEFAULT_FACTORY = "virtraft.raftcore_node:default_factory"
+
+
+class FactoryError(ValueError):
+    """--node-factory does not name a callable."""
+
+
+def load_factory(spec: str) -> NodeFactory:
+    """Import `module:callable`; the callable makes nodes."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise FactoryError(f"node factory {spec!r} must look like module:callable")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise FactoryError(f"cannot import {module_name!r} for the node factory: {exc}") from None
+    target: Any = module
+    for part in attr.split("."):
+        target = getattr(target, part, None)
+        if target is None:
+            raise FactoryError(f"{module_name} has no attribute {attr!r}")
+    if not callable(target):
+        raise FactoryError(f"{spec} is not callable")
+    return target
+
+
+@dataclass(frozen=True, slots=True)
+class Liveness:
+    verdict: str  # "ok", "failed", or "skipped"
+    reason: str
+    leader_at_ms: int | None = None
+    committed_at_ms: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(slots=True)
+class RunResult:
+    seed: int
+    options: SimOptions
+    factory: str
+    violation: Violation | None
+    liveness: Liveness
+    sim: Simulation
+
+    @property
+    def failed(self) -> bool:
+        return self.violation is not None or self.liveness.verdict == "failed"
+
+    @property
+    def events(self) -> list[Event]:
+        return self.sim.events
+
+    def verdict(self) -> dict[str, Any]:
+        return verdict_of(self.sim, self.violation, self.liveness)
+
+    def trace_lines(self) -> list[str]:
+        return trace_lines(self.seed, self.options, self.factory, self.sim.events, self.verdict())
+
+    def digest(self) -> str:
+        return digest(self.trace_lines())
+
+
+def verdict_of(sim: Simulation, violation: Violation | None, liveness: Liveness) -> dict[str, Any]:
+    stats = sim.stats
+    return {
+        "safety": "ok" if violation is None else "violation",
+        "violation": dataclasses.asdict(violation) if violation is not None else None,
+        "liveness": liveness.to_json(),
+        "steps": sim.step,
+        "clock_ms": sim.clock_ms,
+        "stats": {
+            **{k: v for k, v in dataclasses.asdict(stats).items() if k != "events"},
+            "events": dict(sorted(stats.events.items())),
+            "network": dataclasses.asdict(sim.network.stats),
+        },
+    }
+
+
+def resolve_options(seed: int, options: SimOptions, swarm: bool) -> SimOptions:
+    if not swarm:
+        return options
+    return options_swarm(random.Random(f"virtraft:{seed}:swarm"), options)
+
+
+def run_seed(
+    seed: int,
+    options: SimOptions,
+    *,
+    factory: str = DEFAULT_FACTORY,
+    swarm: bool = False,
+    check: bool = True,
+    invariants: Iterable[str] | None = None,
+    on_step: Callable[[Simulation], None] | None = None,
+) -> RunResult:
+    options = resolve_options(seed, options, swarm)
+    sim = Simulation(
+        options, seed, load_factory(factory),
+        checker=Checker(invariants) if check else None,
+    )
+    scheduler = Scheduler(random.Random(f"virtraft:{seed}:scheduler"), options)
+    apply = sim.apply
+    next_event = scheduler.next_event
+    violation = None
+    for _ in range(options.steps):
+        violation = apply(next_event(sim))
+        if violation is not None:
+            break
+        if on_step is not None:
+            on_step(sim)
+    if violation is not None:
+        liveness = Liveness("skipped", "safety was violated")
+    elif options.liveness:
+        liveness, violation = liveness_phase(sim, scheduler)
+    else:
+        liveness = Liveness("skipped", "liveness phase switched off")
+    return RunResult(seed, options, factory, violation, liveness, sim)
+
+
+def liveness_phase(sim: Simulation, scheduler: Scheduler) -> tuple[Liveness, Violation | None]:
+    """Heal, restart, settle; then a leader and one commit must follow in time."""
+    options = sim.options
+    calm = Scheduler(scheduler.rng, options.replace(
+        drop_probability=0.0, duplicate_probability=0.0, partition_rate=0.0, crash_rate=0.0,
+        client_rate=0.0, member_rate=0.0, snapshot_rate=0.0,
+    ))
+    # The network heals and forgets the backlog the faults left behind: what
+    # is still in flight is lost, which Raft must survive anyway.
+    opening: list[Event] = [Heal(flush=True)]
+    opening += [Restart(n) for n in sim.node_ids if not sim.nodes[n].alive]
+    for event in opening:
+        if (violation := sim.apply(event)) is not None:
+            return Liveness("skipped", "safety was violated"), violation
+    healed_ms = sim.clock_ms
+    stable_until = healed_ms + options.liveness_stable_ms
+    deadline = stable_until + options.liveness_bound_ms
+    step_limit = sim.step + 200_000
+
+    def run_until(done: Callable[[], bool]) -> Violation | None | bool:
+        while not done():
+            if sim.clock_ms > deadline or sim.step > step_limit:
+                return False
+            if (violation := sim.apply(calm.network_or_time(sim))) is not None:
+                return violation
+        return True
+
+    outcome = run_until(lambda: sim.clock_ms >= stable_until)
+    if isinstance(outcome, Violation):
+        return Liveness("skipped", "safety was violated"), outcome
+    outcome = run_until(lambda: _stable_leader(sim) is not None)
+    if isinstance(outcome, Violation):
+        return Liveness("skipped", "safety was violated"), outcome
+    if outcome is False:
+        bound = options.liveness_bound_ms
+        return Liveness("failed", f"no leader within {bound} ms after the network healed"), None
+    leader = _stable_leader(sim)
+    assert leader is not None
+    leader_at = sim.clock_ms
+    command = sim.next_command_id
+    if (violation := sim.apply(ClientRequest(leader, command, "liveness", 1))) is not None:
+        return Liveness("skipped", "safety was violated"), violation
+    last = sim.last_submitted
+    submitted = last[1:] if last is not None and last[0] == command else None
+
+    def committed() -> bool:
+        assert submitted is not None
+        node_id, where = submitted
+        return sim.nodes[node_id].is_committed(where) is True
+
+    if submitted is None:
+        return Liveness("failed", f"leader {leader} refused a command", leader_at), None
+    outcome = run_until(committed)
+    if isinstance(outcome, Violation):
+        return Liveness("skipped", "safety was violated"), outcome
+    if outcome is False:
+        bound = options.liveness_bound_ms
+        return Liveness(
+            "failed", f"leader {leader} did not commit a command within {bound} ms", leader_at
+        ), None
+    return Liveness("ok", "leader elected and a command committed", leader_at,
+                    sim.clock_ms), None
+
+
+def _stable_leader(sim: Simulation) -> int | None:
+    """A live leader that is a voter of its own configuration."""
+    leader = sim.leader()
+    if leader is None:
+        return None
+    if not any(node == leader.node_id and voting for node, voting in leader.members):
+        return None
+    return leader.node_id
+
+
+def replay_events(
+    sim: Simulation, events: Iterable[Event], *, strict: bool = True
+) -> tuple[Violation | None, int | None, str | None]:
+    """Apply recorded events. Returns (violation, diverged_at_step, why); with
+    strict=False an event that no longer applies is skipped (for shrinking)."""
+    for step, event in enumerate(events, start=1):
+        try:
+            violation = sim.apply(event)
+        except NotApplicable as exc:
+            if strict:
+                return None, step, str(exc)
+            continue
+        if violation is not None:
+            return violation, None, None
+    return None, None, None

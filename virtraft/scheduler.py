@@ -1,0 +1,170 @@
+"""The scheduler: one seeded random stream decides every event.
+
+`next_event` reads the simulation (never changes it) and returns the event
+to apply. Rare faults are drawn first at their per-step rates; the rest of
+the steps deliver, drop or duplicate a message, or let time pass.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+from virtraft.adapter import MembershipChange
+from virtraft.events import (
+    ChangeMembership,
+    ClientRequest,
+    Crash,
+    Deliver,
+    Drop,
+    Duplicate,
+    Event,
+    Heal,
+    Partition,
+    Restart,
+    TakeSnapshot,
+    Tick,
+)
+from virtraft.network import Link
+from virtraft.options import SimOptions
+from virtraft.simulator import Simulation
+
+KEYS = tuple(f"k{i}" for i in range(8))
+
+
+class Scheduler:
+    def __init__(self, rng: random.Random, options: SimOptions) -> None:
+        self.rng = rng
+        self.options = options
+        o = options
+        # Cumulative thresholds for the rare events, drawn from one number.
+        self._thresholds = [
+            (o.partition_rate, self._partition_or_heal),
+            (o.crash_rate, self._crash),
+            (min(1.0, o.crash_rate * 5), self._restart),
+            (o.client_rate, self._client),
+            (o.member_rate, self._membership),
+            (o.snapshot_rate, self._snapshot),
+        ]
+        acc = 0.0
+        self._cumulative = []
+        for rate, make in self._thresholds:
+            if rate > 0:
+                acc += rate
+                self._cumulative.append((acc, make))
+        self._drop = o.drop_probability
+        self._dup_threshold = o.drop_probability + o.duplicate_probability
+
+    def next_event(self, sim: Simulation) -> Event:
+        r = self.rng.random()
+        for threshold, make in self._cumulative:
+            if r < threshold:
+                event = make(sim)
+                if event is not None:
+                    return event
+                break
+        return self.network_or_time(sim)
+
+    def network_or_time(self, sim: Simulation) -> Event:
+        rng = self.rng
+        pool = sim.network.pool
+        if pool and rng.random() < self.options.deliver_share:
+            env = pool[rng.randrange(len(pool))] if self.options.reorder else pool[0]
+            x = rng.random()
+            if x < self._drop:
+                return Drop(env.src, env.dst, env.kind, env.key, env)
+            if x < self._dup_threshold:
+                return Duplicate(env.src, env.dst, env.kind, env.key, env)
+            return Deliver(env.src, env.dst, env.kind, env.key, env)
+        return self.tick(sim)
+
+    def tick(self, sim: Simulation) -> Tick:
+        alive = sim.alive_ids() or sim.node_ids
+        node = alive[self.rng.randrange(len(alive))]
+        return Tick(node, self.rng.randint(self.options.tick_ms_min, self.options.tick_ms_max))
+
+    # ---------------------------------------------------------------- faults
+
+    def _partition_or_heal(self, sim: Simulation) -> Event | None:
+        if sim.network.partitioned and self.rng.random() < 0.6:
+            return Heal()
+        return self.partition(sim.node_ids)
+
+    def partition(self, nodes: Sequence[int]) -> Partition | None:
+        """Draw one partition shape over `nodes`."""
+        rng = self.rng
+        if len(nodes) < 2:
+            return None
+        shape = rng.choice(("isolate", "split", "one_way", "bridge", "random", "clog"))
+        nodes = list(nodes)
+        if shape == "isolate":
+            lonely = rng.choice(nodes)
+            return Partition(f"isolate {lonely}", _cut([lonely], nodes))
+        if shape == "split":
+            minority = rng.sample(nodes, rng.randint(1, (len(nodes) - 1) // 2 or 1))
+            return Partition(f"split {sorted(minority)}", _cut(minority, nodes))
+        if shape == "one_way":
+            src, dst = rng.sample(nodes, 2)
+            return Partition(f"one-way {src}->{dst}", ((src, dst),))
+        if shape == "bridge":
+            bridge = rng.choice(nodes)
+            others = [n for n in nodes if n != bridge]
+            down = tuple((a, b) for a in others for b in others if a != b)
+            return Partition(f"bridge {bridge}", down)
+        if shape == "clog":
+            a, b = rng.sample(nodes, 2)
+            return Partition(f"clog {a}<->{b}", (), ((a, b), (b, a)))
+        groups = {n: rng.randrange(3) for n in nodes}
+        down = tuple((a, b) for a in nodes for b in nodes if groups[a] != groups[b])
+        return Partition("random", down) if down else None
+
+    def _crash(self, sim: Simulation) -> Event | None:
+        alive = sim.alive_ids()
+        if len(alive) <= 1:
+            return None
+        return Crash(self.rng.choice(alive))
+
+    def _restart(self, sim: Simulation) -> Event | None:
+        down = [i for i in sim.node_ids if not sim.nodes[i].alive]
+        return Restart(self.rng.choice(down)) if down else None
+
+    def _client(self, sim: Simulation) -> Event:
+        rng = self.rng
+        guess = sim.client_leader_guess
+        if guess is None or guess not in sim.nodes or rng.random() < 0.05:
+            guess = rng.choice(sim.node_ids)
+        return ClientRequest(guess, sim.next_command_id, rng.choice(KEYS), rng.randrange(1000))
+
+    def _membership(self, sim: Simulation) -> Event | None:
+        leader = sim.leader()
+        if leader is None:
+            return None
+        members = dict(leader.members)
+        voters = sorted(n for n, voting in members.items() if voting)
+        learners = sorted(n for n, voting in members.items() if not voting)
+        caught_up = [n for n in getattr(leader, "caught_up", learners) if n in learners]
+        rng = self.rng
+        if caught_up:
+            return ChangeMembership(leader.node_id, MembershipChange.PROMOTE, caught_up[0])
+        choice = rng.random()
+        if len(members) < self.options.max_servers and choice < 0.5:
+            return ChangeMembership(
+                leader.node_id, MembershipChange.ADD_NONVOTING, sim.next_node_id
+            )
+        if learners and choice < 0.7:
+            return ChangeMembership(leader.node_id, MembershipChange.REMOVE, rng.choice(learners))
+        if len(voters) > self.options.min_voters:
+            change = MembershipChange.REMOVE if choice < 0.9 else MembershipChange.DEMOTE
+            return ChangeMembership(leader.node_id, change, rng.choice(voters))
+        return None
+
+    def _snapshot(self, sim: Simulation) -> Event | None:
+        alive = sim.alive_ids()
+        return TakeSnapshot(self.rng.choice(alive)) if alive else None
+
+
+def _cut(group: Sequence[int], nodes: Sequence[int]) -> tuple[Link, ...]:
+    inside = set(group)
+    return tuple(
+        (a, b) for a in nodes for b in nodes if a != b and ((a in inside) != (b in inside))
+    )

@@ -1,0 +1,369 @@
+"""The simulation: N nodes, one network, one clock, one checker.
+
+`Simulation.apply(event)` carries out one event, lets the checker read every
+node, and records the event. It never draws random numbers for decisions:
+the scheduler does that, so a replay drives the very same code with events
+read from a trace. The only randomness here is each node's own stream and
+message delays, both seeded from the run's seed.
+"""
+
+from __future__ import annotations
+
+import random
+import traceback
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+from virtraft.adapter import (
+    MembershipChange,
+    NodeAdapter,
+    NodeFactory,
+    Redirect,
+    Role,
+    Submitted,
+)
+from virtraft.checker import Checker, Violation
+from virtraft.events import (
+    ChangeMembership,
+    ClientRequest,
+    Crash,
+    Deliver,
+    Drop,
+    Duplicate,
+    Event,
+    Heal,
+    Partition,
+    Restart,
+    TakeSnapshot,
+    Tick,
+)
+from virtraft.network import Envelope, Network, message_key
+from virtraft.options import SimOptions
+
+
+class NotApplicable(Exception):
+    """An event does not fit the simulation's state (a replay diverged)."""
+
+
+@dataclass(slots=True)
+class SimStats:
+    events: Counter[str] = field(default_factory=Counter)
+    refused_messages: int = 0
+    commands_submitted: int = 0
+    commands_redirected: int = 0
+    commands_acknowledged: int = 0
+    leader_changes: int = 0
+    crashes: int = 0
+    restarts: int = 0
+    membership_changes: int = 0
+    snapshots_taken: int = 0
+    snapshots_installed: int = 0
+    max_commit_index: int = 0
+    max_term: int = 0
+
+
+def node_rng(seed: int, node_id: int) -> random.Random:
+    """Each node's own stream; seeding with a str is stable across processes."""
+    return random.Random(f"virtraft:{seed}:node:{node_id}")
+
+
+class Simulation:
+    def __init__(
+        self,
+        options: SimOptions,
+        seed: int,
+        factory: NodeFactory,
+        *,
+        checker: Checker | None = None,
+    ) -> None:
+        self.options = options
+        self.seed = seed
+        self.factory = factory
+        self.checker = checker
+        self.clock_ms = 0
+        self.step = 0
+        self.stats = SimStats()
+        self.events: list[Event] = []
+        self.violation: Violation | None = None
+        self.network = Network(
+            range(1, options.servers + 1), getattr(factory, "message_key", message_key)
+        )
+        self._delay_rng = random.Random(f"virtraft:{seed}:delays")
+        self._delay_min = options.delay_ms_min
+        self._delay_max = options.delay_ms_max
+        self.nodes: dict[int, NodeAdapter] = {}
+        self.node_ids: list[int] = []
+        self._last_tick_ms: dict[int, int] = {}
+        self._leaders_seen: dict[int, int] = {}  # term -> leader, for stats only
+        self.next_node_id = options.servers + 1
+        self.next_command_id = 1
+        self.client_leader_guess: int | None = None
+        # Commands accepted by a leader and not yet answered, per node.
+        self.pending: dict[int, deque[tuple[int, Submitted]]] = {}
+        self.last_submitted: tuple[int, int, Submitted] | None = None
+        bootstrap = tuple((i, True) for i in range(1, options.servers + 1))
+        for node_id in range(1, options.servers + 1):
+            self._add_node(node_id, bootstrap)
+
+    # ------------------------------------------------------------------ nodes
+
+    def _add_node(self, node_id: int, members: tuple[tuple[int, bool], ...]) -> NodeAdapter:
+        def send(dst: int, message: object, _src: int = node_id) -> None:
+            self._send(_src, dst, message)
+
+        node = self.factory(node_id, members, send, node_rng(self.seed, node_id),
+                            self.options.node)
+        self.nodes[node_id] = node
+        self.node_ids.append(node_id)
+        self.node_ids.sort()
+        self._last_tick_ms[node_id] = self.clock_ms
+        self.network.add_node(node_id)
+        self.next_node_id = max(self.next_node_id, node_id + 1)
+        return node
+
+    def _send(self, src: int, dst: int, message: object) -> None:
+        if dst not in self.nodes:
+            self.network.stats.sent += 1
+            self.network.stats.lost_on_cut_links += 1
+            return
+        delay = 0
+        if self._delay_max:
+            delay = self._delay_rng.randint(self._delay_min, self._delay_max)
+        self.network.send(src, dst, message, self.clock_ms, delay)
+
+    def views(self) -> list[NodeAdapter]:
+        return [self.nodes[i] for i in self.node_ids]
+
+    def alive_ids(self) -> list[int]:
+        return [i for i in self.node_ids if self.nodes[i].alive]
+
+    def leader(self) -> NodeAdapter | None:
+        """The live leader with the highest term, if any."""
+        best = None
+        for node_id in self.node_ids:
+            node = self.nodes[node_id]
+            if node.alive and node.role is Role.LEADER and (best is None or node.term > best.term):
+                best = node
+        return best
+
+    # ----------------------------------------------------------------- events
+
+    def apply(self, event: Event) -> Violation | None:
+        """Carry out one event, then check every invariant. Raises
+        NotApplicable, with nothing changed, when the event cannot happen."""
+        self.step += 1
+        for node_id in self.node_ids:
+            self.nodes[node_id].begin_step()
+        handler = self._HANDLERS[type(event)]
+        try:
+            touched = handler(self, event)
+        except NotApplicable:
+            self.step -= 1
+            raise
+        except Exception as exc:  # the server under test failed: a finding
+            self.events.append(event)
+            self.stats.events[event.kind] += 1
+            self.violation = self._node_exception(event, exc)
+            return self.violation
+        self.events.append(event)
+        self.stats.events[event.kind] += 1
+        self._observe_stats(touched)
+        if self.checker is not None:
+            found = self.checker.observe(self.step, self.views(), touched)
+            if found:
+                self.violation = found[0]
+                return self.violation
+        return None
+
+    def _node_exception(self, event: Event, exc: Exception) -> Violation:
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = [f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} in {f.name}" for f in frames[-4:]]
+        nodes = tuple(
+            getattr(event, name) for name in ("dst", "node", "via") if hasattr(event, name)
+        )
+        return Violation(
+            "NodeException", self.step, nodes,
+            f"the server raised {type(exc).__name__}: {exc}",
+            {"exception": type(exc).__name__, "message": str(exc), "where": where},
+        )
+
+    def _observe_stats(self, touched: list[int]) -> None:
+        stats = self.stats
+        for node_id in touched:
+            node = self.nodes[node_id]
+            if node.commit_index > stats.max_commit_index:
+                stats.max_commit_index = node.commit_index
+            term = node.term
+            if term > stats.max_term:
+                stats.max_term = term
+            if node.role is Role.LEADER and term not in self._leaders_seen:
+                self._leaders_seen[term] = node_id
+                stats.leader_changes += 1
+
+    def _message(self, event: Deliver | Drop | Duplicate) -> Envelope:
+        env = event.ref if isinstance(event.ref, Envelope) else None
+        if env is None:
+            env = self.network.find(event.src, event.dst, event.key)
+        if env is None:
+            raise NotApplicable(
+                f"no {event.msg} from node {event.src} to node {event.dst} is in flight"
+            )
+        return env
+
+    def _deliver(self, event: Deliver) -> list[int]:
+        env = self._message(event)
+        self.network.take(env)
+        self.network.stats.delivered += 1
+        node = self.nodes[env.dst]
+        if not node.alive:
+            return []
+        try:
+            node.deliver(env.src, env.message)
+        except node.refusals:
+            self.stats.refused_messages += 1
+        if env.kind == "InstallSnapshot" and getattr(env.message, "done", False):
+            self.stats.snapshots_installed += 1
+        return [env.dst]
+
+    def _drop(self, event: Drop) -> list[int]:
+        self.network.take(self._message(event))
+        self.network.stats.dropped += 1
+        return []
+
+    def _duplicate(self, event: Duplicate) -> list[int]:
+        self.network.duplicate(self._message(event))
+        return []
+
+    def _tick(self, event: Tick) -> list[int]:
+        node = self._node(event.node)
+        self.clock_ms += event.ms
+        self.network.advance(self.clock_ms)
+        elapsed = self.clock_ms - self._last_tick_ms[event.node]
+        self._last_tick_ms[event.node] = self.clock_ms
+        if not node.alive:
+            return []
+        node.tick(elapsed)
+        return [event.node]
+
+    def _client(self, event: ClientRequest) -> list[int]:
+        node_id = event.node
+        self._node(node_id)
+        touched = []
+        self.stats.commands_submitted += 1
+        self.next_command_id = max(self.next_command_id, event.command + 1)
+        for _hop in range(len(self.node_ids) + 1):
+            node = self.nodes[node_id]
+            touched.append(node_id)
+            result = node.submit(event.command, (event.key, event.value))
+            if isinstance(result, Submitted):
+                self.client_leader_guess = node_id
+                self.pending.setdefault(node_id, deque()).append((event.command, result))
+                self.last_submitted = (event.command, node_id, result)
+                break
+            if not isinstance(result, Redirect) or result.leader is None:
+                self.client_leader_guess = None
+                break
+            if result.leader not in self.nodes or result.leader == node_id:
+                break
+            self.stats.commands_redirected += 1
+            node_id = result.leader
+        self._acknowledge()
+        return touched
+
+    def _acknowledge(self) -> None:
+        """Tell clients about commands that committed (what they were told must
+        never be lost; the checker holds the cluster to it). Each node's queue
+        is in index order, so only its front needs looking at."""
+        for node_id, queue in self.pending.items():
+            node = self.nodes.get(node_id)
+            while queue:
+                command, where = queue[0]
+                if node is None or not node.alive:
+                    queue.clear()
+                    break
+                if where.index > node.commit_index:
+                    break
+                queue.popleft()
+                if node.is_committed(where) is True:
+                    self.stats.commands_acknowledged += 1
+
+    def _crash(self, event: Crash) -> list[int]:
+        node = self._node(event.node)
+        if not node.alive:
+            raise NotApplicable(f"node {event.node} is already down")
+        node.crash()
+        self.stats.crashes += 1
+        return [event.node]
+
+    def _restart(self, event: Restart) -> list[int]:
+        node = self._node(event.node)
+        if node.alive:
+            raise NotApplicable(f"node {event.node} is already running")
+        node.restart()
+        self._last_tick_ms[event.node] = self.clock_ms
+        if self.checker is not None:
+            self.checker.node_restarted(event.node)
+        self.stats.restarts += 1
+        return [event.node]
+
+    def _partition(self, event: Partition) -> list[int]:
+        self.network.set_partition(event.down, event.held)
+        return []
+
+    def _heal(self, event: Heal) -> list[int]:
+        self.network.heal()
+        if event.flush:
+            self.network.drop_all_in_flight()
+        return []
+
+    def _membership(self, event: ChangeMembership) -> list[int]:
+        via = self._node(event.via)
+        touched = [event.via]
+        joining = event.change is MembershipChange.ADD_NONVOTING and event.node not in self.nodes
+        if joining:
+            if event.node < self.next_node_id:
+                raise NotApplicable(f"node id {event.node} was used before; ids are never reused")
+            members = tuple(sorted(set(via.members) | {(event.node, False)}))
+            self._add_node(event.node, members)
+        elif event.node not in self.nodes:
+            raise NotApplicable(f"membership change names unknown node {event.node}")
+        result = via.change_membership(event.change, event.node)
+        if isinstance(result, Submitted):
+            self.stats.membership_changes += 1
+            if joining:
+                touched.append(event.node)
+        elif joining:
+            self._forget_node(event.node)
+        return touched
+
+    def _forget_node(self, node_id: int) -> None:
+        """A server that was refused entry never existed (its id stays used)."""
+        del self.nodes[node_id]
+        del self._last_tick_ms[node_id]
+        self.node_ids.remove(node_id)
+        self.network.remove_node(node_id)
+
+    def _snapshot(self, event: TakeSnapshot) -> list[int]:
+        if self._node(event.node).take_snapshot():
+            self.stats.snapshots_taken += 1
+        return [event.node]
+
+    def _node(self, node_id: int) -> NodeAdapter:
+        node = self.nodes.get(node_id)
+        if node is None:
+            raise NotApplicable(f"there is no node {node_id}")
+        return node
+
+    _HANDLERS = {
+        Deliver: _deliver,
+        Drop: _drop,
+        Duplicate: _duplicate,
+        Tick: _tick,
+        ClientRequest: _client,
+        Crash: _crash,
+        Restart: _restart,
+        Partition: _partition,
+        Heal: _heal,
+        ChangeMembership: _membership,
+        TakeSnapshot: _snapshot,
+    }
