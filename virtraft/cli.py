@@ -174,6 +174,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from virtraft.summary import print_run
     from virtraft.trace import write_trace
 
+    if args.scenario is not None:
+        return _run_scenario(args, console)
     options = _sim_options(args)
     factory = _factory(args)
     console.print(f"[bold]virtraft run[/] seed={args.seed} servers={options.servers} "
@@ -190,6 +192,45 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     if trace_path is not None:
         console.print(f"trace: {trace_path}")
     return EXIT_VIOLATION if result.failed else EXIT_OK
+
+
+def _run_scenario(args: argparse.Namespace, console: Console) -> int:
+    from rich.table import Table
+
+    from virtraft.scenario import ScenarioError, load_scenario, run_scenario
+    from virtraft.summary import print_run
+    from virtraft.trace import write_trace
+
+    try:
+        scenario = load_scenario(args.scenario)
+    except ScenarioError as exc:
+        raise UsageError(str(exc)) from None
+    factory = _factory(args)
+    console.print(f"[bold]virtraft run --scenario {scenario.name}[/] seed={args.seed}: "
+                  f"{scenario.summary}")
+    outcome = run_scenario(scenario, args.seed, factory=factory)
+    result = outcome.run
+    trace_path = args.trace
+    if trace_path is None and result.failed:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        trace_path = str(out / f"{scenario.name}-seed-{args.seed}.jsonl")
+    if trace_path is not None:
+        write_trace(trace_path, outcome.trace_lines())
+    print_run(console, result)
+    table = Table(title="Expectations", title_justify="left")
+    table.add_column("expectation")
+    table.add_column("held")
+    table.add_column("detail")
+    for check in outcome.expectations:
+        table.add_row(check.description, "yes" if check.passed else "[red]no[/]", check.detail)
+    console.print(table)
+    if outcome.expected_failure:
+        verdict = "as stated" if outcome.as_stated else "[red]NOT as stated[/]"
+        console.print(f"this scenario states it fails: {outcome.expected_failure} ({verdict})")
+    if trace_path is not None:
+        console.print(f"trace: {trace_path}")
+    return EXIT_VIOLATION if outcome.failed else EXIT_OK
 
 
 def cmd_fuzz(args: argparse.Namespace, console: Console) -> int:
@@ -307,6 +348,70 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+def _read_trace_or_exit(path: str):
+    from virtraft.trace import TraceError, read_trace
+
+    try:
+        return read_trace(path)
+    except TraceError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_shrink(args: argparse.Namespace, console: Console) -> int:
+    from virtraft.shrink import ShrinkError, shrink_file
+
+    try:
+        outcome = shrink_file(args.trace, args.output, node_factory=args.node_factory,
+                              max_seconds=args.max_seconds, console=console)
+    except ShrinkError as exc:
+        raise UsageError(str(exc)) from None
+    console.print(
+        f"shrunk {outcome.before} events to {outcome.after} "
+        f"({outcome.invariant} still fails at step {outcome.step}); wrote {args.output}"
+    )
+    return EXIT_VIOLATION
+
+
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    from virtraft.report import write_report
+
+    trace = _read_trace_or_exit(args.trace)
+    write_report(args.trace, args.output, trace=trace)
+    console.print(f"wrote {args.output}")
+    return EXIT_OK
+
+
+def cmd_scenarios(args: argparse.Namespace, console: Console) -> int:
+    from rich.table import Table
+
+    from virtraft.scenario import ScenarioError, list_scenarios
+
+    try:
+        infos = list_scenarios()
+    except ScenarioError as exc:
+        raise UsageError(str(exc)) from None
+    table = Table(title="Scenarios", title_justify="left")
+    table.add_column("name")
+    table.add_column("expects")
+    table.add_column("what it does")
+    for info in infos:
+        table.add_row(info.name, info.expects, info.summary)
+    console.print(table)
+    return EXIT_OK
+
+
+def cmd_bench(args: argparse.Namespace, console: Console) -> int:
+    from virtraft.bench import main as bench_main
+
+    return bench_main(args, console)
+
+
+def cmd_zoo(args: argparse.Namespace, console: Console) -> int:
+    from virtraft.zoo import main as zoo_main
+
+    return zoo_main(args, console)
+
+
 # ------------------------------------------------------------------- parser
 
 
@@ -321,6 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one seed and print what happened")
     run.add_argument("--seed", type=whole(0), default=0, help="the seed (0)")
     _add_sim_options(run, steps=20_000, client_rate=0.1)
+    run.add_argument("--scenario", metavar="NAME",
+                     help="run a named scenario (see `virtraft scenarios`) or a TOML file")
     run.add_argument("--trace", metavar="FILE", help="write the trace here (JSON Lines)")
     run.add_argument("--out", default="reports", metavar="DIR",
                      help="where a failing run's trace goes when --trace is not given")
@@ -349,6 +456,41 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--node-factory", default=None, metavar="MODULE:CALLABLE",
                         help="replay against another implementation")
     replay.set_defaults(handler=cmd_replay)
+
+    shrink = sub.add_parser("shrink", help="cut a failing trace down to what makes it fail")
+    shrink.add_argument("trace", metavar="TRACE")
+    shrink.add_argument("-o", "--output", required=True, metavar="SMALLER",
+                        help="where to write the shrunk trace")
+    shrink.add_argument("--node-factory", default=None, metavar="MODULE:CALLABLE",
+                        help="shrink against another implementation")
+    shrink.add_argument("--max-seconds", type=float, default=120.0, metavar="S",
+                        help="stop improving after S seconds of wall time (120)")
+    shrink.set_defaults(handler=cmd_shrink)
+
+    report = sub.add_parser("report", help="write a self-contained HTML report of a trace")
+    report.add_argument("trace", metavar="TRACE")
+    report.add_argument("-o", "--output", required=True, metavar="HTML")
+    report.set_defaults(handler=cmd_report)
+
+    scenarios = sub.add_parser("scenarios", help="list the named scenarios")
+    scenarios.set_defaults(handler=cmd_scenarios)
+
+    bench = sub.add_parser("bench", help="measure events per second with every invariant on")
+    bench.add_argument("--json", action="store_true", help="print JSON for machines")
+    bench.add_argument("--events", type=whole(1000), default=None,
+                       help="events per workload (default: each workload's own)")
+    bench.add_argument("--long", action="store_true",
+                       help="also compare a 10,000- and a 200,000-event run")
+    bench.set_defaults(handler=cmd_bench)
+
+    zoo = sub.add_parser("zoo", help="run every bug-zoo mutant and tabulate what caught it")
+    zoo.add_argument("--seeds", type=seed_range, default=range(0, 100), metavar="A:B")
+    zoo.add_argument("--mutant", action="append", default=None, metavar="NAME",
+                     help="only this mutant (repeatable)")
+    zoo.add_argument("--time-budget", type=float, default=60.0, metavar="S",
+                     help="wall seconds per mutant for the random seeds (60)")
+    zoo.add_argument("--json", action="store_true", help="print JSON for machines")
+    zoo.set_defaults(handler=cmd_zoo)
     return parser
 
 

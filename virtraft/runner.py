@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from virtraft.adapter import NodeFactory
+from virtraft.adapter import NodeFactory, Role
 from virtraft.checker import Checker, Violation
 from virtraft.events import ClientRequest, Event, Heal, Restart
 from virtraft.options import SimOptions, options_swarm
@@ -173,38 +173,44 @@ def liveness_phase(sim: Simulation, scheduler: Scheduler) -> tuple[Liveness, Vio
     outcome = run_until(lambda: sim.clock_ms >= stable_until)
     if isinstance(outcome, Violation):
         return Liveness("skipped", "safety was violated"), outcome
-    outcome = run_until(lambda: _stable_leader(sim) is not None)
-    if isinstance(outcome, Violation):
-        return Liveness("skipped", "safety was violated"), outcome
-    if outcome is False:
-        bound = options.liveness_bound_ms
-        return Liveness("failed", f"no leader within {bound} ms after the network healed"), None
-    leader = _stable_leader(sim)
-    assert leader is not None
-    leader_at = sim.clock_ms
-    command = sim.next_command_id
-    if (violation := sim.apply(ClientRequest(leader, command, "liveness", 1))) is not None:
-        return Liveness("skipped", "safety was violated"), violation
-    last = sim.last_submitted
-    submitted = last[1:] if last is not None and last[0] == command else None
+    # Like a real client: submit to the leader, and submit again to whoever
+    # leads if the command is lost or its leader steps down before it commits.
+    bound = options.liveness_bound_ms
+    leader_at: int | None = None
+    while True:
+        outcome = run_until(lambda: _stable_leader(sim) is not None)
+        if isinstance(outcome, Violation):
+            return Liveness("skipped", "safety was violated"), outcome
+        if outcome is False:
+            if leader_at is None:
+                return Liveness("failed", f"no leader within {bound} ms after the network "
+                                          "healed"), None
+            return Liveness("failed", f"no command committed within {bound} ms after the "
+                                      "network healed", leader_at), None
+        leader = _stable_leader(sim)
+        assert leader is not None
+        leader_at = leader_at if leader_at is not None else sim.clock_ms
+        command = sim.next_command_id
+        if (violation := sim.apply(ClientRequest(leader, command, "liveness", 1))) is not None:
+            return Liveness("skipped", "safety was violated"), violation
+        last = sim.last_submitted
+        if last is None or last[0] != command:
+            continue  # refused (e.g. it just stepped down): find the leader again
+        _command, node_id, where = last
 
-    def committed() -> bool:
-        assert submitted is not None
-        node_id, where = submitted
-        return sim.nodes[node_id].is_committed(where) is True
+        def settled(node_id: int = node_id, where=where) -> bool:
+            node = sim.nodes[node_id]
+            return node.is_committed(where) is not None or node.role is not Role.LEADER
 
-    if submitted is None:
-        return Liveness("failed", f"leader {leader} refused a command", leader_at), None
-    outcome = run_until(committed)
-    if isinstance(outcome, Violation):
-        return Liveness("skipped", "safety was violated"), outcome
-    if outcome is False:
-        bound = options.liveness_bound_ms
-        return Liveness(
-            "failed", f"leader {leader} did not commit a command within {bound} ms", leader_at
-        ), None
-    return Liveness("ok", "leader elected and a command committed", leader_at,
-                    sim.clock_ms), None
+        outcome = run_until(settled)
+        if isinstance(outcome, Violation):
+            return Liveness("skipped", "safety was violated"), outcome
+        if outcome is False:
+            return Liveness("failed", f"leader {leader} did not commit a command within "
+                                      f"{bound} ms", leader_at), None
+        if sim.nodes[node_id].is_committed(where) is True:
+            return Liveness("ok", "leader elected and a command committed", leader_at,
+                            sim.clock_ms), None
 
 
 def _stable_leader(sim: Simulation) -> int | None:
@@ -222,7 +228,9 @@ def replay_events(
 ) -> tuple[Violation | None, int | None, str | None]:
     """Apply recorded events. Returns (violation, diverged_at_step, why); with
     strict=False an event that no longer applies is skipped (for shrinking)."""
-    for step, event in enumerate(events, start=1):
+    from virtraft.shrink import strip_refs
+
+    for step, event in enumerate(strip_refs(list(events)), start=1):
         try:
             violation = sim.apply(event)
         except NotApplicable as exc:

@@ -17,3 +17,14 @@ class ExplodingServer(RaftServer):
 
 
 exploding = factory(ExplodingServer)
+
+
+class VotesForAnyone(RaftServer):
+    """Grants every vote request of its term: no one-vote-per-term rule and no
+    up-to-date check (Raft §5.2, §5.4.1 both dropped). Caught as VoteOnce."""
+
+    def _may_grant_vote(self, msg) -> bool:  # type: ignore[no-untyped-def]
+        return msg.term == self.current_term
+
+
+votes_for_anyone = factory(VotesForAnyone)

@@ -1,0 +1,300 @@
+"""Shrinking: cut a failing trace down to the events that make it fail.
+
+A candidate is a list of events; it still fails when replaying it (skipping
+events that no longer apply) breaks the same invariant. Passes go from
+coarse to fine, each keeping every cut that still fails, until a pass makes
+no progress or the time budget runs out:
+
+1. cut everything after the violation;
+2. remove every event of one kind at once (all duplicates, all snapshots...);
+3. drop the highest-numbered server (a smaller cluster, where possible);
+4. remove chunks of events, from half the trace down to single events
+   (delta debugging, Zeller 2002), trying the end first;
+5. merge consecutive ticks of one server and shorten partitions.
+
+The result replays strictly: it holds only events that applied.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from virtraft.checker import Checker, Violation
+from virtraft.events import MESSAGE_EVENTS, Event, Partition, Tick
+from virtraft.options import SimOptions
+from virtraft.runner import FactoryError, Liveness, load_factory, verdict_of
+from virtraft.simulator import NotApplicable, Simulation
+from virtraft.trace import TraceError, read_trace, trace_lines, write_trace
+
+
+class ShrinkError(ValueError):
+    """The trace cannot be shrunk (no safety violation, or it does not replay)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShrinkOutcome:
+    before: int
+    after: int
+    invariant: str
+    step: int
+    options: SimOptions
+    events: tuple[Event, ...]
+    violation: Violation
+
+
+def strip_refs(events: Sequence[Event]) -> list[Event]:
+    """Events as a trace file holds them: no links to a past run's envelopes."""
+    return [
+        dataclasses.replace(e, ref=None) if isinstance(e, MESSAGE_EVENTS) and e.ref else e
+        for e in events
+    ]
+
+
+class _Shrinker:
+    def __init__(self, seed: int, options: SimOptions, factory: str, invariant: str,
+                 deadline: float) -> None:
+        self.seed = seed
+        self.options = options
+        self.factory_spec = factory
+        self.factory = load_factory(factory)
+        self.invariant = invariant
+        self.deadline = deadline
+        self.attempts = 0
+
+    def out_of_time(self) -> bool:
+        return time.monotonic() >= self.deadline
+
+    def replay(self, events: Sequence[Event], options: SimOptions | None = None
+               ) -> tuple[Violation | None, list[Event]]:
+        """Replay leniently; return the violation and the events that applied."""
+        self.attempts += 1
+        sim = Simulation(options or self.options, self.seed, self.factory, checker=Checker())
+        applied: list[Event] = []
+        for event in events:
+            try:
+                violation = sim.apply(event)
+            except NotApplicable:
+                continue
+            applied.append(event)
+            if violation is not None:
+                return violation, applied
+        return None, applied
+
+    def fails(self, events: Sequence[Event], options: SimOptions | None = None
+              ) -> list[Event] | None:
+        """The applied events up to the violation, if the same invariant breaks."""
+        violation, applied = self.replay(events, options)
+        if violation is not None and violation.invariant == self.invariant:
+            return applied
+        return None
+
+    # ------------------------------------------------------------------ passes
+
+    def remove_kinds(self, events: list[Event]) -> list[Event]:
+        kinds = sorted({e.kind for e in events})
+        for kind in kinds:
+            if self.out_of_time():
+                break
+            candidate = [e for e in events if e.kind != kind]
+            if len(candidate) < len(events) and (kept := self.fails(candidate)) is not None:
+                events = kept
+        return events
+
+    def drop_servers(self, events: list[Event]) -> list[Event]:
+        while self.options.servers > 1 and not self.out_of_time():
+            smaller = self.options.replace(servers=self.options.servers - 1)
+            kept = self.fails(events, smaller)
+            if kept is None:
+                break
+            self.options = smaller
+            events = kept
+        return events
+
+    def remove_chunks(self, events: list[Event]) -> list[Event]:
+        size = max(1, len(events) // 2)
+        while size >= 1 and not self.out_of_time():
+            index = len(events) - size
+            while index >= 0 and not self.out_of_time():
+                candidate = events[:index] + events[index + size:]
+                kept = self.fails(candidate)
+                if kept is not None:
+                    events = kept
+                    index = min(index, len(events)) - size
+                else:
+                    index -= size
+            if size == 1:
+                break
+            size //= 2
+        return events
+
+    def merge_ticks(self, events: list[Event]) -> list[Event]:
+        merged: list[Event] = []
+        for event in events:
+            last = merged[-1] if merged else None
+            if isinstance(event, Tick) and isinstance(last, Tick) and last.node == event.node:
+                merged[-1] = Tick(event.node, last.ms + event.ms)
+            else:
+                merged.append(event)
+        if len(merged) < len(events) and (kept := self.fails(merged)) is not None:
+            return kept
+        return events
+
+    def collapse_ticks(self, events: list[Event]) -> list[Event]:
+        """Replace each run of ticks by one tick per server in it, the first
+        carrying all the run's time: every server still learns of the same
+        time, in one piece. Tried for all runs at once, then run by run."""
+        runs = _tick_runs(events)
+        if not runs:
+            return events
+        candidate = _collapse(events, runs)
+        if len(candidate) < len(events) and (kept := self.fails(candidate)) is not None:
+            return kept
+        for start, stop in reversed(runs):
+            if self.out_of_time():
+                break
+            if stop > len(events) or not all(isinstance(e, Tick) for e in events[start:stop]):
+                continue
+            candidate = _collapse(events, [(start, stop)])
+            if len(candidate) < len(events) and (kept := self.fails(candidate)) is not None:
+                events = kept
+        return events
+
+    def shorten_partitions(self, events: list[Event]) -> list[Event]:
+        for position in range(len(events)):
+            if self.out_of_time() or position >= len(events):
+                break
+            event = events[position]
+            if not isinstance(event, Partition) or len(event.down) < 2:
+                continue
+            half = event.down[: len(event.down) // 2]
+            smaller = dataclasses.replace(event, down=half)
+            candidate = events[:position] + [smaller] + events[position + 1:]
+            if (kept := self.fails(candidate)) is not None:
+                events = kept
+        return events
+
+
+def _tick_runs(events: Sequence[Event]) -> list[tuple[int, int]]:
+    """[start, stop) of every run of two or more consecutive ticks."""
+    runs = []
+    start = None
+    for index, event in enumerate([*events, None]):
+        if isinstance(event, Tick):
+            if start is None:
+                start = index
+            continue
+        if start is not None and index - start >= 2:
+            runs.append((start, index))
+        start = None
+    return runs
+
+
+def _collapse(events: list[Event], runs: Sequence[tuple[int, int]]) -> list[Event]:
+    out: list[Event] = []
+    position = 0
+    for start, stop in runs:
+        out.extend(events[position:start])
+        ticks = events[start:stop]
+        total = sum(t.ms for t in ticks)  # type: ignore[union-attr]
+        order: dict[int, None] = {}
+        for tick in ticks:
+            order.pop(tick.node, None)  # type: ignore[union-attr]
+            order[tick.node] = None  # type: ignore[union-attr]
+        nodes = list(order)
+        out.append(Tick(nodes[0], total))
+        out.extend(Tick(node, 0) for node in nodes[1:])
+        position = stop
+    out.extend(events[position:])
+    return out
+
+
+def shrink_events(
+    seed: int,
+    options: SimOptions,
+    factory: str,
+    events: Sequence[Event],
+    invariant: str,
+    *,
+    max_seconds: float = 60.0,
+    on_progress: Callable[[str, int], None] | None = None,
+) -> ShrinkOutcome:
+    """Shrink `events` while `invariant` still breaks; see the module docstring."""
+    shrinker = _Shrinker(seed, options, factory, invariant, time.monotonic() + max_seconds)
+    original = strip_refs(events)
+    current = shrinker.fails(original)
+    if current is None:
+        raise ShrinkError(f"replaying the trace does not break {invariant}; nothing to shrink")
+    passes = (
+        ("after the violation", lambda evs: evs),
+        ("by kind", shrinker.remove_kinds),
+        ("servers", shrinker.drop_servers),
+        ("tick runs", shrinker.collapse_ticks),
+        ("chunks", shrinker.remove_chunks),
+        ("ticks", shrinker.merge_ticks),
+        ("partitions", shrinker.shorten_partitions),
+    )
+    while True:
+        size = len(current)
+        for name, run_pass in passes:
+            if shrinker.out_of_time():
+                break
+            current = run_pass(current)
+            if on_progress is not None:
+                on_progress(name, len(current))
+        if len(current) >= size or shrinker.out_of_time():
+            break
+    violation, applied = shrinker.replay(current)
+    assert violation is not None and violation.invariant == invariant
+    return ShrinkOutcome(len(original), len(applied), invariant, violation.step,
+                         shrinker.options, tuple(applied), violation)
+
+
+def shrink_file(
+    trace_path: str,
+    output: str,
+    *,
+    node_factory: str | None = None,
+    max_seconds: float = 120.0,
+    console=None,
+) -> ShrinkOutcome:
+    """Shrink the trace at `trace_path` and write the result to `output`."""
+    try:
+        trace = read_trace(trace_path)
+    except TraceError as exc:
+        raise ShrinkError(str(exc)) from None
+    recorded = trace.verdict.get("violation")
+    if not recorded or not isinstance(recorded, dict) or "invariant" not in recorded:
+        raise ShrinkError(
+            f"{trace_path}: the trace records no safety violation; only those are shrunk"
+        )
+    factory = node_factory or trace.factory
+    try:
+        load_factory(factory)
+    except FactoryError as exc:
+        raise ShrinkError(str(exc)) from None
+
+    def progress(name: str, size: int) -> None:
+        if console is not None:
+            console.print(f"  {name}: {size} events")
+
+    outcome = shrink_events(trace.seed, trace.options, factory, trace.events,
+                            recorded["invariant"], max_seconds=max_seconds,
+                            on_progress=progress)
+    sim_verdict = _verdict_for(outcome, factory, trace.seed)
+    lines = trace_lines(trace.seed, outcome.options, factory, outcome.events, sim_verdict,
+                        extra={"shrunk_from": {"events": outcome.before, "trace": trace_path}})
+    write_trace(output, lines)
+    return outcome
+
+
+def _verdict_for(outcome: ShrinkOutcome, factory: str, seed: int) -> dict:
+    sim = Simulation(outcome.options, seed, load_factory(factory), checker=Checker())
+    violation = None
+    for event in outcome.events:
+        violation = sim.apply(event)
+    assert violation is not None
+    return verdict_of(sim, violation, Liveness("skipped", "safety was violated"))
+
