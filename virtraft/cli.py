@@ -434,8 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_run)
 
     fuzz = sub.add_parser("fuzz", help="run many seeds; save and summarise failures")
-    fuzz.add_argument("--seeds", type=seed_range, default=range(0, 200), metavar="A:B",
-                      help="seeds A (inclusive) to B (exclusive) (0:200)")
+    fuzz.add_argument("--seeds", type=seed_range, default=range(0, 300), metavar="A:B",
+                      help="seeds A (inclusive) to B (exclusive) (0:300)")
     fuzz.add_argument("--workers", type=whole(1), default=None,
                       help="parallel processes (all cores)")
     fuzz.add_argument("--executor", choices=("local", "dask"), default="local",
