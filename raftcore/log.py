@@ -11,21 +11,20 @@ class Log:
     """Entries base_index+1 .. last_index; base_index/base_term describe the
     last compacted entry (0/0 when nothing was compacted)."""
 
-    __slots__ = ("_entries", "base_index", "base_term", "_compacted_terms")
+    __slots__ = ("_entries", "base_index", "base_term", "last_index", "_compacted_terms")
 
     def __init__(self) -> None:
         self._entries: list[Entry] = []
         self.base_index = 0
         self.base_term = 0
+        # Invariant: last_index == base_index + len(_entries). Kept as a field,
+        # not computed: it is read several times per message.
+        self.last_index = 0
         # Terms of the compacted entries, one (first index, term) per run of
         # equal terms, so that a client can still learn whether its entry was
         # the one committed at its index. A term of None covers indexes whose
         # terms this server never held (a snapshot received or restarted from).
         self._compacted_terms: list[tuple[int, int | None]] = []
-
-    @property
-    def last_index(self) -> int:
-        return self.base_index + len(self._entries)
 
     @property
     def last_term(self) -> int:
@@ -54,11 +53,14 @@ class Log:
 
     def append(self, entry: Entry) -> int:
         self._entries.append(entry)
+        self.last_index += 1
         return self.last_index
 
     def pop(self) -> Entry:
         """Remove the youngest entry."""
-        return self._entries.pop()
+        entry = self._entries.pop()
+        self.last_index -= 1
+        return entry
 
     def compact(self, index: int) -> list[Entry]:
         """Remove the eldest entries through `index` (which must be held)."""
@@ -81,6 +83,7 @@ class Log:
             self._note_compacted(base_index, base_term)
         self.base_index = base_index
         self.base_term = base_term
+        self.last_index = base_index
 
     def _note_compacted(self, index: int, term: int | None) -> None:
         runs = self._compacted_terms

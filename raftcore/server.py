@@ -57,6 +57,10 @@ from raftcore.progress import Member
 
 Membership = tuple[tuple[int, bool], ...]
 
+# `entry.type in _MEMBERSHIP_CHANGES` on the per-entry paths: a set lookup
+# costs less than the enum property it mirrors.
+_MEMBERSHIP_CHANGES = frozenset(t for t in EntryType if t.is_membership_change)
+
 
 class Role(enum.Enum):
     FOLLOWER = "follower"
@@ -81,7 +85,7 @@ def _check_entry(entry: object) -> None:
     if not isinstance(entry, Entry) or not isinstance(entry.type, EntryType):
         raise InvalidMessage(f"malformed entry {entry!r}")
     _check_int(entry.term, "entry term")
-    if entry.type.is_membership_change:
+    if entry.type in _MEMBERSHIP_CHANGES:
         _check_int(entry.node, f"{entry.type.name} node")
 
 
@@ -131,6 +135,7 @@ class RaftServer:
         self._config_history: list[tuple[int, Membership]] = []
         self._members: dict[int, Member] = {}
         self._peers: list[Member] = []  # members except self, sorted by id
+        self._members_view: Membership = ()  # what members() returns, kept with _members
         # Snapshots.
         self.snapshot: Snapshot | None = None
         self._snapshot_in_progress: int | None = None
@@ -239,7 +244,7 @@ class RaftServer:
 
     def members(self) -> Membership:
         """The configuration in force: (node id, is voting), sorted by id."""
-        return tuple((m.node_id, m.voting) for m in self._sorted_members())
+        return self._members_view
 
     def voting_members(self) -> tuple[int, ...]:
         return tuple(m.node_id for m in self._sorted_members() if m.voting)
@@ -518,7 +523,7 @@ class RaftServer:
     def _append_entry(self, entry: Entry) -> int:
         index = self._log.append(entry)
         self.callbacks.log_offer(entry, index)
-        if entry.type.is_membership_change:
+        if entry.type in _MEMBERSHIP_CHANGES:
             self._apply_membership_entry(entry, index)
         return index
 
@@ -674,7 +679,7 @@ class RaftServer:
         for entry in entries:
             if not isinstance(entry, Entry) or not isinstance(entry.type, EntryType):
                 raise InvalidOperation(f"a client entry must be an Entry, got {entry!r}")
-        changes = [e for e in entries if e.type.is_membership_change]
+        changes = [e for e in entries if e.type in _MEMBERSHIP_CHANGES]
         if changes:
             self._validate_membership_change(changes)
         stamped = [
@@ -807,7 +812,9 @@ class RaftServer:
             if node_id not in new and node_id != self.node_id:
                 self.callbacks.notify_membership_event(node_id, MembershipEvent.REMOVED)
         self._members = new
-        self._peers = [m for m in self._sorted_members() if m.node_id != self.node_id]
+        ordered = self._sorted_members()
+        self._peers = [m for m in ordered if m.node_id != self.node_id]
+        self._members_view = tuple((m.node_id, m.voting) for m in ordered)
 
     def _sorted_members(self) -> list[Member]:
         return [self._members[node_id] for node_id in sorted(self._members)]

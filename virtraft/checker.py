@@ -677,9 +677,9 @@ class Checker:
         node = nodes.get(nid)
         if node is None:
             node = nodes[nid] = NodeState(nid)
-            mask = self._refresh(node, view, new=True)
+            mask = self._first_read(node, view)
         else:
-            mask = self._refresh(node, view, new=False)
+            mask = self._refresh(node, view)
         if mask:
             if mask & COMMIT:
                 self._maybe_advance_commit(step, node)
@@ -691,42 +691,50 @@ class Checker:
                     found.append(violation)
         node.restarted = False
 
-    def _refresh(self, node: NodeState, view: NodeView, *, new: bool) -> int:
-        """Read the view's scalars and log changes into `node`; return the change mask."""
+    def _first_read(self, node: NodeState, view: NodeView) -> int:
+        """Read a node seen for the first time; every watched change is new."""
+        node.alive = node.prev_alive = view.alive
+        node.role = view.role
+        node.prev_role = _FOLLOWER  # a node first seen leading has just become leader
+        node.term = node.prev_term = view.term
+        node.voted_for = view.voted_for
+        node.commit_index = node.prev_commit = view.commit_index
+        return self._finish_refresh(node, view, NEW | TERM | VOTE | ROLE | COMMIT)
+
+    def _refresh(self, node: NodeState, view: NodeView) -> int:
+        """Read the view's scalars into `node`, keeping the values from before
+        this event in `prev_*`; return the change mask. This runs for every
+        touched node after every event, hence one read per field and no
+        allocation."""
+        mask = 0
         alive = view.alive
+        prev = node.prev_alive = node.alive
+        if alive != prev:
+            node.alive = alive
+            mask = ALIVE
         role = view.role
-        term = view.term
-        vote = view.voted_for
-        commit = view.commit_index
-        if new:
-            mask = NEW | TERM | VOTE | ROLE | COMMIT
-            node.alive = node.prev_alive = alive
+        prev = node.prev_role = node.role
+        if role != prev:
             node.role = role
-            node.prev_role = _FOLLOWER  # a node first seen leading has just become leader
-            node.term = node.prev_term = term
+            mask |= ROLE
+        term = view.term
+        prev = node.prev_term = node.term
+        if term != prev:
+            node.term = term
+            mask |= TERM
+        vote = view.voted_for
+        if vote != node.voted_for:
             node.voted_for = vote
-            node.commit_index = node.prev_commit = commit
-        else:
-            mask = 0
-            node.prev_alive = node.alive
-            if alive != node.alive:
-                node.alive = alive
-                mask |= ALIVE
-            node.prev_role = node.role
-            if role != node.role:
-                node.role = role
-                mask |= ROLE
-            node.prev_term = node.term
-            if term != node.term:
-                node.term = term
-                mask |= TERM
-            if vote != node.voted_for:
-                node.voted_for = vote
-                mask |= VOTE
-            node.prev_commit = node.commit_index
-            if commit != node.commit_index:
-                node.commit_index = commit
-                mask |= COMMIT
+            mask |= VOTE
+        commit = view.commit_index
+        prev = node.prev_commit = node.commit_index
+        if commit != prev:
+            node.commit_index = commit
+            mask |= COMMIT
+        return self._finish_refresh(node, view, mask)
+
+    def _finish_refresh(self, node: NodeState, view: NodeView, mask: int) -> int:
+        """Add the log's and the applied entries' changes to `mask`."""
         if self._refresh_log(node, view):
             mask |= LOG
         applied = view.recent_applied
@@ -743,6 +751,14 @@ class Checker:
         snap = view.snapshot_index
         old_last = node.last_index
         old_snap = node.snapshot_index
+        if last == old_last and snap == old_snap:
+            # Most events leave a node's log alone: the same last entry means
+            # no change (the general scan below would stop there too).
+            if last <= snap:
+                return False
+            entry = view.entry(last)
+            if entry is None or entry == node.shadow.get(last):
+                return False
         shadow = node.shadow
         removed_index = 0
         removed_entry: Entry | None = None

@@ -57,6 +57,10 @@ class Network:
         self._held: dict[Link, list[Envelope]] = {}
         self._down: set[Link] = set()
         self._held_links: set[Link] = set()
+        # Every envelope in flight (deliverable, delayed or held) by id, so an
+        # event names its envelope by id and does not keep it (or its message)
+        # alive once it has left the network.
+        self._flying: dict[int, Envelope] = {}
         self._next_id = 0
         self.stats = NetworkStats()
         self.graph: nx.DiGraph = nx.DiGraph()
@@ -119,8 +123,14 @@ class Network:
             self._route(env, kept)
         self.pool = kept
         if self._future:
-            future = [item for item in self._future if (item[2].src, item[2].dst) not in self._down]
-            self.stats.lost_on_cut_links += len(self._future) - len(future)
+            future = []
+            for item in self._future:
+                env = item[2]
+                if (env.src, env.dst) in self._down:
+                    self.stats.lost_on_cut_links += 1
+                    del self._flying[env.id]
+                else:
+                    future.append(item)
             heapq.heapify(future)
             self._future = future
 
@@ -154,6 +164,7 @@ class Network:
         env = Envelope(self._next_id, src, dst, message, type(message).__name__,
                        self._key(message), now_ms)
         self._next_id += 1
+        self._flying[env.id] = env
         if delay_ms > 0:
             heapq.heappush(self._future, (now_ms + delay_ms, env.id, env))
         elif self._held_links and (src, dst) in self._held_links:
@@ -172,10 +183,15 @@ class Network:
         link = (env.src, env.dst)
         if link in self._down:
             self.stats.lost_on_cut_links += 1
+            del self._flying[env.id]
         elif link in self._held_links:
             self._held.setdefault(link, []).append(env)
         else:
             pool.append(env)
+
+    def envelope(self, env_id: int) -> Envelope | None:
+        """The envelope in flight with this id, if it is still in flight."""
+        return self._flying.get(env_id)
 
     def find(self, src: int, dst: int, key: int) -> Envelope | None:
         """The oldest message on src->dst with this content digest, deliverable
@@ -198,11 +214,13 @@ class Network:
         except ValueError:
             self._future = [item for item in self._future if item[2] is not env]
             heapq.heapify(self._future)
+        self._flying.pop(env.id, None)
 
     def duplicate(self, env: Envelope) -> Envelope:
         copy = Envelope(self._next_id, env.src, env.dst, env.message, env.kind, env.key,
                         env.sent_ms)
         self._next_id += 1
+        self._flying[copy.id] = copy
         self._route(copy, self.pool)
         self.stats.duplicated += 1
         return copy
@@ -217,3 +235,4 @@ class Network:
         self.pool.clear()
         self._future.clear()
         self._held.clear()
+        self._flying.clear()

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import random
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from raftcore import (
     AppendEntries,
@@ -29,6 +30,7 @@ from raftcore import (
     RequestVoteResponse,
     Snapshot,
 )
+from raftcore import Role as ServerRole
 from virtraft.adapter import (
     Membership,
     MembershipChange,
@@ -42,6 +44,10 @@ from virtraft.adapter import (
     Submitted,
 )
 from virtraft.disk import Disk
+
+# The checker reads every touched node's role after every event: a dict
+# lookup by value (hashing an Enum member runs Python code; `_value_` does not).
+_ROLE = {role.value: Role(role.value) for role in ServerRole}
 
 _ENTRY_TYPE = {
     MembershipChange.ADD_NONVOTING: EntryType.ADD_NONVOTING_NODE,
@@ -57,7 +63,7 @@ class _SimCallbacks(Callbacks):
     def __init__(self, node: RaftcoreNode) -> None:
         self.node = node
         self.disk = node.disk
-        self.send = node.send
+        self.send = node._send  # straight to the simulator: one call per message fewer
 
     def send_requestvote(self, node_id: int, msg: RequestVote) -> None:
         self.send(node_id, msg)
@@ -238,7 +244,7 @@ class RaftcoreNode:
     @property
     def role(self) -> Role:
         server = self.server
-        return Role(server.role.value) if server is not None else Role.FOLLOWER
+        return _ROLE[server.role._value_] if server is not None else Role.FOLLOWER
 
     @property
     def term(self) -> int:
@@ -293,22 +299,46 @@ class RaftcoreNode:
         return {"kv_keys": len(self.kv), "disk_writes": self.disk.writes}
 
 
-def _entries_key(msg: AppendEntries) -> tuple[int, ...]:
-    last = msg.entries[-1] if msg.entries else None
-    return (3, msg.term, msg.leader_id, msg.prev_log_index, msg.prev_log_term,
-            len(msg.entries), msg.leader_commit, last.term if last else -1, last.id if last else -1)
+# The identifying fields of each message, as the text repr() gives the tuple
+# (kind number, fields...): traces store the digest of this text, so it must
+# not change. Formatted directly because repr() of a tuple costs about twice
+# as much, and a key is computed for every message sent.
+def _request_vote_text(m: RequestVote) -> str:
+    return (f"(1, {m.term!r}, {m.candidate_id!r}, {m.last_log_index!r}, "
+            f"{m.last_log_term!r}, {m.prevote!r})")
 
 
-_KEY_FIELDS = {
-    RequestVote: lambda m: (1, m.term, m.candidate_id, m.last_log_index, m.last_log_term,
-                            m.prevote),
-    RequestVoteResponse: lambda m: (2, m.term, m.vote_granted, m.prevote),
-    AppendEntries: _entries_key,
-    AppendEntriesResponse: lambda m: (4, m.term, m.success, m.match_index, m.rejected_index,
-                                      m.hint_index),
-    InstallSnapshot: lambda m: (5, m.term, m.leader_id, m.last_index, m.last_term, m.offset,
-                                len(m.data), m.done),
-    InstallSnapshotResponse: lambda m: (6, m.term, m.last_index, m.next_offset, m.done),
+def _request_vote_response_text(m: RequestVoteResponse) -> str:
+    return f"(2, {m.term!r}, {m.vote_granted!r}, {m.prevote!r})"
+
+
+def _append_entries_text(m: AppendEntries) -> str:
+    last_term, last_id = (m.entries[-1].term, m.entries[-1].id) if m.entries else (-1, -1)
+    return (f"(3, {m.term!r}, {m.leader_id!r}, {m.prev_log_index!r}, {m.prev_log_term!r}, "
+            f"{len(m.entries)!r}, {m.leader_commit!r}, {last_term!r}, {last_id!r})")
+
+
+def _append_entries_response_text(m: AppendEntriesResponse) -> str:
+    return (f"(4, {m.term!r}, {m.success!r}, {m.match_index!r}, {m.rejected_index!r}, "
+            f"{m.hint_index!r})")
+
+
+def _install_snapshot_text(m: InstallSnapshot) -> str:
+    return (f"(5, {m.term!r}, {m.leader_id!r}, {m.last_index!r}, {m.last_term!r}, "
+            f"{m.offset!r}, {len(m.data)!r}, {m.done!r})")
+
+
+def _install_snapshot_response_text(m: InstallSnapshotResponse) -> str:
+    return f"(6, {m.term!r}, {m.last_index!r}, {m.next_offset!r}, {m.done!r})"
+
+
+_KEY_TEXT: dict[type, Callable[[Any], str]] = {
+    RequestVote: _request_vote_text,
+    RequestVoteResponse: _request_vote_response_text,
+    AppendEntries: _append_entries_text,
+    AppendEntriesResponse: _append_entries_response_text,
+    InstallSnapshot: _install_snapshot_text,
+    InstallSnapshotResponse: _install_snapshot_response_text,
 }
 
 
@@ -316,10 +346,10 @@ def message_key(message: object) -> int:
     """A content digest of a raftcore message from its identifying fields. Two
     AppendEntries of one leader and term that agree on these carry the same
     entries, so the digest names a message as well as its full text would."""
-    fields = _KEY_FIELDS.get(type(message))
-    if fields is None:
+    text = _KEY_TEXT.get(type(message))
+    if text is None:
         return zlib.crc32(repr(message).encode())
-    return zlib.crc32(repr(fields(message)).encode())
+    return zlib.crc32(text(message).encode())
 
 
 def factory(server_class: type[RaftServer] = RaftServer) -> NodeFactory:

@@ -54,6 +54,9 @@ class Scheduler:
                 self._cumulative.append((acc, make))
         self._drop = o.drop_probability
         self._dup_threshold = o.drop_probability + o.duplicate_probability
+        self._deliver_share = o.deliver_share
+        self._reorder = o.reorder
+        self._tick_ms = (o.tick_ms_min, o.tick_ms_max)
 
     def next_event(self, sim: Simulation) -> Event:
         r = self.rng.random()
@@ -68,20 +71,21 @@ class Scheduler:
     def network_or_time(self, sim: Simulation) -> Event:
         rng = self.rng
         pool = sim.network.pool
-        if pool and rng.random() < self.options.deliver_share:
-            env = pool[rng.randrange(len(pool))] if self.options.reorder else pool[0]
+        if pool and rng.random() < self._deliver_share:
+            env = pool[rng.randrange(len(pool))] if self._reorder else pool[0]
             x = rng.random()
             if x < self._drop:
-                return Drop(env.src, env.dst, env.kind, env.key, env)
+                return Drop(env.src, env.dst, env.kind, env.key, env.id)
             if x < self._dup_threshold:
-                return Duplicate(env.src, env.dst, env.kind, env.key, env)
-            return Deliver(env.src, env.dst, env.kind, env.key, env)
+                return Duplicate(env.src, env.dst, env.kind, env.key, env.id)
+            return Deliver(env.src, env.dst, env.kind, env.key, env.id)
         return self.tick(sim)
 
     def tick(self, sim: Simulation) -> Tick:
+        rng = self.rng
         alive = sim.alive_ids() or sim.node_ids
-        node = alive[self.rng.randrange(len(alive))]
-        return Tick(node, self.rng.randint(self.options.tick_ms_min, self.options.tick_ms_max))
+        node = alive[rng.randrange(len(alive))]
+        return Tick(node, rng.randint(*self._tick_ms))
 
     # ---------------------------------------------------------------- faults
 

@@ -9,6 +9,7 @@ message delays, both seeded from the run's seed.
 
 from __future__ import annotations
 
+import functools
 import random
 import traceback
 from collections import Counter, deque
@@ -93,6 +94,11 @@ class Simulation:
         self._delay_max = options.delay_ms_max
         self.nodes: dict[int, NodeAdapter] = {}
         self.node_ids: list[int] = []
+        # The nodes in id order, rebuilt only when a node joins or is forgotten.
+        self._views: list[NodeAdapter] = []
+        # Ids of the nodes the last event touched: only they can have applied
+        # entries, so only they need `begin_step()` before the next event.
+        self._stepped: list[int] = []
         self._last_tick_ms: dict[int, int] = {}
         self._leaders_seen: dict[int, int] = {}  # term -> leader, for stats only
         self.next_node_id = options.servers + 1
@@ -108,14 +114,14 @@ class Simulation:
     # ------------------------------------------------------------------ nodes
 
     def _add_node(self, node_id: int, members: tuple[tuple[int, bool], ...]) -> NodeAdapter:
-        def send(dst: int, message: object, _src: int = node_id) -> None:
-            self._send(_src, dst, message)
-
+        send = functools.partial(self._send, node_id)  # send(dst, message) from node_id
         node = self.factory(node_id, members, send, node_rng(self.seed, node_id),
                             self.options.node)
         self.nodes[node_id] = node
         self.node_ids.append(node_id)
         self.node_ids.sort()
+        self._views = [self.nodes[i] for i in self.node_ids]
+        self._stepped.append(node_id)
         self._last_tick_ms[node_id] = self.clock_ms
         self.network.add_node(node_id)
         self.next_node_id = max(self.next_node_id, node_id + 1)
@@ -132,7 +138,7 @@ class Simulation:
         self.network.send(src, dst, message, self.clock_ms, delay)
 
     def views(self) -> list[NodeAdapter]:
-        return [self.nodes[i] for i in self.node_ids]
+        return list(self._views)
 
     def alive_ids(self) -> list[int]:
         return [i for i in self.node_ids if self.nodes[i].alive]
@@ -152,24 +158,29 @@ class Simulation:
         """Carry out one event, then check every invariant. Raises
         NotApplicable, with nothing changed, when the event cannot happen."""
         self.step += 1
-        for node_id in self.node_ids:
-            self.nodes[node_id].begin_step()
+        nodes = self.nodes
+        for node_id in self._stepped:
+            if node_id in nodes:
+                nodes[node_id].begin_step()
         handler = self._HANDLERS[type(event)]
         try:
             touched = handler(self, event)
         except NotApplicable:
             self.step -= 1
+            self._stepped = list(self.node_ids)
             raise
         except Exception as exc:  # the server under test failed: a finding
             self.events.append(event)
             self.stats.events[event.kind] += 1
+            self._stepped = list(self.node_ids)
             self.violation = self._node_exception(event, exc)
             return self.violation
+        self._stepped = touched
         self.events.append(event)
         self.stats.events[event.kind] += 1
         self._observe_stats(touched)
         if self.checker is not None:
-            found = self.checker.observe(self.step, self.views(), touched)
+            found = self.checker.observe(self.step, self._views, touched)
             if found:
                 self.violation = found[0]
                 return self.violation
@@ -189,19 +200,30 @@ class Simulation:
 
     def _observe_stats(self, touched: list[int]) -> None:
         stats = self.stats
+        nodes = self.nodes
+        leaders_seen = self._leaders_seen
         for node_id in touched:
-            node = self.nodes[node_id]
-            if node.commit_index > stats.max_commit_index:
-                stats.max_commit_index = node.commit_index
+            node = nodes[node_id]
+            commit = node.commit_index
+            if commit > stats.max_commit_index:
+                stats.max_commit_index = commit
             term = node.term
             if term > stats.max_term:
                 stats.max_term = term
-            if node.role is Role.LEADER and term not in self._leaders_seen:
-                self._leaders_seen[term] = node_id
+            # The role matters only in a term whose leader is not known yet.
+            if term not in leaders_seen and node.role is Role.LEADER:
+                leaders_seen[term] = node_id
                 stats.leader_changes += 1
 
     def _message(self, event: Deliver | Drop | Duplicate) -> Envelope:
-        env = event.ref if isinstance(event.ref, Envelope) else None
+        """The envelope the event names: the very one the scheduler picked (by
+        id, in `ref`), else the oldest in flight with the same link and digest."""
+        ref = event.ref
+        env = self.network.envelope(ref) if type(ref) is int else None
+        if env is not None and not (
+            env.src == event.src and env.dst == event.dst and env.key == event.key
+        ):
+            env = None  # an id from another run (events carried over, e.g. by the shrinker)
         if env is None:
             env = self.network.find(event.src, event.dst, event.key)
         if env is None:
@@ -341,6 +363,7 @@ class Simulation:
         del self.nodes[node_id]
         del self._last_tick_ms[node_id]
         self.node_ids.remove(node_id)
+        self._views = [self.nodes[i] for i in self.node_ids]
         self.network.remove_node(node_id)
 
     def _snapshot(self, event: TakeSnapshot) -> list[int]:

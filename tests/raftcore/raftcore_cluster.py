@@ -229,6 +229,7 @@ class Cluster:
         self.servers: dict[int, RaftServer] = {}
         self.leaders: dict[int, int] = {}  # term -> leader id, over the whole run
         self.applied: dict[int, Entry] = {}  # index -> entry, over every server
+        self.boot_members: dict[int, Membership] = {}  # each server's bootstrap configuration
         for node in ids:
             self.boot(node)
 
@@ -243,7 +244,9 @@ class Cluster:
         """Start a fresh server with the bootstrap configuration."""
         recorder = self._recorder(node)
         server = RaftServer(node, recorder, config=self.config, rng=self._rng(node))
-        for member, voting in members if members is not None else self.members:
+        members = members if members is not None else self.members
+        self.boot_members[node] = members
+        for member, voting in members:
             if voting:
                 server.add_node(member, is_self=member == node)
             else:
@@ -293,13 +296,16 @@ class Cluster:
     ) -> RaftServer:
         snapshot = recorder.snapshot
         base = snapshot.last_index if snapshot is not None else 0
+        if members is None:
+            members = self.boot_members.get(node, self.members)
+        self.boot_members[node] = members
         assert not recorder.durable_log or recorder.durable_log[0][0] == base + 1
         server = RaftServer.restore(
             node,
             recorder,
             config=self.config,
             rng=self._rng(node),
-            members=members if members is not None else self.members,
+            members=members,
             term=recorder.term,
             voted_for=recorder.vote,
             entries=recorder.durable_entries(),

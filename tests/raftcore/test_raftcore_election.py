@@ -73,22 +73,24 @@ def test_candidate_persists_term_and_own_vote_before_asking() -> None:
 
 def test_vote_is_persisted_before_the_response_is_returned() -> None:
     """Raft Figure 2: a server updates its durable currentTerm and votedFor
-    before responding; a host sends the response only after the call returns."""
+    before responding. The host sends the response only once the call
+    returns, so by then both must be on disk, term first."""
     cluster = Cluster((1, 2, 3), config=make_config(prevote=False))
     voter = cluster.servers[2]
     recorder = cluster.recorders[2]
-    seen = []
-
-    def send_after_persisting(node_id, msg):
-        seen.append((recorder.term, recorder.vote))
-
     response = voter.recv_requestvote(1, RequestVote(1, 1, 0, 0))
-    send_after_persisting(1, response)
     assert response == RequestVoteResponse(1, True)
-    assert seen == [(1, 1)]
-    assert [kind for kind, _ in recorder.events] == ["persist_term", "persist_vote"]
-    assert recorder.events[0][1] == (1, None)  # the new term first, with no vote
+    assert (recorder.term, recorder.vote) == (1, 1)
+    assert recorder.events == [("persist_term", (1, None)), ("persist_vote", 1)]
     assert voter.voted_for == 1
+    # A refusal in a newer term still persists the term before answering.
+    cluster.tick(2, ELECTION_MS)  # out of any lease
+    refused = voter.recv_requestvote(3, RequestVote(2, 3, 0, 0))
+    assert refused == RequestVoteResponse(2, True)
+    voter2 = cluster.restore(3, term=1, terms=(1, 1))
+    refused = voter2.recv_requestvote(1, RequestVote(4, 1, 0, 0))
+    assert refused == RequestVoteResponse(4, False)
+    assert (cluster.recorders[3].term, cluster.recorders[3].vote) == (4, None)
 
 
 def test_one_vote_per_term() -> None:

@@ -1,0 +1,561 @@
+"""Mutants of raftcore: each puts back one real, documented Raft mistake.
+
+Every mutant is a RaftServer subclass that overrides exactly one method, the
+one where the mistake lives, and says where the mistake comes from (the
+paper's figure, or a bug report or fix in another project). Class attributes
+say what the checker must make of it:
+
+- `kind`: "safety" (an invariant must break), "liveness" (the cluster stops
+  making progress: the liveness verdict must fail) or "harmless" (the
+  negative control: the checker must stay silent).
+- `expected_invariant`: the invariant(s) that catch a safety mutant, named in
+  its docstring too; None for the others.
+
+Each mutant enters the simulator through a node factory named after it, e.g.
+`--node-factory tests.bugzoo.mutants:fig8_commit_old_term` (run from the
+repository root). `MUTANTS` maps those names to the classes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import ClassVar
+
+from raftcore import (
+    AppendEntries,
+    AppendEntriesResponse,
+    Entry,
+    EntryType,
+    RaftServer,
+    RequestVote,
+    RequestVoteResponse,
+    Role,
+    Snapshot,
+    quorum,
+)
+from raftcore.errors import InvalidOperation, OneVotingChangeOnly, SnapshotInProgress
+from virtraft.adapter import NodeFactory
+from virtraft.raftcore_node import factory
+
+MODULE = "tests.bugzoo.mutants"
+
+
+class Mutant(RaftServer):
+    """What every mutant declares about itself."""
+
+    kind: ClassVar[str] = "safety"
+    expected_invariant: ClassVar[tuple[str, ...] | None] = None
+    # The method the mutant overrides: the one place its mistake lives.
+    mutated: ClassVar[str] = ""
+
+
+# ----------------------------------------------------------------- elections
+
+
+class GrantVoteTwice(Mutant):
+    """Double voting: grants a vote without looking at whom it already voted
+    for in this term (Raft Figure 2, RequestVote receiver rule 2: "If votedFor
+    is null or candidateId ..."). The same mistake: djjonno/kerala#18, "2
+    candidates elected to leader state" (nodes voting more than once for
+    different nodes in one term).
+
+    Caught by: VoteOnce (a second, different vote in one term).
+    """
+
+    expected_invariant = ("VoteOnce",)
+    mutated = "_may_grant_vote"
+
+    def _may_grant_vote(self, msg: RequestVote) -> bool:
+        return (
+            msg.term == self.current_term
+            and self.role is Role.FOLLOWER
+            # BUG: no `self.voted_for in (None, msg.candidate_id)`
+            and self._candidate_log_is_up_to_date(msg.last_log_index, msg.last_log_term)
+        )
+
+
+class ForgetVoteOnLeaderContact(Mutant):
+    """Double voting, the subtle way: a follower forgets its vote when it first
+    hears from the leader of its term, so a late RequestVote of that term from
+    another candidate gets a second vote. Reported in camunda/camunda#5356
+    ("Raft elects two leaders at the same term": lastVotedFor reset on the
+    first message from the new leader) and ktoso/akka-raft#56 ("Nodes should
+    not forget who they voted for").
+
+    Caught by: VoteOnce.
+    """
+
+    expected_invariant = ("VoteOnce",)
+    mutated = "_hear_from_leader"
+
+    def _hear_from_leader(self, term: int, leader_id: int) -> None:
+        super()._hear_from_leader(term, leader_id)
+        if self.voted_for is not None:
+            # BUG: "we follow a leader now, the vote is no longer needed"
+            self.voted_for = None
+            self.callbacks.persist_vote(None)
+
+
+class VoteNotPersisted(Mutant):
+    """Vote state not persisted: the vote is granted and answered but never
+    written to disk, so after a crash and restart the server votes again in
+    the same term. Raft Figure 2, "Persistent state on all servers (updated on
+    stable storage before responding to RPCs): currentTerm, votedFor, log[]".
+    The same mistake: NodeDB-Lab/nodedb#161 ("HardState ... is never
+    persisted - split-brain on restart").
+
+    Caught by: VoteOnce (vote A, crash, restart, vote B in the same term).
+    """
+
+    expected_invariant = ("VoteOnce",)
+    mutated = "recv_requestvote"
+
+    def recv_requestvote(self, node_id: int, msg: RequestVote) -> RequestVoteResponse:
+        self._validate_requestvote(node_id, msg)
+        if msg.term > self.current_term and self._in_leader_lease():
+            return RequestVoteResponse(self.current_term, False, msg.prevote)
+        if msg.prevote:
+            granted = msg.term > self.current_term and self._candidate_log_is_up_to_date(
+                msg.last_log_index, msg.last_log_term
+            )
+            return RequestVoteResponse(msg.term if granted else self.current_term, granted, True)
+        if msg.term > self.current_term:
+            self.become_follower(msg.term, None)
+        granted = self._may_grant_vote(msg)
+        if granted:
+            self.voted_for = msg.candidate_id
+            # BUG: no self.callbacks.persist_vote(msg.candidate_id)
+            self._reset_election_timer()
+        return RequestVoteResponse(self.current_term, granted)
+
+
+class StaleVoteResponseCounted(Mutant):
+    """Counts a granted vote from an older term: a candidate takes a delayed
+    "yes" given to its previous candidacy as a vote in its current term, when
+    that voter may since have voted for someone else. andreev-io/little-raft#44
+    ("process_vote_response_as_candidate should ignore vote with stale term",
+    two leaders in one term); willemt/raft's raft_recv_requestvote_response
+    ignores such responses ("this is an old message we should ignore").
+
+    Caught by: ElectionSafety (two leaders in one term).
+    """
+
+    expected_invariant = ("ElectionSafety",)
+    mutated = "recv_requestvote_response"
+
+    def recv_requestvote_response(self, node_id: int, msg: RequestVoteResponse) -> None:
+        self._validate_requestvote_response(node_id, msg)
+        if msg.term > self.current_term and not (msg.prevote and msg.vote_granted):
+            self.become_follower(msg.term, None)
+            return
+        if not msg.vote_granted:
+            return
+        if msg.prevote:
+            if self.role is Role.PRECANDIDATE and msg.term == self.current_term + 1:
+                self._count_vote(node_id, self.become_candidate)
+        elif self.role is Role.CANDIDATE:  # BUG: no `and msg.term == self.current_term`
+            self._count_vote(node_id, self.become_leader)
+
+
+class NoStepDownOnHigherTermVoteResponse(Mutant):
+    """No step-down on a higher-term vote response: the server takes the newer
+    term from the response but keeps its role, so a leader of an old term goes
+    on leading in a term whose election it never won. Raft Figure 2, rules for
+    all servers: "If RPC request or response contains term T > currentTerm:
+    set currentTerm = T, convert to follower"; this does only the first half.
+    Caught in review in vesoft-inc/nebula#3415 ("When req.get_term() > term_,
+    we should also update term_ and step to follower"); the seed's C library
+    pairs raft_set_current_term with raft_become_follower for this reason.
+
+    Caught by: ElectionSafety (the old leader and the term's real leader).
+    """
+
+    expected_invariant = ("ElectionSafety",)
+    mutated = "recv_requestvote_response"
+
+    def recv_requestvote_response(self, node_id: int, msg: RequestVoteResponse) -> None:
+        self._validate_requestvote_response(node_id, msg)
+        if msg.term > self.current_term and not (msg.prevote and msg.vote_granted):
+            # BUG: the term is taken, the role kept (no become_follower).
+            self.current_term = msg.term
+            self.voted_for = None
+            self.callbacks.persist_term(msg.term, None)
+            return
+        if not msg.vote_granted:
+            return
+        if msg.prevote:
+            if self.role is Role.PRECANDIDATE and msg.term == self.current_term + 1:
+                self._count_vote(node_id, self.become_candidate)
+        elif self.role is Role.CANDIDATE and msg.term == self.current_term:
+            self._count_vote(node_id, self.become_leader)
+
+
+class DuplicateVotesCounted(Mutant):
+    """Counts duplicated vote responses: votes are tallied per response, not
+    per voter, so a duplicated "yes" counts twice and a candidate wins without
+    a majority. ktoso/akka-raft#45 ("Candidate does not distinguish between
+    votes from same follower"), xnnyygn/xraft#27 ("Duplicate vote response
+    can make illegal leader without a quorum").
+
+    Caught by: ElectionSafety.
+    """
+
+    expected_invariant = ("ElectionSafety",)
+    mutated = "_count_vote"
+
+    def _count_vote(self, node_id: int, on_win) -> None:
+        # BUG: a list of responses instead of a set of voters.
+        votes = self._votes if isinstance(self._votes, list) else sorted(self._votes)
+        votes.append(node_id)
+        self._votes = votes  # type: ignore[assignment]
+        voters = set(self.voting_members())
+        if voters and sum(1 for v in votes if v in voters) >= quorum.majority(len(voters)):
+            on_win()
+
+
+class UpToDateByLengthOnly(Mutant):
+    """Up-to-date check by log length only: a longer log of stale entries
+    beats a shorter log holding a newer term, so a server lacking committed
+    entries can be elected (Raft §5.4.1: compare the last terms first).
+    streed/simpleRaft#10 ("Check for log term in on_vote_request"),
+    sile/noraft#22 ("handle_request_vote_call compared only log index").
+
+    Caught by: LeaderCompleteness (a leader without a committed entry).
+    """
+
+    expected_invariant = ("LeaderCompleteness",)
+    mutated = "_candidate_log_is_up_to_date"
+
+    def _candidate_log_is_up_to_date(self, last_index: int, last_term: int) -> bool:
+        return last_index >= self._log.last_index  # BUG: last terms never compared
+
+
+# --------------------------------------------------------------- replication
+
+
+class Fig8CommitOldTerm(Mutant):
+    """Commits an old term's entry by counting replicas: the situation of the
+    Raft paper's Figure 8 (§5.4.2: "Raft never commits log entries from
+    previous terms by counting replicas"). logcabin/logcabin#44 ("critical
+    Raft data corruption bug: commitment of entries from prior terms"),
+    goraft/raft#27, canonical/raft#220.
+
+    Caught by: LeaderCompleteness (a later leader lacks the entry counted as
+    committed) or StateMachineSafety (once another entry is applied there).
+    """
+
+    expected_invariant = ("LeaderCompleteness", "StateMachineSafety")
+    mutated = "_maybe_commit"
+
+    def _maybe_commit(self) -> bool:
+        if self.role is not Role.LEADER:
+            return False
+        acked = [m.match_index for m in self._peers if m.voting]
+        if self.is_voter():
+            acked.append(self._log.last_index)
+        index = quorum.committed_index(acked)
+        if index <= self.commit_index:  # BUG: no `term_at(index) == current_term`
+            return False
+        self.commit_index = index
+        self._apply_committed()
+        self._maybe_step_down_after_removal()
+        return True
+
+
+class PrevLogTermNotChecked(Mutant):
+    """The AppendEntries consistency check looks only at the index: a follower
+    that holds some entry at prevLogIndex accepts the new entries after it,
+    whatever that entry's term. Raft Figure 2, AppendEntries receiver rule 2
+    ("Reply false if log doesn't contain an entry at prevLogIndex whose term
+    matches prevLogTerm"); the Students' Guide to Raft (Gjengset, 2016) lists
+    it among the common mistakes.
+
+    Caught by: LogMatching (same index and term, different entries before it).
+    """
+
+    expected_invariant = ("LogMatching",)
+    mutated = "_log_matches"
+
+    def _log_matches(self, prev_index: int, prev_term: int) -> bool:
+        if prev_index < self._log.base_index:
+            return True
+        return prev_index <= self._log.last_index  # BUG: the term is not compared
+
+
+class TruncateOnStaleAppendEntries(Mutant):
+    """Truncates on a stale AppendEntries: the follower replaces everything
+    after prevLogIndex with the request's entries even where they match, so a
+    delayed or duplicated request takes back entries it already acknowledged
+    (and the leader counted). Raft Figure 2 rule 3 truncates only at a real
+    conflict; the Students' Guide to Raft (Gjengset, 2016): "If the follower
+    has all the entries the leader sent, the follower MUST NOT truncate its
+    log". The same fix: amino-os/Amino.Run#143. Entries this follower knows
+    committed are spared (raftcore refuses to truncate those).
+
+    Caught by: CommittedNeverLost (a counted replica disappears).
+    """
+
+    expected_invariant = ("CommittedNeverLost",)
+    mutated = "_append_new_entries"
+
+    def _append_new_entries(self, prev_index: int, entries: Sequence[Entry]) -> int:
+        log = self._log
+        start = max(prev_index + 1, self.commit_index + 1, log.base_index + 1)
+        if start <= log.last_index:
+            self._truncate_log_from(start)  # BUG: whether or not anything conflicts
+        for offset, entry in enumerate(entries):
+            index = prev_index + 1 + offset
+            if index <= log.last_index:
+                continue  # committed here, or compacted: kept
+            self._append_entry(entry)
+        return prev_index + len(entries)
+
+
+class FollowerCommitBeyondVerified(Mutant):
+    """Follower commit beyond what was verified: the follower commits up to
+    min(leaderCommit, its own last index) instead of the last index the
+    request verified, applying stale entries from an old term that the
+    leader's log does not hold. atomix/copycat#265 ("Followers may commit
+    inconsistent entries"), scylladb/scylladb#9965 ("follower may mark
+    obsolete entries committed"); Raft Figure 2 rule 5 says "index of last
+    new entry".
+
+    Caught by: StateMachineSafety (two entries applied at one index) or
+    CommittedNeverLost (the stale entry it reports committed is on no majority).
+    """
+
+    expected_invariant = ("StateMachineSafety", "CommittedNeverLost")
+    mutated = "recv_appendentries"
+
+    def recv_appendentries(self, node_id: int, msg: AppendEntries) -> AppendEntriesResponse:
+        self._validate_appendentries(node_id, msg)
+        if msg.term < self.current_term:
+            return AppendEntriesResponse(
+                self.current_term, False, rejected_index=msg.prev_log_index,
+                hint_index=self._log.last_index,
+            )
+        self._hear_from_leader(msg.term, msg.leader_id)
+        if not self._log_matches(msg.prev_log_index, msg.prev_log_term):
+            return AppendEntriesResponse(
+                self.current_term, False, rejected_index=msg.prev_log_index,
+                hint_index=self._conflict_hint(msg.prev_log_index),
+            )
+        match_index = self._append_new_entries(msg.prev_log_index, msg.entries)
+        # BUG: the log's end, not match_index, bounds the commit.
+        self._advance_follower_commit(min(msg.leader_commit, self._log.last_index))
+        return AppendEntriesResponse(self.current_term, True, match_index=match_index)
+
+
+class CommitIndexGoesBack(Mutant):
+    """The follower sets commitIndex from every AppendEntries, so a delayed one
+    with an older leaderCommit moves it backwards. ongardie/raft.tla#19 ("The
+    commitIndex of a node in the follower state may decrease"); etcd-io/etcd
+    #1203 compares with the current commit index first "to avoid commit index
+    decrease".
+
+    Caught by: CommitMonotonic.
+    """
+
+    expected_invariant = ("CommitMonotonic",)
+    mutated = "_advance_follower_commit"
+
+    def _advance_follower_commit(self, index: int) -> None:
+        self.commit_index = index  # BUG: no `if index > self.commit_index`
+        self._apply_committed()
+
+
+# ---------------------------------------------------------------- membership
+
+
+class TwoMembershipChangesAtOnce(Mutant):
+    """Two membership changes at once: the leader accepts a change while the
+    previous one is still uncommitted, so consecutive configurations can
+    differ by two voters and have disjoint majorities. Dissertation §4.1 and
+    §4.3 (one server at a time, the next change only after the previous one
+    committed); the check the seed's raft_recv_entry makes ("Only one voting
+    cfg change at a time"), dropped.
+
+    Caught by: ElectionSafety (two leaders elected by disjoint majorities),
+    LeaderCompleteness or CommittedNeverLost (a majority of one configuration
+    that misses what a majority of the other committed).
+    """
+
+    expected_invariant = ("ElectionSafety", "LeaderCompleteness", "CommittedNeverLost")
+    mutated = "_validate_membership_change"
+
+    def _validate_membership_change(self, changes: list[Entry]) -> None:
+        # BUG: no "a membership change is already in progress" check.
+        if self._log.term_at(self.commit_index) != self.current_term:
+            raise OneVotingChangeOnly(
+                "the leader has not committed an entry of its term yet; retry shortly"
+            )
+        for change in changes:
+            if type(change.node) is not int or change.node < 0:
+                raise InvalidOperation(f"{change.type.name} needs a node id")
+            member = self._members.get(change.node)
+            kind = change.type
+            if kind is EntryType.ADD_NONVOTING_NODE and member is not None:
+                raise InvalidOperation(f"node {change.node} is already a member")
+            if kind is EntryType.ADD_NODE and (member is None or member.voting):
+                raise InvalidOperation(f"node {change.node} must be a non-voting member first")
+            if kind is EntryType.DEMOTE_NODE and (member is None or not member.voting):
+                raise InvalidOperation(f"node {change.node} is not a voting member")
+            if kind is EntryType.REMOVE_NODE and member is None:
+                raise InvalidOperation(f"node {change.node} is not a member")
+
+
+# ----------------------------------------------------------------- snapshots
+
+
+class SnapshotInstallLosesEntries(Mutant):
+    """Snapshot install loses entries: the follower discards its whole log on
+    every snapshot, including acknowledged entries after the snapshot's last
+    index when the snapshot describes a prefix of its log. Dissertation
+    Figure 5.3 step 6 / paper §7 ("entries following the snapshot are still
+    valid and must be retained"); camunda/camunda#6092 ("Snapshot install on
+    follower can cause entries to be lost"); etcd-io/etcd#1763.
+
+    Caught by: CommittedNeverLost.
+    """
+
+    expected_invariant = ("CommittedNeverLost",)
+    mutated = "begin_load_snapshot"
+
+    def begin_load_snapshot(self, snapshot: Snapshot) -> None:
+        if self._snapshot_in_progress is not None:
+            raise SnapshotInProgress("cannot load a snapshot while taking one")
+        if self._loading_snapshot is not None:
+            raise SnapshotInProgress("begin_load_snapshot called twice")
+        if snapshot.last_index <= self.commit_index:
+            raise InvalidOperation("snapshot is not ahead of the commit index")
+        log = self._log
+        # BUG: the whole log goes, even when the snapshot matches an entry in it.
+        while log.last_index > log.base_index:
+            last = log.last_index
+            self.callbacks.log_pop(log.pop(), last)
+        self.callbacks.load_snapshot(snapshot)
+        log.reset(snapshot.last_index, snapshot.last_term)
+        self.snapshot = snapshot
+        self._loading_snapshot = []
+        self.commit_index = snapshot.last_index
+        self.last_applied = snapshot.last_index
+
+
+class SnapshotLowersTerm(Mutant):
+    """Snapshot install lowers the term: the follower takes the snapshot's
+    lastIncludedTerm (the term of its last entry) as its current term,
+    confusing it with the leader's term that the request carries (Raft
+    Figure 13: "term: leader's term", "lastIncludedTerm: term of
+    lastIncludedIndex"). A server whose term goes back can vote twice in a
+    term and accept a deposed leader.
+
+    Caught by: TermMonotonic.
+    """
+
+    expected_invariant = ("TermMonotonic",)
+    mutated = "begin_load_snapshot"
+
+    def begin_load_snapshot(self, snapshot: Snapshot) -> None:
+        super().begin_load_snapshot(snapshot)
+        # BUG: the snapshot's last term is not this server's term.
+        self.current_term = snapshot.last_term
+        self.voted_for = None
+        self.callbacks.persist_term(snapshot.last_term, None)
+
+
+# ----------------------------------------------------------------- liveness
+
+
+class ElectionTimerNeverReset(Mutant):
+    """Liveness: the election timer is never restarted, only given a new
+    timeout, so once a follower has waited one timeout it campaigns on every
+    tick, however often it hears from the leader, and no leader lasts. The
+    Students' Guide to Raft (Gjengset, 2016): "make sure you reset your
+    election timer exactly when Figure 2 says you should".
+
+    Caught by: the liveness verdict (no leader, or no commit, in the bound).
+    """
+
+    kind = "liveness"
+    mutated = "_reset_election_timer"
+
+    def _reset_election_timer(self) -> None:
+        base = self.config.election_timeout_ms
+        # BUG: no `self._election_elapsed_ms = 0`
+        self._election_timeout_ms = base + self._rng.randrange(base)
+
+
+class VoteOnlyForLongerLogs(Mutant):
+    """Liveness: votes only for a candidate whose log is strictly more up to
+    date, where Raft §5.4.1 and Figure 2 grant a vote to a log "at least as
+    up-to-date as receiver's log". Servers with equal logs (every server, at
+    the start) refuse each other, and no leader is ever elected. Safe: it
+    only grants fewer votes. neo4j/neo4j#6289 ("Correct voting logic") fixed a
+    comparison that was stricter than the paper's.
+
+    Caught by: the liveness verdict.
+    """
+
+    kind = "liveness"
+    mutated = "_candidate_log_is_up_to_date"
+
+    def _candidate_log_is_up_to_date(self, last_index: int, last_term: int) -> bool:
+        my_term = self._log.last_term
+        if last_term != my_term:
+            return last_term > my_term
+        return last_index > self._log.last_index  # BUG: > where Raft says >=
+
+
+# ----------------------------------------------------------------- harmless
+
+
+class RequestVoteTwice(Mutant):
+    """Negative control: a candidate sends every RequestVote twice, as a
+    retransmission would. Raft RPCs are idempotent (§5.1: "servers retry RPCs
+    if they do not receive a response in a timely manner") and votes are
+    counted per voter, so this costs messages and nothing else. The checker
+    must stay silent.
+    """
+
+    kind = "harmless"
+    mutated = "_request_votes"
+
+    def _request_votes(self, *, prevote: bool) -> None:
+        term = self.current_term + 1 if prevote else self.current_term
+        msg = RequestVote(term, self.node_id, self._log.last_index, self._log.last_term, prevote)
+        for member in self._peers:
+            if member.voting:
+                self.callbacks.send_requestvote(member.node_id, msg)
+                self.callbacks.send_requestvote(member.node_id, msg)  # the extra copy
+
+
+# ------------------------------------------------------------------ registry
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+MUTANTS: dict[str, type[Mutant]] = {
+    _snake(cls.__name__): cls
+    for cls in (
+        GrantVoteTwice, ForgetVoteOnLeaderContact, VoteNotPersisted, StaleVoteResponseCounted,
+        NoStepDownOnHigherTermVoteResponse, DuplicateVotesCounted, UpToDateByLengthOnly,
+        Fig8CommitOldTerm, PrevLogTermNotChecked, TruncateOnStaleAppendEntries,
+        FollowerCommitBeyondVerified, CommitIndexGoesBack, TwoMembershipChangesAtOnce,
+        SnapshotInstallLosesEntries, SnapshotLowersTerm, ElectionTimerNeverReset,
+        VoteOnlyForLongerLogs, RequestVoteTwice,
+    )
+}
+"""Mutant name (also the name of its node factory here) -> class."""
+
+FACTORIES: dict[str, NodeFactory] = {name: factory(cls) for name, cls in MUTANTS.items()}
+globals().update(FACTORIES)  # fig8_commit_old_term = factory(Fig8CommitOldTerm), ...
+
+
+def factory_spec(name: str) -> str:
+    """The --node-factory spec of a mutant."""
+    if name not in MUTANTS:
+        raise KeyError(f"no mutant {name!r}; known: {', '.join(MUTANTS)}")
+    return f"{MODULE}:{name}"
