@@ -158,6 +158,8 @@ def test_flapping_link_expectation_fails_without_prevote(tmp_path):
         # Three of five survive: they elect a leader.
         ("majority_crash_recovery", "nodes = [1, 2, 3]\n\n", "nodes = [1, 2]\n\n",
          "no node is leader"),
+        # 300 ms is too soon for the isolated leader to be replaced.
+        ("leader_isolated", "within_ms = 3000\n", "within_ms = 300\n", "a new leader"),
         # Without compaction the follower is caught up by AppendEntries alone.
         ("snapshot_catch_up", 'action = "snapshot"\nnodes = "all"\n',
          'action = "client"\ncount = 1\n', "by InstallSnapshot"),
@@ -373,6 +375,11 @@ for_ms = 300
 
 [[phases]]
 at_step = 2200
+action = "partition"
+groups = [[1, 2], [3]]
+
+[[phases]]
+at_step = 2200
 action = "client"
 count = 3
 
@@ -394,16 +401,19 @@ action = "heal"
     outcome = run_scenario(read_scenario(path), 0)
     sim = outcome.run.sim
     partitions = [e for e in sim.events if isinstance(e, Partition)]
-    one_way, clog = partitions
+    one_way, clog, groups = partitions
     assert one_way.shape.startswith("one-way") and len(one_way.down) == 1 and not one_way.held
     assert clog.shape.startswith("clog") and not clog.down and len(clog.held) == 2
+    # A node in no group is cut off from every other node, 4 from 5 too.
+    assert (1, 2) not in groups.down
+    assert {(1, 3), (3, 4), (4, 5), (5, 4), (2, 5)} <= set(groups.down)
     assert sum(isinstance(e, ClientRequest) for e in sim.events) >= 3
     by_phase = {e.description.split(":")[0]: e for e in outcome.expectations}
     assert by_phase["phase 1 at step 10"].passed
     assert by_phase["phase 3 at step 2100"].passed
     # With a majority down there is no leader to crash: the phase fails after
     # waiting, and the phase after it never runs.
-    stuck = by_phase["phase 6 at step 2310"]
+    stuck = by_phase["phase 7 at step 2310"]
     assert not stuck.passed and "could not happen within 3000 ms" in stuck.detail
     assert "1 phases after it did not run" in stuck.detail
     assert outcome.failed and not outcome.as_stated

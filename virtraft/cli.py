@@ -230,7 +230,7 @@ def _run_scenario(args: argparse.Namespace, console: Console) -> int:
         console.print(f"this scenario states it fails: {outcome.expected_failure} ({verdict})")
     if trace_path is not None:
         console.print(f"trace: {trace_path}")
-    return EXIT_VIOLATION if outcome.failed else EXIT_OK
+    return EXIT_VIOLATION if outcome.failed or not outcome.as_stated else EXIT_OK
 
 
 def cmd_fuzz(args: argparse.Namespace, console: Console) -> int:
@@ -391,8 +391,8 @@ def cmd_scenarios(args: argparse.Namespace, console: Console) -> int:
     except ScenarioError as exc:
         raise UsageError(str(exc)) from None
     table = Table(title="Scenarios", title_justify="left")
-    table.add_column("name")
-    table.add_column("expects")
+    table.add_column("name", no_wrap=True)
+    table.add_column("expects", no_wrap=True)
     table.add_column("what it does")
     for info in infos:
         table.add_row(info.name, info.expects, info.summary)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from virtraft.adapter import MembershipChange, NodeAdapter, NodeOptions, Role
+from virtraft.adapter import MembershipChange, NodeAdapter, NodeOptions, Role, Submitted
 from virtraft.checker import INVARIANTS, Checker, Violation
 from virtraft.events import (
     ChangeMembership,
@@ -480,7 +480,9 @@ def _parse_phase(t: _Table, number: int, servers: int, labels: set[str]) -> Phas
         if expect_kind in ("leader_within", "new_leader_within"):
             ekw["among"] = tuple(refs("among", default=()))
         if expect_kind == "node_caught_up":
-            ekw["node"] = kw["nodes"][0] if "nodes" in kw and kw["nodes"] != "all" else ref("node")
+            # The action's own node (restart 4: 4 catches up), else a `node` of its own.
+            acted_on = "node" in t.read and single is not None
+            ekw["node"] = single if acted_on else ref("node")
             ekw["via_snapshot"] = t.flag("via_snapshot", False)
         if action == "flap" and expect_kind not in ("no_leader_change", "no_leader"):
             t.fail("expect", "no_leader_change or no_leader on a flap (they cover the "
@@ -647,7 +649,7 @@ class _CommitWithin(_Check):
 
     def __init__(self, phase: Phase, expect: Expect, sim: Simulation) -> None:
         super().__init__(phase, expect, sim)
-        self.submitted: list[tuple[int, int, Any]] = []  # (command, node, Submitted)
+        self.submitted: list[tuple[int, int, Submitted]] = []  # (command, node, where)
         self.last_try_ms: int | None = None
 
     def event(self) -> Event | None:
@@ -691,6 +693,7 @@ class _NoLeaderChange(_Check):
 
     def observe(self) -> None:
         sim = self.sim
+        assert self.leader is not None  # a check without a leader settled at once
         if self.ends_ms is not None and sim.clock_ms > self.ends_ms:
             self.settle(True, f"leader {self.leader[0]} (term {self.leader[1]}) held from "
                         f"{self.opened_ms} to {self.ends_ms} ms")
@@ -807,10 +810,10 @@ class _Script:
     def apply(self, event: Event) -> None:
         """Apply one scripted event (raises NotApplicable, or _Violated)."""
         violation = self.sim.apply(event)
+        self.observe()  # the state a violation leaves is still a state to judge
         if violation is not None:
             self.violation = violation
             raise _Violated
-        self.observe()
 
     # ---- phases
 
@@ -1147,9 +1150,9 @@ def run_scenario(scenario: Scenario, seed: int, *, factory: str = DEFAULT_FACTOR
         if violation is not None or script.finished():
             break
         violation = sim.apply(scheduler.next_event(sim))
+        script.observe()
         if violation is not None:
             break
-        script.observe()
     if violation is not None:
         why = f"safety was violated at step {violation.step}"
         liveness = Liveness("skipped", "safety was violated")
