@@ -991,9 +991,17 @@ class RaftServer:
             raise InvalidMessage(f"node {self.node_id} does not know node {node_id}")
 
     def _validate_requestvote(self, node_id: int, msg: RequestVote) -> None:
+        """Dissertation §4.1: a server votes for a candidate outside its latest
+        configuration, for an uncommitted change may have removed it while it
+        is still needed to elect a leader. Only a node in neither the latest
+        nor the committed configuration is unknown."""
         if not isinstance(msg, RequestVote):
             raise InvalidMessage(f"expected RequestVote, got {type(msg).__name__}")
-        self._validate_sender(node_id)
+        _check_int(node_id, "node_id")
+        if node_id not in self._members and all(
+            member != node_id for member, _ in self.members_at(self.commit_index)
+        ):
+            raise InvalidMessage(f"node {self.node_id} does not know node {node_id}")
         _check_int(msg.term, "term")
         _check_int(msg.last_log_index, "last_log_index")
         _check_int(msg.last_log_term, "last_log_term")

@@ -4,7 +4,7 @@ the seed library's ADD_NONVOTING_NODE -> ADD_NODE, DEMOTE_NODE, REMOVE_NODE)."""
 from __future__ import annotations
 
 import pytest
-from raftcore_cluster import ELECTION_MS, Cluster, entry_at, log_terms, make_config
+from raftcore_cluster import ELECTION_MS, Cluster, entry_at, log_entries, log_terms, make_config
 
 from raftcore import (
     AppendEntries,
@@ -343,3 +343,48 @@ def test_leader_that_loses_office_before_its_demotion_commits_can_lead_again() -
     assert follower.voting_members() == (2,)
     cluster.tick(1, 10 * ELECTION_MS)  # now a committed non-voter: it never campaigns
     assert leader.role is Role.FOLLOWER
+
+
+def test_candidate_removed_only_by_an_uncommitted_change_still_gets_votes() -> None:
+    """Dissertation §4.1: a server grants its vote to a candidate that is not
+    in its latest configuration. Regression: node 3 held an uncommitted
+    REMOVE_NODE 1 from its own term, node 1 (voters {1, 3} after its own
+    uncommitted REMOVE_NODE 2) needs node 3's vote, and node 3 refused it as
+    coming from an unknown node: no leader could ever be elected again."""
+    cluster = Cluster((1, 2, 3))
+    cluster.elect(3)
+    settle(cluster, leader=3)
+    cluster.servers[3].recv_entry(change(EntryType.REMOVE_NODE, 1))
+    cluster.drop_all()
+    cluster.crash(3)  # its removal of node 1 reaches nobody
+    for node in (1, 2):
+        cluster.tick(node, ELECTION_MS)
+    leader = cluster.elect(1)
+    settle(cluster)
+    leader.recv_entry(change(EntryType.REMOVE_NODE, 2))
+    cluster.deliver_all()
+    assert leader.voting_members() == (1, 3)
+    for _ in range(2 * ELECTION_MS // 20):
+        cluster.tick(1, 20)
+        cluster.deliver_all()
+    assert not leader.is_leader  # check-quorum: voter 3 is down
+    cluster.restart(3)
+    assert cluster.servers[3].voting_members() == (2, 3)
+    # Until a leader that is a voter of its own configuration emerges (node 2,
+    # a voter until its removal commits, may lead first and step down).
+    for _ in range(40):
+        for node in (1, 2, 3):
+            cluster.tick(node, ELECTION_MS // 2)
+            cluster.deliver_all()
+        current = cluster.leader()
+        if current is not None and current.is_voter():
+            break
+    else:
+        raise AssertionError("no leader was elected")
+    settle(cluster, leader=current.node_id)
+    # Whoever won, the uncommitted changes were settled one way or the other
+    # and every server agrees on the log and the configuration.
+    for server in cluster.servers.values():
+        assert log_entries(server) == log_entries(current)
+        assert server.members() == current.members()
+        assert server.commit_index == current.last_log_index
