@@ -34,8 +34,15 @@ class Member:
             self.next_index = max(self.next_index, self.match_index + 1)
             return False
         self.match_index = match_index
+        if self.probing:
+            # The probe found where the logs agree: start a fresh pipeline from
+            # there. What was sent before the probe has, on an ordered link,
+            # already been answered.
+            self.probing = False
+            self.inflight = []
+            self.next_index = match_index + 1
+            return True
         self.next_index = max(self.next_index, match_index + 1)
-        self.probing = False
         if self.inflight:
             self.inflight = [last for last in self.inflight if last > match_index]
         return True

@@ -106,7 +106,8 @@ class Partition:
 @dataclass(frozen=True, slots=True)
 class Heal:
     """Every link comes back up; held messages are released. With `flush`,
-    every message still in flight is lost (a clean start for liveness)."""
+    the network heals for good: every message still in flight is lost and
+    delays shrink to `liveness_delay_ms_max` (a clean start for liveness)."""
 
     kind: ClassVar[str] = "heal"
     flush: bool = False

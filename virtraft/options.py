@@ -65,6 +65,9 @@ class SimOptions:
     liveness: bool = True
     liveness_stable_ms: int = 1_000
     liveness_bound_ms: int = 30_000
+    # Once the network heals for good (the liveness phase), delays shrink to this;
+    # 0 keeps every link in order, as TCP would.
+    liveness_delay_ms_max: int = 0
     node: NodeOptions = field(default_factory=NodeOptions)
 
     def __post_init__(self) -> None:
@@ -112,7 +115,7 @@ def validate(options: SimOptions) -> None:
         raise OptionsError(f"the per-step rates add up to {total:.3f}, more than 1")
     for name in ("servers", "steps", "delay_ms_min", "delay_ms_max", "tick_ms_min",
                  "tick_ms_max", "min_voters", "max_servers", "liveness_stable_ms",
-                 "liveness_bound_ms"):
+                 "liveness_bound_ms", "liveness_delay_ms_max"):
         value = getattr(options, name)
         if type(value) is not int or value < 0:
             raise OptionsError(f"{name} must be a whole number >= 0, got {value!r}")

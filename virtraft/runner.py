@@ -146,9 +146,11 @@ def run_seed(
 def liveness_phase(sim: Simulation, scheduler: Scheduler) -> tuple[Liveness, Violation | None]:
     """Heal, restart, settle; then a leader and one commit must follow in time."""
     options = sim.options
+    # A stable network: no losses, copies or reordering (messages leave the
+    # pool oldest first), and no more faults.
     calm = Scheduler(scheduler.rng, options.replace(
         drop_probability=0.0, duplicate_probability=0.0, partition_rate=0.0, crash_rate=0.0,
-        client_rate=0.0, member_rate=0.0, snapshot_rate=0.0,
+        client_rate=0.0, member_rate=0.0, snapshot_rate=0.0, reorder=False,
     ))
     # The network heals and forgets the backlog the faults left behind: what
     # is still in flight is lost, which Raft must survive anyway.

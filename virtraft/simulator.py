@@ -90,7 +90,8 @@ class Simulation:
             range(1, options.servers + 1), getattr(factory, "message_key", message_key)
         )
         self._delay_rng = random.Random(f"virtraft:{seed}:delays")
-        self._delay_min = options.delay_ms_min
+        # choice() over the range draws what randint(min, max) would, for less.
+        self._delays_ms = range(options.delay_ms_min, options.delay_ms_max + 1)
         self._delay_max = options.delay_ms_max
         self.nodes: dict[int, NodeAdapter] = {}
         self.node_ids: list[int] = []
@@ -99,6 +100,9 @@ class Simulation:
         # Ids of the nodes the last event touched: only they can have applied
         # entries, so only they need `begin_step()` before the next event.
         self._stepped: list[int] = []
+        # alive_ids(), kept until a node joins, leaves, crashes or restarts
+        # (nothing else changes `alive`); None when it must be recomputed.
+        self._alive_ids: list[int] | None = None
         self._last_tick_ms: dict[int, int] = {}
         self._leaders_seen: dict[int, int] = {}  # term -> leader, for stats only
         self.next_node_id = options.servers + 1
@@ -122,6 +126,7 @@ class Simulation:
         self.node_ids.sort()
         self._views = [self.nodes[i] for i in self.node_ids]
         self._stepped.append(node_id)
+        self._alive_ids = None
         self._last_tick_ms[node_id] = self.clock_ms
         self.network.add_node(node_id)
         self.next_node_id = max(self.next_node_id, node_id + 1)
@@ -134,14 +139,17 @@ class Simulation:
             return
         delay = 0
         if self._delay_max:
-            delay = self._delay_rng.randint(self._delay_min, self._delay_max)
+            delay = self._delay_rng.choice(self._delays_ms)
         self.network.send(src, dst, message, self.clock_ms, delay)
 
     def views(self) -> list[NodeAdapter]:
         return list(self._views)
 
     def alive_ids(self) -> list[int]:
-        return [i for i in self.node_ids if self.nodes[i].alive]
+        alive = self._alive_ids
+        if alive is None:
+            alive = self._alive_ids = [i for i in self.node_ids if self.nodes[i].alive]
+        return list(alive)
 
     def leader(self) -> NodeAdapter | None:
         """The live leader with the highest term, if any."""
@@ -173,6 +181,7 @@ class Simulation:
             self.events.append(event)
             self.stats.events[event.kind] += 1
             self._stepped = list(self.node_ids)
+            self._alive_ids = None
             self.violation = self._node_exception(event, exc)
             return self.violation
         self._stepped = touched
@@ -313,6 +322,7 @@ class Simulation:
         node = self._node(event.node)
         if not node.alive:
             raise NotApplicable(f"node {event.node} is already down")
+        self._alive_ids = None
         node.crash()
         self.stats.crashes += 1
         return [event.node]
@@ -321,6 +331,7 @@ class Simulation:
         node = self._node(event.node)
         if node.alive:
             raise NotApplicable(f"node {event.node} is already running")
+        self._alive_ids = None
         node.restart()
         self._last_tick_ms[event.node] = self.clock_ms
         if self.checker is not None:
@@ -336,6 +347,10 @@ class Simulation:
         self.network.heal()
         if event.flush:
             self.network.drop_all_in_flight()
+            calm = self.options.liveness_delay_ms_max
+            low = min(self.options.delay_ms_min, calm)
+            self._delay_max = min(self._delay_max, calm)
+            self._delays_ms = range(low, self._delay_max + 1)
         return []
 
     def _membership(self, event: ChangeMembership) -> list[int]:
@@ -364,6 +379,7 @@ class Simulation:
         del self._last_tick_ms[node_id]
         self.node_ids.remove(node_id)
         self._views = [self.nodes[i] for i in self.node_ids]
+        self._alive_ids = None
         self.network.remove_node(node_id)
 
     def _snapshot(self, event: TakeSnapshot) -> list[int]:
