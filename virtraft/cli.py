@@ -491,6 +491,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="wall seconds per mutant for the random seeds (60)")
     zoo.add_argument("--json", action="store_true", help="print JSON for machines")
     zoo.set_defaults(handler=cmd_zoo)
+    for sub_parser in sub.choices.values():
+        sub_parser.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS,
+                                help="print less")
     return parser
 
 

@@ -10,6 +10,7 @@ message delays, both seeded from the run's seed.
 from __future__ import annotations
 
 import functools
+import os
 import random
 import traceback
 from collections import Counter, deque
@@ -61,6 +62,20 @@ class SimStats:
     snapshots_installed: int = 0
     max_commit_index: int = 0
     max_term: int = 0
+
+
+_HARNESS_DIR = os.path.dirname(os.path.abspath(__file__))
+_NODE_SIDE = {os.path.join(_HARNESS_DIR, "raftcore_node.py")}
+
+
+def _raised_by_harness(exc: BaseException) -> bool:
+    """True when the innermost frame is simulator code, not a server's (the
+    raftcore adapter counts as the server's side of the door)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return False
+    innermost = os.path.abspath(frames[-1].filename)
+    return os.path.dirname(innermost) == _HARNESS_DIR and innermost not in _NODE_SIDE
 
 
 def node_rng(seed: int, node_id: int) -> random.Random:
@@ -178,6 +193,8 @@ class Simulation:
             self._stepped = list(self.node_ids)
             raise
         except Exception as exc:  # the server under test failed: a finding
+            if _raised_by_harness(exc):
+                raise  # a bug of the simulator itself: never blame the server
             self.events.append(event)
             self.stats.events[event.kind] += 1
             self._stepped = list(self.node_ids)
