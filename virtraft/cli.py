@@ -172,7 +172,6 @@ def _reproduce_command(args: argparse.Namespace, seed: int) -> str:
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from virtraft.runner import run_seed
     from virtraft.summary import print_run
-    from virtraft.trace import write_trace
 
     if args.scenario is not None:
         return _run_scenario(args, console)
@@ -181,17 +180,26 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     console.print(f"[bold]virtraft run[/] seed={args.seed} servers={options.servers} "
                   f"steps={options.steps} swarm={args.swarm} factory={factory}")
     result = run_seed(args.seed, options, factory=factory, swarm=args.swarm)
-    trace_path = args.trace
-    if trace_path is None and result.failed:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        trace_path = str(out / f"seed-{args.seed}.jsonl")
-    if trace_path is not None:
-        write_trace(trace_path, result.trace_lines())
+    trace_path = _save_trace(args, result.failed, f"seed-{args.seed}", result.trace_lines)
     print_run(console, result, reproduce=_reproduce_command(args, args.seed))
     if trace_path is not None:
         console.print(f"trace: {trace_path}")
     return EXIT_VIOLATION if result.failed else EXIT_OK
+
+
+def _save_trace(args: argparse.Namespace, failed: bool, name: str,
+                lines: Callable[[], list[str]]) -> str | None:
+    """Write the trace where --trace says, or under --out when the run failed."""
+    from virtraft.trace import write_trace
+
+    path = args.trace
+    if path is None and failed:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        path = str(out / f"{name}.jsonl")
+    if path is not None:
+        write_trace(path, lines())
+    return path
 
 
 def _run_scenario(args: argparse.Namespace, console: Console) -> int:
@@ -199,7 +207,6 @@ def _run_scenario(args: argparse.Namespace, console: Console) -> int:
 
     from virtraft.scenario import ScenarioError, load_scenario, run_scenario
     from virtraft.summary import print_run
-    from virtraft.trace import write_trace
 
     try:
         scenario = load_scenario(args.scenario)
@@ -210,13 +217,8 @@ def _run_scenario(args: argparse.Namespace, console: Console) -> int:
                   f"{scenario.summary}")
     outcome = run_scenario(scenario, args.seed, factory=factory)
     result = outcome.run
-    trace_path = args.trace
-    if trace_path is None and result.failed:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        trace_path = str(out / f"{scenario.name}-seed-{args.seed}.jsonl")
-    if trace_path is not None:
-        write_trace(trace_path, outcome.trace_lines())
+    trace_path = _save_trace(args, outcome.failed, f"{scenario.name}-seed-{args.seed}",
+                             outcome.trace_lines)
     print_run(console, result)
     table = Table(title="Expectations", title_justify="left")
     table.add_column("expectation")

@@ -9,7 +9,7 @@ events removed (shrinking) still finds the messages it means.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 from virtraft.adapter import MembershipChange
@@ -20,39 +20,36 @@ class EventError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class Deliver:
-    """The network hands one in-flight message to its destination."""
+class _MessageEvent:
+    """Something happens to one in-flight message, named by link and content."""
 
-    kind: ClassVar[str] = "deliver"
+    kind: ClassVar[str]
     src: int
     dst: int
     msg: str  # message type name
     key: int  # digest of the message's content
-    ref: int | None = field(default=None, compare=False)  # envelope id, not stored
+    ref: object | None = field(default=None, compare=False)  # envelope, not stored
 
 
 @dataclass(frozen=True, slots=True)
-class Drop:
+class Deliver(_MessageEvent):
+    """The network hands one in-flight message to its destination."""
+
+    kind: ClassVar[str] = "deliver"
+
+
+@dataclass(frozen=True, slots=True)
+class Drop(_MessageEvent):
     """The network loses one in-flight message."""
 
     kind: ClassVar[str] = "drop"
-    src: int
-    dst: int
-    msg: str
-    key: int
-    ref: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
-class Duplicate:
+class Duplicate(_MessageEvent):
     """The network copies one in-flight message; both copies stay in flight."""
 
     kind: ClassVar[str] = "duplicate"
-    src: int
-    dst: int
-    msg: str
-    key: int
-    ref: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,11 +144,17 @@ EVENT_TYPES: dict[str, type] = {
 MESSAGE_EVENTS = (Deliver, Drop, Duplicate)
 
 
+def _field_names(cls: type) -> tuple[str, ...]:
+    """The stored fields of an event class (not the in-memory `ref`)."""
+    return tuple(f.name for f in fields(cls) if f.name != "ref")
+
+
+_FIELDS = {cls: _field_names(cls) for cls in EVENT_TYPES.values()}
+
+
 def event_to_json(event: Event) -> dict[str, Any]:
     out: dict[str, Any] = {"e": event.kind}
-    for name in event.__slots__:  # type: ignore[attr-defined]
-        if name == "ref":
-            continue
+    for name in _FIELDS[type(event)]:
         value = getattr(event, name)
         if isinstance(value, tuple):
             value = [list(link) for link in value]
@@ -169,9 +172,7 @@ def event_from_json(data: Any) -> Event:
     if cls is None:
         raise EventError(f"unknown event {data['e']!r}; known: {', '.join(sorted(EVENT_TYPES))}")
     kwargs: dict[str, Any] = {}
-    for name in cls.__slots__:  # type: ignore[attr-defined]
-        if name == "ref":
-            continue
+    for name in _FIELDS[cls]:
         if name not in data:
             if name in ("held", "flush"):
                 continue
