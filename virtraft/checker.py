@@ -53,7 +53,11 @@ COMMIT = 16
 APPLIED = 32
 ALIVE = 64
 NEW = 128  # first time the checker sees this node
-_ALL_CHANGES = 255
+# Narrower bits, so that an invariant that only a rare change can break is
+# not called for the common one (every append is a LOG change).
+LOG_REMOVED = 256  # with LOG: an entry was overwritten or removed
+COMMIT_BACK = 512  # with COMMIT: the commit index went down
+_ALL_CHANGES = 1023
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,19 @@ def _entry_text(term: int, entry_id: int | None) -> str:
     return f"(term {term}, id {entry_id})"
 
 
+Scalars = tuple[bool, str, int, int | None, int, int, int]
+"""(alive, role, term, voted_for, commit_index, last_index, snapshot_index)."""
+
+
+def read_scalars(view: NodeView) -> Scalars:
+    """What the checker reads of every touched node after every event, one
+    property at a time. A view whose class has a `scalars()` method returning
+    the same tuple is read with that instead, in one call (the raftcore node
+    does: the reads are most of the checker's cost per event)."""
+    return (view.alive, view.role, view.term, view.voted_for, view.commit_index,
+            view.last_index, view.snapshot_index)
+
+
 def _entry_json(entry: Entry | None) -> dict[str, int] | None:
     if entry is None:
         return None
@@ -89,11 +106,12 @@ class NodeState:
         "node_id", "mask", "alive", "prev_alive", "role", "prev_role", "term", "prev_term",
         "voted_for", "commit_index", "prev_commit", "restarted", "last_index", "last_term",
         "snapshot_index", "snapshot_term", "shadow", "first_new", "removed_index",
-        "removed_entry", "log_low", "applied",
+        "removed_entry", "log_low", "applied", "read",
     )
 
     def __init__(self, node_id: int) -> None:
         self.node_id = node_id
+        self.read: Callable[[NodeView], Scalars] = read_scalars  # see read_scalars
         self.mask = 0
         self.alive = False
         self.prev_alive = False
@@ -177,7 +195,9 @@ class World:
 
 class Invariant:
     """One named safety property. `observe` runs for a node whose change mask
-    meets `watches`; `end_step` after all touched nodes; `prune` when the
+    meets `watches`; `end_step` after all touched nodes, in a step where some
+    node changed or a shared fact moved (a step that changed nothing cannot
+    break anything: most ticks change nothing); `prune` when the
     watermark rises from `old` to `new`, to forget per-index records at or
     below it: every member has compacted them, so no node can contradict them."""
 
@@ -280,7 +300,7 @@ class CommitMonotonic(Invariant):
     volatile: a crash or restart legitimately resets it)."""
 
     name = "CommitMonotonic"
-    watches = COMMIT
+    watches = COMMIT_BACK
 
     def observe(self, step: int, node: NodeState) -> Violation | None:
         if node.commit_index >= node.prev_commit:
@@ -300,7 +320,7 @@ class LeaderAppendOnly(Invariant):
     while it stays leader of the same term (compaction is not deletion)."""
 
     name = "LeaderAppendOnly"
-    watches = LOG
+    watches = LOG_REMOVED
 
     def observe(self, step: int, node: NodeState) -> Violation | None:
         index = node.removed_index
@@ -509,16 +529,16 @@ class CommittedNeverLost(Invariant):
         if committed is None or not voters:
             return None
         nodes = world.nodes
+        # Every majority meets the holders iff holders > voters - majority.
+        spare = len(voters) - (len(voters) // 2 + 1)
         holders = 0
         for voter in voters:
             node = nodes.get(voter)
             if node is not None and committed.held_by(node):
                 holders += 1
-        # Every majority meets the holders iff holders > voters - majority.
-        spare = len(voters) - (len(voters) // 2 + 1)
-        if holders > spare:
-            self._fired_for = 0
-            return None
+                if holders > spare:  # enough: counting the rest changes nothing
+                    self._fired_for = 0
+                    return None
         if self._fired_for == committed.index:
             return None
         self._fired_for = committed.index
@@ -574,11 +594,10 @@ class Checker:
         self.invariants: tuple[str, ...] = _selected(invariants)
         self._world = world = World()
         self._checks: tuple[Invariant, ...] = tuple(_BY_NAME[n](world) for n in self.invariants)
-        # Observers per change mask, so an event that changed nothing costs nothing.
-        self._dispatch: tuple[tuple[_Observer, ...], ...] = tuple(
-            tuple(inv.observe for inv in self._checks if inv.watches & mask)
-            for mask in range(_ALL_CHANGES + 1)
-        )
+        # Observers per change mask, so an event that changed nothing costs
+        # nothing; filled in as masks occur (a run meets few of the 1024, and
+        # every seed of a campaign makes a checker).
+        self._dispatch: list[tuple[_Observer, ...] | None] = [None] * (_ALL_CHANGES + 1)
         self._end_hooks = tuple(
             inv.end_step for inv in self._checks if type(inv).end_step is not Invariant.end_step
         )
@@ -603,6 +622,7 @@ class Checker:
     ) -> list[Violation]:
         """Check the invariants after one event; returns what broke at this step."""
         found: list[Violation] = []
+        changed = 0  # the union of the touched nodes' change masks
         if len(views) != self._n_views:
             self._reindex(views)
         pos = self._pos
@@ -613,23 +633,24 @@ class Checker:
                 p = pos.get(nid)
                 if p is None:
                     continue  # not a node the views show
-            self._visit(step, views[p], nid, found)
+            changed |= self._visit(step, views[p], nid, found)
         if self._unseen:
             nodes = self._world.nodes
             for nid in self._unseen:
                 p = pos.get(nid)
                 if nid not in nodes and p is not None:
-                    self._visit(step, views[p], nid, found)
+                    changed |= self._visit(step, views[p], nid, found)
             self._unseen.clear()
         if self._config_search or self._config_read:
             self._update_config(views)
         if self._snapshots_moved:
             self._update_watermark()
-        for end_step in self._end_hooks:
-            violation = end_step(step)
-            if violation is not None:
-                found.append(violation)
         world = self._world
+        if changed or world.commit_moved or world.config_moved:
+            for end_step in self._end_hooks:
+                violation = end_step(step)
+                if violation is not None:
+                    found.append(violation)
         world.commit_moved = False
         world.config_moved = False
         return found
@@ -671,8 +692,9 @@ class Checker:
             self._snapshots_moved = True
         self._unseen.extend(nid for nid in pos if nid not in nodes)
 
-    def _visit(self, step: int, view: NodeView, nid: int, found: list[Violation]) -> None:
-        """Refresh one touched node and run the invariants its changes concern."""
+    def _visit(self, step: int, view: NodeView, nid: int, found: list[Violation]) -> int:
+        """Refresh one touched node and run the invariants its changes concern;
+        return its change mask."""
         nodes = self._world.nodes
         node = nodes.get(nid)
         if node is None:
@@ -685,58 +707,59 @@ class Checker:
                 self._maybe_advance_commit(step, node)
             if mask & (LOG | ALIVE | NEW):
                 self._consider_config_source(node)
-            for check in self._dispatch[mask]:
+            checks = self._dispatch[mask]
+            if checks is None:
+                checks = self._dispatch[mask] = tuple(
+                    inv.observe for inv in self._checks if inv.watches & mask
+                )
+            for check in checks:
                 violation = check(step, node)
                 if violation is not None:
                     found.append(violation)
         node.restarted = False
+        return mask
 
     def _first_read(self, node: NodeState, view: NodeView) -> int:
         """Read a node seen for the first time; every watched change is new."""
-        node.alive = node.prev_alive = view.alive
-        node.role = view.role
-        node.prev_role = _FOLLOWER  # a node first seen leading has just become leader
-        node.term = node.prev_term = view.term
-        node.voted_for = view.voted_for
-        node.commit_index = node.prev_commit = view.commit_index
-        return self._finish_refresh(node, view, NEW | TERM | VOTE | ROLE | COMMIT)
+        node.read = getattr(type(view), "scalars", read_scalars)
+        node.alive, _role, node.term, node.voted_for, node.commit_index, _, _ = node.read(view)
+        node.role = _FOLLOWER  # a node first seen leading has just become leader
+        node.mask = mask = self._refresh(node, view) | NEW | TERM | VOTE | ROLE | COMMIT
+        return mask
 
     def _refresh(self, node: NodeState, view: NodeView) -> int:
         """Read the view's scalars into `node`, keeping the values from before
         this event in `prev_*`; return the change mask. This runs for every
-        touched node after every event, hence one read per field and no
-        allocation."""
+        touched node after every event, hence one read of the view and no
+        other allocation."""
         mask = 0
-        alive = view.alive
+        alive, role, term, vote, commit, last, snap = node.read(view)
         prev = node.prev_alive = node.alive
         if alive != prev:
             node.alive = alive
             mask = ALIVE
-        role = view.role
         prev = node.prev_role = node.role
         if role != prev:
             node.role = role
             mask |= ROLE
-        term = view.term
         prev = node.prev_term = node.term
         if term != prev:
             node.term = term
             mask |= TERM
-        vote = view.voted_for
         if vote != node.voted_for:
             node.voted_for = vote
             mask |= VOTE
-        commit = view.commit_index
         prev = node.prev_commit = node.commit_index
         if commit != prev:
             node.commit_index = commit
-            mask |= COMMIT
-        return self._finish_refresh(node, view, mask)
-
-    def _finish_refresh(self, node: NodeState, view: NodeView, mask: int) -> int:
-        """Add the log's and the applied entries' changes to `mask`."""
-        if self._refresh_log(node, view):
-            mask |= LOG
+            mask |= COMMIT if commit > prev else COMMIT | COMMIT_BACK
+        # Most events leave a node's log alone: the same length, snapshot and
+        # last entry mean no change (the scan in _refresh_log would stop there).
+        same_log = last == node.last_index and snap == node.snapshot_index and (
+            last <= snap or (entry := view.entry(last)) is None or entry == node.shadow.get(last)
+        )
+        if not same_log and self._refresh_log(node, view, last, snap):
+            mask |= LOG | LOG_REMOVED if node.removed_index else LOG
         applied = view.recent_applied
         if applied:
             node.applied = applied
@@ -744,21 +767,12 @@ class Checker:
         node.mask = mask
         return mask
 
-    def _refresh_log(self, node: NodeState, view: NodeView) -> bool:
-        """Bring the shadow up to date: compare from last_index backwards until
-        it agrees (amortised O(entries changed)); True if anything changed."""
-        last = view.last_index
-        snap = view.snapshot_index
+    def _refresh_log(self, node: NodeState, view: NodeView, last: int, snap: int) -> bool:
+        """Bring the shadow up to date with the view's log, which now ends at
+        `last` after a snapshot through `snap`: compare from `last` backwards
+        until it agrees (amortised O(entries changed)); True if anything changed."""
         old_last = node.last_index
         old_snap = node.snapshot_index
-        if last == old_last and snap == old_snap:
-            # Most events leave a node's log alone: the same last entry means
-            # no change (the general scan below would stop there too).
-            if last <= snap:
-                return False
-            entry = view.entry(last)
-            if entry is None or entry == node.shadow.get(last):
-                return False
         shadow = node.shadow
         removed_index = 0
         removed_entry: Entry | None = None

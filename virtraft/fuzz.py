@@ -1,15 +1,17 @@
 """Campaigns: many seeds, in parallel processes or on a Dask cluster.
 
 Every seed is an independent run; a worker returns a small `SeedResult`
-(verdicts and the trace digest) and writes the trace of a failing seed
-itself, so nothing big crosses process boundaries. Results are sorted by
-seed, so a campaign's outcome does not depend on the executor or on the
-number of workers.
+(verdicts and the trace digest). A local worker writes the trace of a
+failing seed itself, so nothing big crosses process boundaries; a Dask
+worker may be on another machine, so it sends a failing seed's trace back
+and the client writes it. Results are sorted by seed, so a campaign's
+outcome does not depend on the executor or on the number of workers.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -55,18 +57,48 @@ class CampaignSpec:
     out_dir: str | None
 
 
+def settle_process() -> None:
+    """Set a process up for many runs; call it once, before the first run.
+
+    Everything alive now (imported modules, mostly) lives as long as the
+    process, so it leaves the cyclic collector's care: the collector's full
+    passes, which a long run triggers more and more often as it keeps every
+    event it applies, then walk only what the runs made. Campaign worker
+    processes and the bench call this."""
+    gc.collect()
+    gc.freeze()
+
+
 def run_one(seed: int, spec: CampaignSpec) -> SeedResult:
-    """Run one seed; write its trace (and report) when it fails."""
+    """Run one seed; write its trace (and report) when it fails. For workers
+    that share the campaign's filesystem (this machine's processes)."""
+    result, lines = _run_seed(seed, spec)
+    if result.failed and spec.out_dir is not None:
+        result = _save_trace(result, lines, spec.out_dir)
+    return result
+
+
+def run_one_remote(seed: int, spec: CampaignSpec) -> tuple[SeedResult, list[str] | None]:
+    """Run one seed on a worker that may sit on another machine: the trace of
+    a failing seed travels back with the result (failures are rare), and the
+    client writes it where the campaign keeps its traces."""
+    result, lines = _run_seed(seed, spec)
+    return result, lines if result.failed else None
+
+
+def _save_trace(result: SeedResult, lines: list[str], out_dir: str) -> SeedResult:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    trace_path = str(out / f"seed-{result.seed}.jsonl")
+    write_trace(trace_path, lines)
+    _write_report(trace_path)
+    return dataclasses.replace(result, trace=trace_path)
+
+
+def _run_seed(seed: int, spec: CampaignSpec) -> tuple[SeedResult, list[str]]:
     started = time.perf_counter()
     result = run_seed(seed, spec.options, factory=spec.factory, swarm=spec.swarm)
     lines = result.trace_lines()
-    trace_path = None
-    if result.failed and spec.out_dir is not None:
-        out = Path(spec.out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        trace_path = str(out / f"seed-{seed}.jsonl")
-        write_trace(trace_path, lines)
-        _write_report(trace_path)
     violation = result.violation
     return SeedResult(
         seed=seed,
@@ -78,9 +110,9 @@ def run_one(seed: int, spec: CampaignSpec) -> SeedResult:
         liveness_reason=result.liveness.reason,
         steps=result.sim.step,
         digest=digest(lines),
-        trace=trace_path,
+        trace=None,
         seconds=time.perf_counter() - started,
-    )
+    ), lines
 
 
 def _write_report(trace_path: str) -> None:
@@ -130,7 +162,7 @@ def _run_processes(seeds, spec, workers, budget, on_result) -> list[SeedResult]:
     started = time.monotonic()
     results: list[SeedResult] = []
     todo = iter(seeds)
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=settle_process) as pool:
         running: set[Future] = set()
 
         def top_up() -> None:
@@ -170,9 +202,20 @@ def _run_dask(seeds, spec, workers, address, budget, on_result) -> list[SeedResu
         client = Client(address)
     results: list[SeedResult] = []
     try:
-        futures = client.map(run_one, list(seeds), spec=spec, pure=False)
+        seed_list = list(seeds)
+        futures = client.map(run_one_remote, seed_list, spec=spec, pure=False)
+        seed_of = {future.key: seed for future, seed in zip(futures, seed_list, strict=True)}
         for future in as_completed(futures):
-            result = future.result()
+            try:
+                result, lines = future.result()
+            except Exception as exc:  # e.g. the node factory cannot be imported there
+                client.cancel(futures)
+                raise RuntimeError(
+                    f"seed {seed_of[future.key]} failed on a Dask worker: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            if lines is not None and spec.out_dir is not None:
+                result = _save_trace(result, lines, spec.out_dir)
             results.append(result)
             if on_result:
                 on_result(result)

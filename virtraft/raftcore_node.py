@@ -146,6 +146,9 @@ class RaftcoreNode:
         self.recent_applied: list[tuple[int, int, int]] = []
         self.kv: dict[str, int] = {}
         self.server: RaftServer | None = None
+        # Invariant: alive == (server is not None). A field, not a property:
+        # it is read for every touched node after every event.
+        self.alive = False
         self._boot()
 
     # --------------------------------------------------------------- plumbing
@@ -171,6 +174,7 @@ class RaftcoreNode:
             members=self._bootstrap, term=disk.term, voted_for=disk.voted_for,
             entries=disk.log(), snapshot=disk.snapshot,
         )
+        self.alive = True
 
     # ----------------------------------------------------------------- actions
 
@@ -228,6 +232,7 @@ class RaftcoreNode:
 
     def crash(self) -> None:
         self.server = None
+        self.alive = False
         self.recent_applied = []
         self.caught_up = []
         self.kv = {}
@@ -237,9 +242,17 @@ class RaftcoreNode:
 
     # ------------------------------------------------------------------- view
 
-    @property
-    def alive(self) -> bool:
-        return self.server is not None
+    def scalars(self) -> tuple[bool, Role, int, int | None, int, int, int]:
+        """(alive, role, term, voted_for, commit_index, last_index, snapshot_index),
+        the same values as the properties, in one call: the checker reads them
+        for every touched node after every event (`virtraft.checker.read_scalars`)."""
+        server = self.server
+        if server is None:
+            disk = self.disk
+            return (False, Role.FOLLOWER, disk.term, disk.voted_for, 0, disk.last_index,
+                    disk.snapshot_index)
+        return (True, _ROLE[server.role._value_], server.current_term, server.voted_for,
+                server.commit_index, server.last_log_index, server.snapshot_last_index)
 
     @property
     def role(self) -> Role:

@@ -56,7 +56,13 @@ class Scheduler:
         self._dup_threshold = o.drop_probability + o.duplicate_probability
         self._deliver_share = o.deliver_share
         self._reorder = o.reorder
-        self._tick_ms = (o.tick_ms_min, o.tick_ms_max)
+        # choice() over a range draws the very numbers randint() would, with
+        # less argument checking per draw.
+        self._tick_ms = range(o.tick_ms_min, o.tick_ms_max + 1)
+        # Ticks are immutable values from a small set (node x ms), and a run
+        # keeps every event it applies: share them rather than allocate one
+        # per step.
+        self._ticks: dict[tuple[int, int], Tick] = {}
 
     def next_event(self, sim: Simulation) -> Event:
         r = self.rng.random()
@@ -72,7 +78,7 @@ class Scheduler:
         rng = self.rng
         pool = sim.network.pool
         if pool and rng.random() < self._deliver_share:
-            env = pool[rng.randrange(len(pool))] if self._reorder else pool[0]
+            env = rng.choice(pool) if self._reorder else pool[0]
             x = rng.random()
             if x < self._drop:
                 return Drop(env.src, env.dst, env.kind, env.key, env.id)
@@ -83,9 +89,12 @@ class Scheduler:
 
     def tick(self, sim: Simulation) -> Tick:
         rng = self.rng
-        alive = sim.alive_ids() or sim.node_ids
-        node = alive[rng.randrange(len(alive))]
-        return Tick(node, rng.randint(*self._tick_ms))
+        node = rng.choice(sim.alive_ids() or sim.node_ids)
+        ms = rng.choice(self._tick_ms)
+        tick = self._ticks.get((node, ms))
+        if tick is None:
+            tick = self._ticks[node, ms] = Tick(node, ms)
+        return tick
 
     # ---------------------------------------------------------------- faults
 

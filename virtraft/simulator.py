@@ -204,7 +204,8 @@ class Simulation:
         self._stepped = touched
         self.events.append(event)
         self.stats.events[event.kind] += 1
-        self._observe_stats(touched)
+        if touched:
+            self._observe_stats(touched)
         if self.checker is not None:
             found = self.checker.observe(self.step, self._views, touched)
             if found:

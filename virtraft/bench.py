@@ -1,0 +1,278 @@
+"""`virtraft bench`: how fast the simulator runs with every invariant on.
+
+A fuzzer's worth is bugs found per hour, so the headline number is events
+per second with the checker on. Each workload below is a named `SimOptions`
+(this is the one place they are defined) run for a fixed number of events on
+one core, from a fixed seed:
+
+- once with every invariant checked after every event,
+- once with the checker off (the overhead ratio is the first time over this),
+- once more under `tracemalloc` for the peak memory of the run (tracing slows
+  a run several times over, so that pass is never timed).
+
+An *event* is one scheduler step applied (`Simulation.step`): a delivery, a
+drop, a duplicate, a tick, a client command, a fault. Delivered messages per
+second is `network.stats.delivered` over the run's seconds, and committed
+entries per second the highest commit index any node reached over them.
+
+Time is the CPU time of this process around each run (`time.process_time`,
+taken outside the run, never inside a decision): what one core spent, which
+other programs on a shared machine cannot inflate the way they inflate wall
+time (also recorded, as `wall_seconds`). Each timed run is repeated and the
+fastest kept, as `timeit` does. The liveness phase is off: it measures
+recovery, not throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import time
+import tracemalloc
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from virtraft import __version__
+from virtraft.fuzz import settle_process
+from virtraft.options import SimOptions
+from virtraft.runner import RunResult, run_seed
+
+SEED = 1
+"""Every workload runs this seed: the same events on every machine."""
+
+REPEAT = 3
+"""Timed runs per measurement; the fastest counts."""
+
+_FAULTS = {
+    "drop_probability": 0.05,  # 5% of the messages picked for delivery are lost,
+    "duplicate_probability": 0.05,  # and 5% are copied first
+    "partition_rate": 0.002,  # a partition or a heal about every 500 events
+    "client_rate": 0.1,  # a client command every 10 events
+    "deliver_share": 0.9,  # most other steps move a message; ticks release the rest
+    "delay_ms_max": 10,  # each message waits 0-10 virtual ms before it can arrive
+    "liveness": False,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    name: str
+    description: str
+    options: SimOptions
+    events: int  # events per run unless --events says otherwise
+
+
+WORKLOADS: tuple[Workload, ...] = (
+    Workload(
+        "static-5",
+        "5 servers, 5% drops, 5% duplicates, random partitions, client load",
+        SimOptions(servers=5, **_FAULTS),
+        100_000,
+    ),
+    Workload(
+        "churn-5",
+        "static-5 plus crashes, restarts, membership changes and snapshots",
+        SimOptions(servers=5, crash_rate=0.002, member_rate=0.003, snapshot_rate=0.005,
+                   **_FAULTS),
+        50_000,
+    ),
+    Workload(
+        "static-7",
+        "static-5 with 7 servers",
+        SimOptions(servers=7, **_FAULTS),
+        50_000,
+    ),
+)
+"""The bench's workloads; the first is the headline."""
+
+LONG_SHORT_EVENTS = 10_000
+LONG_LONG_EVENTS = 200_000
+LONG_TOLERANCE = 0.15
+"""--long: the checker's cost per event must not grow with the run: the
+events/s of a 200,000-event run stays within 15% of a 10,000-event run's."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One timed run."""
+
+    events: int
+    seconds: float  # CPU time
+    wall_seconds: float
+    delivered: int
+    committed: int
+    checker_records: int | None  # per-index records the checker holds at the end
+    violation: str | None  # a bench run should find none; if it does, say so
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.seconds
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "events": self.events,
+            "seconds": round(self.seconds, 4),
+            "wall_seconds": round(self.wall_seconds, 4),
+            "events_per_s": round(self.events_per_s),
+            "delivered_per_s": round(self.delivered / self.seconds),
+            "committed_per_s": round(self.committed / self.seconds),
+            "delivered": self.delivered,
+            "committed": self.committed,
+            "checker_records": self.checker_records,
+            "violation": self.violation,
+        }
+
+
+def run_once(options: SimOptions, events: int, *, check: bool) -> tuple[Sample, RunResult]:
+    """One run of `events` events, timed from start to end."""
+    options = options.replace(steps=events, liveness=False)
+    gc.collect()  # start every run from the same heap, not the last run's garbage
+    started_wall = time.perf_counter()
+    started = time.process_time()
+    result = run_seed(SEED, options, check=check)
+    seconds = time.process_time() - started
+    wall_seconds = time.perf_counter() - started_wall
+    sim = result.sim
+    records = None
+    if sim.checker is not None:
+        records = sum(sim.checker.records().values())
+    violation = result.violation.invariant if result.violation is not None else None
+    sample = Sample(sim.step, seconds, wall_seconds, sim.network.stats.delivered,
+                    sim.stats.max_commit_index, records, violation)
+    return sample, result
+
+
+def timed(options: SimOptions, events: int, *, check: bool, repeat: int = REPEAT) -> Sample:
+    """The fastest of `repeat` runs (the runs are identical: same seed)."""
+    best: Sample | None = None
+    for _ in range(repeat):
+        sample, result = run_once(options, events, check=check)
+        del result  # free the run before the next one starts
+        if best is None or sample.seconds < best.seconds:
+            best = sample
+    assert best is not None
+    return best
+
+
+def peak_memory_bytes(options: SimOptions, events: int) -> int:
+    """Peak Python memory allocated during one checked run (tracemalloc)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        result = run_seed(SEED, options.replace(steps=events, liveness=False))
+        peak = tracemalloc.get_traced_memory()[1]
+        del result
+    finally:
+        tracemalloc.stop()
+    return peak
+
+
+def bench_workload(workload: Workload, events: int | None) -> dict[str, Any]:
+    count = events or workload.events
+    checked = timed(workload.options, count, check=True)
+    unchecked = timed(workload.options, count, check=False)
+    peak = peak_memory_bytes(workload.options, count)
+    return {
+        "name": workload.name,
+        "description": workload.description,
+        "options": workload.options.to_json(),
+        "events": count,
+        "checked": checked.json(),
+        "unchecked": unchecked.json(),
+        "checker_overhead": round(checked.seconds / unchecked.seconds, 3),
+        "peak_memory_mb": round(peak / 1e6, 2),
+    }
+
+
+def bench_long(workload: Workload) -> dict[str, Any]:
+    """A short and a long run of one workload, checker on: does the cost per
+    event grow with the run (and so with the log)? The short run is repeated
+    three times (fastest kept) and the long one runs once, so noise can only
+    make the long run look slower, never faster."""
+    short = timed(workload.options, LONG_SHORT_EVENTS, check=True, repeat=3)
+    long = timed(workload.options, LONG_LONG_EVENTS, check=True, repeat=1)
+    ratio = long.events_per_s / short.events_per_s
+    return {
+        "workload": workload.name,
+        "short": short.json(),
+        "long": long.json(),
+        "ratio": round(ratio, 3),
+        "within_tolerance": abs(1 - ratio) <= LONG_TOLERANCE,
+        "tolerance": LONG_TOLERANCE,
+    }
+
+
+def run_bench(events: int | None = None, long: bool = False,
+              workloads: Sequence[Workload] = WORKLOADS) -> dict[str, Any]:
+    """Every workload, and with `long` the short/long comparison; plain JSON."""
+    # Warm up (the first run in a process pays for first calls), then set the
+    # process up as campaign workers are, for the bench's duration only.
+    run_once(workloads[0].options, 2_000, check=True)
+    settle_process()
+    try:
+        report: dict[str, Any] = {
+            "virtraft": __version__,
+            "python": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "machine": platform.machine(),
+            "seed": SEED,
+            "repeat": REPEAT,
+            "workloads": [bench_workload(w, events) for w in workloads],
+        }
+        if long:
+            report["long"] = bench_long(workloads[0])
+    finally:
+        gc.unfreeze()
+    return report
+
+
+def print_report(console: Console, report: dict[str, Any]) -> None:
+    table = Table(title=f"virtraft bench (seed {report['seed']}, Python {report['python']}, "
+                        f"fastest of {report['repeat']})", title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    # Checked run: events/s, delivered messages/s, committed entries/s, peak
+    # memory; then events/s with the checker off, and checked time / unchecked.
+    for column in ("workload", "events", "ev/s", "msg/s", "commit/s", "peak MB", "ev/s off",
+                   "on/off"):
+        table.add_column(column, justify="left" if column == "workload" else "right",
+                         no_wrap=True)
+    for w in report["workloads"]:
+        on, off = w["checked"], w["unchecked"]
+        table.add_row(w["name"], f"{w['events']:,}", f"{on['events_per_s']:,}",
+                      f"{on['delivered_per_s']:,}", f"{on['committed_per_s']:,}",
+                      f"{w['peak_memory_mb']:.1f}", f"{off['events_per_s']:,}",
+                      f"{w['checker_overhead']:.2f}x")
+    console.print(table)
+    console.print("ev/s (events), msg/s (delivered messages), commit/s (committed entries) "
+                  "and peak MB with every invariant on; ev/s off: the checker off; on/off: "
+                  "the checker's overhead, time on / time off.")
+    for w in report["workloads"]:
+        console.print(f"  {w['name']}: {w['description']}")
+        if w["checked"]["violation"]:
+            console.print(f"  [red]{w['name']} stopped early: {w['checked']['violation']}[/]")
+    if "long" in report:
+        lg = report["long"]
+        verdict = "[green]within[/]" if lg["within_tolerance"] else "[red]NOT within[/]"
+        console.print(
+            f"{lg['workload']}, checker on: {lg['short']['events']:,} events at "
+            f"{lg['short']['events_per_s']:,}/s, {lg['long']['events']:,} events at "
+            f"{lg['long']['events_per_s']:,}/s: ratio {lg['ratio']:.2f} "
+            f"({verdict} {lg['tolerance']:.0%})"
+        )
+
+
+def main(args: argparse.Namespace, console: Console) -> int:
+    """`virtraft bench [--json] [--events N] [--long]`."""
+    report = run_bench(args.events, args.long)
+    if args.json:
+        print(json.dumps(report, indent=2, sort_keys=True))
+    else:
+        print_report(console, report)
+    return 0

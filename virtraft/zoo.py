@@ -1,0 +1,324 @@
+"""`virtraft zoo`: run every bug-zoo mutant and tabulate what caught it.
+
+A mutant (tests/bugzoo/mutants.py) is raftcore with one documented Raft
+mistake put back. For each one the zoo reports whether random seeds (the
+very runs `virtraft fuzz` makes with the command lines in `PROFILES`) and
+the Hypothesis state machine (`virtraft.stateful`) caught it, with which
+invariant, after how many events and wall seconds, and how short the
+shrinker makes the failing trace. Exit code 0 when every safety mutant was
+caught by an invariant it names, every liveness mutant failed the liveness
+verdict, and the harmless control was never flagged; 1 otherwise.
+
+Why two fuzz command lines for the safety mutants: a vote-counting mistake
+needs five servers (with three, one vote besides the candidate's own is a
+true majority), while a lost replica shows best with three (one server
+losing an entry leaves it on a minority). Seeds alternate between them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from virtraft.options import SimOptions
+from virtraft.runner import RunResult, run_seed
+
+MUTANTS_MODULE = "tests.bugzoo.mutants"
+
+# `virtraft fuzz` arguments (after the seeds) for each way of hunting.
+# Safety hunts switch the liveness phase off: it cannot find a safety bug,
+# and short election timeouts make every seed rich in elections.
+_HUNT = ("--no-swarm", "--no-prevote", "--election-timeout-ms", "100",
+         "--request-timeout-ms", "20", "--no-liveness", "--drop", "0.1", "--dup", "0.1",
+         "--client-rate", "0.15", "--member-rate", "0.02", "--delay-max-ms", "100")
+PROFILES: dict[str, tuple[str, ...]] = {
+    # Five servers: elections with competing candidates, duplicated and late votes.
+    "elections": ("--servers", "5", *_HUNT, "--partition-rate", "0.01", "--crash-rate",
+                  "0.005", "--snapshot-rate", "0.01", "--max-entries-per-msg", "4"),
+    # Three servers, one entry per message: replicas, commits and snapshots.
+    "replication": ("--servers", "3", *_HUNT, "--partition-rate", "0.02", "--crash-rate",
+                    "0.01", "--snapshot-rate", "0.02", "--max-entries-per-msg", "1"),
+    # The default campaign, liveness phase included: for liveness mutants.
+    "default": (),
+}
+SAFETY_PROFILES = ("elections", "replication")
+LIVENESS_PROFILES = ("default",)
+
+# The stateful machine's budget per mutant and cluster size.
+STATEFUL_EXAMPLES = 300
+STATEFUL_STEPS = 100
+STATEFUL_SERVERS = (3, 5)
+SHRINK_SECONDS = 30.0
+
+
+class ZooError(Exception):
+    """The zoo cannot run (the mutants cannot be found, an unknown name)."""
+
+
+# ------------------------------------------------------------------ loading
+
+
+def load_mutants() -> ModuleType:
+    """Import tests.bugzoo.mutants, from the repository this package was
+    installed from or the current directory if it is not importable yet."""
+    try:
+        return importlib.import_module(MUTANTS_MODULE)
+    except ImportError:
+        pass
+    for root in (Path.cwd(), Path(__file__).resolve().parent.parent):
+        if (root / "tests" / "bugzoo" / "mutants.py").is_file():
+            sys.path.insert(0, str(root))
+            importlib.invalidate_caches()
+            sys.modules.pop("tests", None)  # a namespace package found elsewhere
+            return importlib.import_module(MUTANTS_MODULE)
+    raise ZooError("cannot find tests/bugzoo/mutants.py: run `virtraft zoo` from the "
+                   "repository root")
+
+
+def profile_options(profile: str) -> SimOptions:
+    """The options `virtraft fuzz` builds from the profile's command line."""
+    from virtraft.cli import _sim_options, build_parser
+
+    args = build_parser().parse_args(["fuzz", *PROFILES[profile]])
+    return _sim_options(args)
+
+
+def _swarm(profile: str) -> bool:
+    from virtraft.cli import build_parser
+
+    return bool(build_parser().parse_args(["fuzz", *PROFILES[profile]]).swarm)
+
+
+def fuzz_command(profile: str, spec: str, seeds: str) -> str:
+    return shlex.join(["virtraft", "fuzz", "--seeds", seeds, "--workers", "1",
+                       "--node-factory", spec, *PROFILES[profile]])
+
+
+# ------------------------------------------------------------------ results
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """What caught a mutant: an invariant (or "liveness"), where and how fast."""
+
+    verdict: str
+    profile: str
+    seed: int | None
+    events: int  # events applied until the violation (or the liveness verdict)
+    seconds: float  # wall seconds from the start of the hunt until it was found
+    runs: int  # seeds (or examples) run until then
+    command: str
+
+
+@dataclass(frozen=True, slots=True)
+class MutantReport:
+    name: str
+    kind: str
+    expected: tuple[str, ...] | None
+    source: str
+    fuzz: Finding | None
+    fuzz_runs: int
+    fuzz_seconds: float
+    stateful: Finding | None
+    stateful_note: str
+    shrunk_events: int | None
+    shrink_note: str
+    ok: bool
+    why: str
+
+    def json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["expected"] = list(self.expected) if self.expected else None
+        return out
+
+
+def hunt_seeds(
+    spec: str, seeds: Sequence[int], profiles: Sequence[str], budget_s: float
+) -> tuple[Finding | None, int, float, RunResult | None]:
+    """Run seeds (each under every profile in turn) until the first finding
+    (a safety violation or a failed liveness verdict) or the time budget."""
+    options = {p: profile_options(p) for p in profiles}
+    swarm = {p: _swarm(p) for p in profiles}
+    started = time.perf_counter()
+    runs = 0
+    for seed in seeds:
+        for profile in profiles:
+            if time.perf_counter() - started >= budget_s:
+                return None, runs, time.perf_counter() - started, None
+            result = run_seed(seed, options[profile], factory=spec, swarm=swarm[profile])
+            runs += 1
+            verdict = None
+            if result.violation is not None:
+                verdict = result.violation.invariant
+            elif result.liveness.verdict == "failed":
+                verdict = "liveness"
+            if verdict is None:
+                continue
+            seconds = time.perf_counter() - started
+            events = result.violation.step if result.violation is not None else result.sim.step
+            finding = Finding(verdict, profile, seed, events, round(seconds, 2), runs,
+                              fuzz_command(profile, spec, f"{seed}:{seed + 1}"))
+            return finding, runs, seconds, result
+    return None, runs, time.perf_counter() - started, None
+
+
+def hunt_stateful(spec: str, servers: Sequence[int] = STATEFUL_SERVERS,
+                  examples: int = STATEFUL_EXAMPLES, steps: int = STATEFUL_STEPS
+                  ) -> Finding | None:
+    """Let the Hypothesis machine look for a violation (no shrinking: the
+    zoo only asks whether and how soon it finds one)."""
+    from hypothesis import HealthCheck, Phase, settings
+    from hypothesis.stateful import run_state_machine_as_test
+
+    from virtraft.adapter import NodeOptions
+    from virtraft.stateful import MACHINE_OPTIONS, InvariantViolated, machine_for
+
+    started = time.perf_counter()
+    for count in servers:
+        options = MACHINE_OPTIONS.replace(
+            servers=count, node=NodeOptions(election_timeout_ms=100, request_timeout_ms=20,
+                                            prevote=False))
+        machine = machine_for(spec, options)
+        try:
+            run_state_machine_as_test(machine, settings=settings(
+                max_examples=examples, stateful_step_count=steps, derandomize=True,
+                database=None, deadline=None, report_multiple_bugs=False, print_blob=False,
+                phases=[Phase.generate], suppress_health_check=list(HealthCheck)))
+        except InvariantViolated as exc:
+            failure = machine.last_failure
+            events = failure.events if failure is not None else exc.violation.step
+            return Finding(exc.violation.invariant, f"stateful, {count} servers", None, events,
+                           round(time.perf_counter() - started, 2), examples, "")
+    return None
+
+
+def shrink_finding(spec: str, finding: Finding, result: RunResult, budget_s: float
+                   ) -> tuple[int | None, str]:
+    try:
+        from virtraft.shrink import shrink_events
+    except ImportError:
+        return None, "no shrinker"
+    assert result.violation is not None
+    outcome = shrink_events(result.seed, result.options, spec, result.events,
+                            result.violation.invariant, max_seconds=budget_s)
+    return outcome.after, ""
+
+
+def run_mutant(name: str, cls: type, spec: str, seeds: Sequence[int], budget_s: float, *,
+               stateful: bool = True, shrink: bool = True) -> MutantReport:
+    kind: str = cls.kind
+    expected = cls.expected_invariant
+    source = (cls.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+    if kind == "harmless":
+        profiles: Sequence[str] = (*SAFETY_PROFILES, *LIVENESS_PROFILES)
+    elif kind == "liveness":
+        profiles = LIVENESS_PROFILES
+    else:
+        profiles = SAFETY_PROFILES
+    finding, runs, seconds, result = hunt_seeds(spec, seeds, profiles, budget_s)
+    found_stateful = None
+    stateful_note = "n/a (liveness)" if kind == "liveness" else ""
+    if stateful and kind != "liveness":
+        found_stateful = hunt_stateful(spec)
+        if found_stateful is None:
+            stateful_note = "not found"
+    elif not stateful:
+        stateful_note = "skipped"
+    shrunk, shrink_note = None, "n/a"
+    if shrink and finding is not None and result is not None and result.violation is not None:
+        shrunk, shrink_note = shrink_finding(spec, finding, result, SHRINK_SECONDS)
+    if kind == "harmless":
+        ok = finding is None and found_stateful is None
+        why = "silent, as it must be" if ok else "a harmless mutant was flagged"
+    elif kind == "liveness":
+        ok = finding is not None and finding.verdict == "liveness"
+        why = "liveness verdict failed" if ok else "the liveness verdict never failed"
+    else:
+        assert expected
+        ok = finding is not None and finding.verdict in expected
+        if finding is None:
+            why = "not caught within the budget"
+        elif ok:
+            why = f"caught by {finding.verdict}"
+        else:
+            why = f"caught by {finding.verdict}, which its docstring does not name"
+    return MutantReport(name, kind, expected, source, finding, runs, round(seconds, 2),
+                        found_stateful, stateful_note, shrunk, shrink_note, ok, why)
+
+
+# ------------------------------------------------------------------ output
+
+
+def _fuzz_cell(report: MutantReport) -> str:
+    f = report.fuzz
+    if f is None:
+        return f"no ({report.fuzz_runs} runs)"
+    return f"{f.verdict}, seed {f.seed} ({f.profile})"
+
+
+def print_table(console: Console, reports: Sequence[MutantReport]) -> None:
+    table = Table(title="Bug zoo", title_justify="left")
+    for column in ("mutant", "kind", "expected", "random seeds", "events", "seconds",
+                   "stateful", "shrunk", "ok"):
+        table.add_column(column, justify="right" if column in ("events", "seconds", "shrunk")
+                         else "left")
+    for r in reports:
+        f = r.fuzz
+        s = r.stateful
+        stateful = f"{s.verdict}, {s.events} events" if s is not None else r.stateful_note
+        table.add_row(
+            r.name, r.kind, ", ".join(r.expected) if r.expected else "-", _fuzz_cell(r),
+            str(f.events) if f else "-", f"{f.seconds:.2f}" if f else f"{r.fuzz_seconds:.1f}",
+            stateful, str(r.shrunk_events) if r.shrunk_events is not None else r.shrink_note,
+            "[green]yes[/]" if r.ok else f"[red]NO[/]: {r.why}",
+        )
+    console.print(table)
+    console.print("Command lines (after `virtraft fuzz --seeds A:B --node-factory "
+                  f"{MUTANTS_MODULE}:NAME`):")
+    for profile, words in PROFILES.items():
+        console.print(f"  {profile}: {shlex.join(words) or '(defaults)'}")
+
+
+def main(args: argparse.Namespace, console: Console) -> int:
+    """`virtraft zoo [--seeds A:B] [--mutant NAME]... [--time-budget S] [--json]`."""
+    from virtraft.cli import UsageError
+
+    try:
+        module = load_mutants()
+    except ZooError as exc:
+        raise UsageError(str(exc)) from None
+    mutants: dict[str, type] = module.MUTANTS
+    names = list(args.mutant) if args.mutant else list(mutants)
+    unknown = [n for n in names if n not in mutants]
+    if unknown:
+        raise UsageError(f"no mutant {unknown[0]!r}; known: {', '.join(mutants)}")
+    stateful = getattr(args, "stateful", True)
+    shrink = getattr(args, "shrink", True)
+    reports = []
+    for name in names:
+        report = run_mutant(name, mutants[name], module.factory_spec(name), args.seeds,
+                            args.time_budget, stateful=stateful, shrink=shrink)
+        reports.append(report)
+        if not args.json:
+            console.print(f"{name}: {report.why}")
+    ok = all(r.ok for r in reports)
+    if args.json:
+        print(json.dumps({"ok": ok, "seeds": [args.seeds.start, args.seeds.stop],
+                          "time_budget_s": args.time_budget,
+                          "profiles": {p: list(w) for p, w in PROFILES.items()},
+                          "mutants": [r.json() for r in reports]}, indent=2, sort_keys=True))
+    else:
+        print_table(console, reports)
+    return 0 if ok else 1
