@@ -112,6 +112,15 @@ class NodeView(Protocol):
         """The configuration this node believes in: (node id, is voting)."""
 
 
+# Optional, for speed: a view may also offer
+#
+#     def scalars(self) -> tuple[bool, Role, int, int | None, int, int, int]
+#
+# returning (alive, role, term, voted_for, commit_index, last_index,
+# snapshot_index) in one call; the checker uses it when present
+# (`virtraft.checker.read_scalars` is the fallback that reads the properties).
+
+
 @runtime_checkable
 class NodeAdapter(NodeView, Protocol):
     """What the simulator may do to a node. While crashed, a node's view

@@ -509,6 +509,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from virtraft.fuzz import default_workers
 
         args.workers = default_workers()
+    from virtraft.fuzz import settle_process
+
+    settle_process()
     console = Console(stderr=False, quiet=args.quiet, highlight=False)
     try:
         return args.handler(args, console)

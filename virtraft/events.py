@@ -28,7 +28,7 @@ class _MessageEvent:
     dst: int
     msg: str  # message type name
     key: int  # digest of the message's content
-    ref: object | None = field(default=None, compare=False)  # envelope, not stored
+    ref: object | None = field(default=None, compare=False)  # envelope id, not stored
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,7 +48,8 @@ class ShrinkOutcome:
 def strip_refs(events: Sequence[Event]) -> list[Event]:
     """Events as a trace file holds them: no links to a past run's envelopes."""
     return [
-        dataclasses.replace(e, ref=None) if isinstance(e, MESSAGE_EVENTS) and e.ref else e
+        dataclasses.replace(e, ref=None)
+        if isinstance(e, MESSAGE_EVENTS) and e.ref is not None else e
         for e in events
     ]
 

@@ -1,0 +1,223 @@
+"""The bug zoo: each mutant of raftcore is caught, and by what it says.
+
+Every safety mutant runs through the runs `virtraft fuzz` makes with the
+zoo's command lines (virtraft.zoo.PROFILES), seed after seed from 0, until
+the first finding; the finding must be an invariant the mutant's docstring
+names. Liveness mutants must fail the liveness verdict; the harmless
+control, and raftcore itself, must not be flagged on the same seeds. The
+Hypothesis state machine must find the mutants it can reach in a bounded
+search. Everything is derandomized: no outcome depends on wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import shlex
+
+import pytest
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis.stateful import run_state_machine_as_test
+from rich.console import Console
+
+from raftcore import RaftServer
+from virtraft import cli, zoo
+from virtraft.adapter import NodeOptions
+from virtraft.checker import INVARIANTS
+from virtraft.runner import DEFAULT_FACTORY, load_factory
+from virtraft.stateful import MACHINE_OPTIONS, InvariantViolated, machine_for
+
+mutants = zoo.load_mutants()
+MUTANTS = mutants.MUTANTS
+SAFETY = [name for name, cls in MUTANTS.items() if cls.kind == "safety"]
+LIVENESS = [name for name, cls in MUTANTS.items() if cls.kind == "liveness"]
+HARMLESS = [name for name, cls in MUTANTS.items() if cls.kind == "harmless"]
+
+# Seeds 0.. are tried in order; the first finding ends the hunt. The bound
+# only keeps a regression from running long: every mutant is caught far
+# sooner (see the README's table).
+SEED_BOUND = 400
+CONTROL_SEEDS = range(0, 40)
+NO_BUDGET = float("inf")  # never stop on wall time: outcomes stay deterministic
+
+
+# ---------------------------------------------------------------- the zoo
+
+
+def test_the_zoo_has_what_the_issue_asks_for() -> None:
+    assert len(MUTANTS) >= 15
+    assert len(SAFETY) >= 12
+    assert len(LIVENESS) >= 2
+    assert len(HARMLESS) == 1
+
+
+@pytest.mark.parametrize("name", list(MUTANTS))
+def test_a_mutant_overrides_one_method_of_raftserver(name: str) -> None:
+    cls = MUTANTS[name]
+    overridden = [
+        attr for attr, value in vars(cls).items()
+        if callable(value) and hasattr(RaftServer, attr)
+    ]
+    assert overridden == [cls.mutated]
+    assert callable(getattr(RaftServer, cls.mutated))
+
+
+@pytest.mark.parametrize("name", list(MUTANTS))
+def test_a_mutant_names_its_source_and_what_catches_it(name: str) -> None:
+    cls = MUTANTS[name]
+    doc = inspect.getdoc(cls) or ""
+    assert cls.kind in ("safety", "liveness", "harmless")
+    # A source: the paper or dissertation, or an issue/fix in another project.
+    assert any(mark in doc for mark in ("Figure", "§", "#", "Guide")), doc
+    if cls.kind == "safety":
+        assert cls.expected_invariant
+        for invariant in cls.expected_invariant:
+            assert invariant in INVARIANTS
+            assert invariant in doc  # the docstring names every invariant it accepts
+    else:
+        assert cls.expected_invariant is None
+
+
+@pytest.mark.parametrize("name", list(MUTANTS))
+def test_every_mutant_has_a_node_factory_spec(name: str) -> None:
+    spec = mutants.factory_spec(name)
+    assert spec == f"tests.bugzoo.mutants:{name}"
+    assert load_factory(spec) is getattr(mutants, name)
+
+
+# ------------------------------------------------------------- random seeds
+
+
+@pytest.mark.parametrize("name", SAFETY)
+def test_safety_mutant_is_caught_by_fuzz_with_its_invariant(name: str) -> None:
+    cls = MUTANTS[name]
+    finding, runs, _seconds, result = zoo.hunt_seeds(
+        mutants.factory_spec(name), range(SEED_BOUND), zoo.SAFETY_PROFILES, NO_BUDGET)
+    assert finding is not None, f"{name} not caught in {runs} runs"
+    assert finding.verdict in cls.expected_invariant, finding
+    assert result is not None and result.violation is not None
+    assert result.violation.invariant == finding.verdict
+
+
+@pytest.mark.parametrize("name", ["fig8_commit_old_term", "grant_vote_twice"])
+def test_the_reported_fuzz_command_reproduces_the_finding(name: str, tmp_path) -> None:
+    """`virtraft fuzz` itself, with the command line the zoo prints."""
+    finding, _, _, _ = zoo.hunt_seeds(
+        mutants.factory_spec(name), range(SEED_BOUND), zoo.SAFETY_PROFILES, NO_BUDGET)
+    assert finding is not None
+    words = shlex.split(finding.command)
+    assert words[:2] == ["virtraft", "fuzz"]
+    code = cli.main([*words[1:], "--out", str(tmp_path), "--quiet"])
+    assert code == cli.EXIT_VIOLATION
+    traces = list(tmp_path.rglob(f"seed-{finding.seed}.jsonl"))
+    assert len(traces) == 1
+    verdict = json.loads(traces[0].read_text().splitlines()[-1])
+    assert verdict["violation"]["invariant"] == finding.verdict
+
+
+@pytest.mark.parametrize("name", LIVENESS)
+def test_liveness_mutant_fails_the_liveness_verdict(name: str) -> None:
+    finding, runs, _, result = zoo.hunt_seeds(
+        mutants.factory_spec(name), range(20), zoo.LIVENESS_PROFILES, NO_BUDGET)
+    assert finding is not None, f"{name}: liveness held in {runs} runs"
+    assert finding.verdict == "liveness"
+    assert result is not None and result.violation is None
+
+
+@pytest.mark.parametrize("spec", [mutants.factory_spec(n) for n in HARMLESS] + [DEFAULT_FACTORY])
+def test_harmless_control_and_raftcore_are_never_flagged(spec: str) -> None:
+    finding, runs, _, _ = zoo.hunt_seeds(
+        spec, CONTROL_SEEDS, (*zoo.SAFETY_PROFILES, *zoo.LIVENESS_PROFILES), NO_BUDGET)
+    assert finding is None, finding
+    assert runs == len(CONTROL_SEEDS) * 3
+
+
+# ---------------------------------------------------------- stateful machine
+
+# The mutants the machine finds within this budget, and on how many servers
+# (vote-counting mistakes need five; a lost replica shows best with three).
+STATEFUL = {
+    "grant_vote_twice": 3,
+    "stale_vote_response_counted": 3,
+    "commit_index_goes_back": 3,
+    "snapshot_lowers_term": 3,
+    "truncate_on_stale_append_entries": 3,
+    "two_membership_changes_at_once": 3,
+    "vote_not_persisted": 5,
+    "prev_log_term_not_checked": 5,
+}
+
+
+def _machine_settings(examples: int) -> settings:
+    return settings(max_examples=examples, stateful_step_count=zoo.STATEFUL_STEPS,
+                    derandomize=True, database=None, deadline=None,
+                    report_multiple_bugs=False, phases=[Phase.generate],
+                    suppress_health_check=list(HealthCheck))
+
+
+def _machine_options(servers: int):
+    return MACHINE_OPTIONS.replace(servers=servers, node=NodeOptions(
+        election_timeout_ms=100, request_timeout_ms=20, prevote=False))
+
+
+@pytest.mark.parametrize("name", list(STATEFUL))
+def test_stateful_machine_catches_mutant_with_its_invariant(name: str) -> None:
+    machine = machine_for(mutants.factory_spec(name), _machine_options(STATEFUL[name]))
+    with pytest.raises(InvariantViolated) as caught:
+        run_state_machine_as_test(machine, settings=_machine_settings(zoo.STATEFUL_EXAMPLES))
+    assert caught.value.violation.invariant in MUTANTS[name].expected_invariant
+    assert machine.last_failure is not None
+    assert machine.last_failure.violation == caught.value.violation
+
+
+def test_stateful_machine_is_silent_on_the_harmless_control() -> None:
+    for servers in (3, 5):
+        machine = machine_for(mutants.factory_spec(HARMLESS[0]), _machine_options(servers))
+        run_state_machine_as_test(machine, settings=_machine_settings(100))
+        assert machine.last_failure is None
+
+
+# ------------------------------------------------------------ virtraft zoo
+
+
+def _zoo_args(**overrides) -> argparse.Namespace:
+    args = argparse.Namespace(seeds=range(0, 50), mutant=None, time_budget=NO_BUDGET,
+                              json=True, stateful=False, shrink=False)
+    for key, value in overrides.items():
+        setattr(args, key, value)
+    return args
+
+
+def test_zoo_reports_each_mutant_and_exits_zero_when_all_are_caught(capsys) -> None:
+    names = ["commit_index_goes_back", "vote_only_for_longer_logs", HARMLESS[0]]
+    code = zoo.main(_zoo_args(mutant=names, seeds=range(0, 10)), Console(quiet=True))
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert out["ok"] is True
+    rows = {row["name"]: row for row in out["mutants"]}
+    assert set(rows) == set(names)
+    assert rows["commit_index_goes_back"]["fuzz"]["verdict"] == "CommitMonotonic"
+    assert rows["vote_only_for_longer_logs"]["fuzz"]["verdict"] == "liveness"
+    assert rows[HARMLESS[0]]["fuzz"] is None
+
+
+def test_zoo_exits_one_when_a_safety_mutant_escapes(capsys) -> None:
+    """No time at all: nothing is caught, and the zoo says so."""
+    code = zoo.main(_zoo_args(mutant=["fig8_commit_old_term"], time_budget=0.0),
+                    Console(quiet=True))
+    out = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert out["mutants"][0]["fuzz"] is None
+    assert out["mutants"][0]["why"] == "not caught within the budget"
+
+
+def test_zoo_refuses_an_unknown_mutant() -> None:
+    assert cli.main(["zoo", "--mutant", "no_such_bug"]) == cli.EXIT_USAGE
+
+
+def test_zoo_table_through_the_cli(capsys) -> None:
+    code = cli.main(["zoo", "--mutant", "commit_index_goes_back", "--seeds", "0:20"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "commit_index_goes_back" in out and "CommitMonotonic" in out
