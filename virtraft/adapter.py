@@ -149,6 +149,10 @@ class NodeAdapter(NodeView, Protocol):
 NodeFactory = Callable[[int, Membership, Send, random.Random, NodeOptions], NodeAdapter]
 
 
+class FactoryError(ValueError):
+    """A node factory cannot be loaded, or cannot build a node."""
+
+
 def message_kind(message: object) -> str:
     """A short name for a message, for traces and reports."""
     return type(message).__name__

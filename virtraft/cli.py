@@ -56,6 +56,16 @@ def whole(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive, finite number of seconds")
+    return value
+
+
 def seed_range(text: str) -> range:
     start, sep, stop = text.partition(":")
     try:
@@ -98,11 +108,16 @@ def _add_sim_options(p: argparse.ArgumentParser, *, steps: int, client_rate: flo
     g.add_argument("--liveness", action=argparse.BooleanOptionalAction, default=True,
                    help="after the faults, require a leader and a commit in bounded time")
     r = p.add_argument_group("raft options")
-    r.add_argument("--election-timeout-ms", type=whole(2), default=1000)
-    r.add_argument("--request-timeout-ms", type=whole(1), default=200)
-    r.add_argument("--prevote", action=argparse.BooleanOptionalAction, default=True)
-    r.add_argument("--check-quorum", action=argparse.BooleanOptionalAction, default=True)
-    r.add_argument("--max-entries-per-msg", type=whole(1), default=64)
+    r.add_argument("--election-timeout-ms", type=whole(2), default=1000,
+                   help="base election timeout T; each wait is random in [T, 2T) (1000)")
+    r.add_argument("--request-timeout-ms", type=whole(1), default=200,
+                   help="heartbeat interval of a leader (200)")
+    r.add_argument("--prevote", action=argparse.BooleanOptionalAction, default=True,
+                   help="ask for votes before bumping the term (on)")
+    r.add_argument("--check-quorum", action=argparse.BooleanOptionalAction, default=True,
+                   help="a leader that cannot reach a majority steps down (on)")
+    r.add_argument("--max-entries-per-msg", type=whole(1), default=64,
+                   help="most entries in one AppendEntries (64)")
     p.add_argument("--node-factory", default=None, metavar="MODULE:CALLABLE",
                    help="run another Raft implementation through the node adapter")
 
@@ -213,6 +228,15 @@ def _run_scenario(args: argparse.Namespace, console: Console) -> int:
     except ScenarioError as exc:
         raise UsageError(str(exc)) from None
     factory = _factory(args)
+    defaults = vars(build_parser().parse_args(["run"]))
+    ignored = sorted(
+        "--" + name.replace("_", "-") for name, value in vars(args).items()
+        if name not in ("scenario", "seed", "trace", "out", "node_factory", "quiet", "handler")
+        and defaults.get(name) != value
+    )
+    if ignored:
+        console.print(f"[yellow]note: a scenario sets its own cluster, options and faults; "
+                      f"ignoring {', '.join(ignored)}[/]")
     console.print(f"[bold]virtraft run --scenario {scenario.name}[/] seed={args.seed}: "
                   f"{scenario.summary}")
     outcome = run_scenario(scenario, args.seed, factory=factory)
@@ -308,20 +332,12 @@ def _write_campaign_index(out_dir: str, results: Sequence) -> None:
 
 def cmd_replay(args: argparse.Namespace, console: Console) -> int:
     from virtraft.checker import Checker
-    from virtraft.runner import FactoryError, load_factory, replay_events
+    from virtraft.runner import load_factory, replay_events
     from virtraft.simulator import Simulation
-    from virtraft.trace import TraceError, read_trace
 
-    try:
-        trace = read_trace(args.trace)
-    except TraceError as exc:
-        raise UsageError(str(exc)) from None
-    spec = args.node_factory or trace.factory
-    try:
-        factory = load_factory(spec)
-    except FactoryError as exc:
-        raise UsageError(str(exc)) from None
-    sim = Simulation(trace.options, trace.seed, factory, checker=Checker())
+    trace = _read_trace_or_exit(args.trace)
+    sim = Simulation(trace.options, trace.seed, load_factory(args.node_factory or trace.factory),
+                     checker=Checker())
     violation, diverged, why = replay_events(sim, trace.events)
     if diverged is not None:
         raise UsageError(
@@ -332,16 +348,26 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
     if violation is not None:
         console.print(f"[bold red]safety: {violation.invariant} violated[/] at step "
                       f"{violation.step}: {violation.message}")
-        if recorded is None or recorded.get("invariant") != violation.invariant:
-            console.print("[yellow]the trace recorded a different verdict[/]")
-        elif recorded.get("step") == violation.step:
-            console.print("same violation as recorded")
+        if recorded is None:
+            raise UsageError(f"{args.trace}: replay found {violation.invariant} at step "
+                             f"{violation.step}, but the trace recorded no violation")
+        if (recorded.get("invariant"), recorded.get("step")) != (violation.invariant,
+                                                                 violation.step):
+            raise UsageError(
+                f"{args.trace}: replay found {violation.invariant} at step {violation.step}, "
+                f"the trace recorded {recorded.get('invariant')} at step {recorded.get('step')}"
+            )
+        console.print("same violation as recorded")
         return EXIT_VIOLATION
     if recorded is not None:
         raise UsageError(
             f"{args.trace}: replay ended without the recorded {recorded.get('invariant')} "
             f"violation (step {recorded.get('step')})"
         )
+    for name, replayed in (("steps", sim.step), ("clock_ms", sim.clock_ms)):
+        if trace.verdict.get(name) not in (None, replayed):
+            raise UsageError(f"{args.trace}: replay ended with {name} {replayed}, the trace "
+                             f"recorded {trace.verdict.get(name)}")
     console.print("[bold green]safety: ok[/], as recorded")
     liveness = trace.verdict.get("liveness") or {}
     if liveness.get("verdict") == "failed":
@@ -444,14 +470,16 @@ def build_parser() -> argparse.ArgumentParser:
                       help="local processes, or a Dask cluster (extra [dask])")
     fuzz.add_argument("--scheduler", metavar="ADDR",
                       help="Dask scheduler address; without it a local cluster starts")
-    fuzz.add_argument("--time-budget", type=float, default=None, metavar="S",
+    fuzz.add_argument("--time-budget", type=seconds, default=None, metavar="S",
                       help="stop starting new seeds after S seconds of wall time")
     fuzz.add_argument("--out", default="reports", metavar="DIR",
                       help="failing traces and reports go under DIR (reports)")
     _add_sim_options(fuzz, steps=3_000, client_rate=0.1)
     fuzz.set_defaults(handler=cmd_fuzz, swarm=True)
     fuzz.add_argument("--no-swarm", dest="swarm", action="store_false",
-                      help="use the fault options as given for every seed")
+                      help="use the fault options as given for every seed; by default each "
+                           "seed draws its own drop, duplicate, partition, crash, client, "
+                           "membership and snapshot rates, delays and batch size")
 
     replay = sub.add_parser("replay", help="re-run the events of a trace")
     replay.add_argument("trace", metavar="TRACE")
@@ -465,7 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where to write the shrunk trace")
     shrink.add_argument("--node-factory", default=None, metavar="MODULE:CALLABLE",
                         help="shrink against another implementation")
-    shrink.add_argument("--max-seconds", type=float, default=120.0, metavar="S",
+    shrink.add_argument("--max-seconds", type=seconds, default=120.0, metavar="S",
                         help="stop improving after S seconds of wall time (120)")
     shrink.set_defaults(handler=cmd_shrink)
 
@@ -489,7 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     zoo.add_argument("--seeds", type=seed_range, default=range(0, 100), metavar="A:B")
     zoo.add_argument("--mutant", action="append", default=None, metavar="NAME",
                      help="only this mutant (repeatable)")
-    zoo.add_argument("--time-budget", type=float, default=60.0, metavar="S",
+    zoo.add_argument("--time-budget", type=seconds, default=60.0, metavar="S",
                      help="wall seconds per mutant for the random seeds (60)")
     zoo.add_argument("--json", action="store_true", help="print JSON for machines")
     zoo.set_defaults(handler=cmd_zoo)
@@ -510,13 +538,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         args.workers = default_workers()
     from virtraft.fuzz import settle_process
+    from virtraft.runner import FactoryError
 
     settle_process()
     console = Console(stderr=False, quiet=args.quiet, highlight=False)
     try:
         return args.handler(args, console)
-    except UsageError as exc:
+    except (UsageError, FactoryError) as exc:
         sys.stderr.write(f"virtraft: error: {exc}\n")
+        return EXIT_USAGE
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        sys.stderr.write(f"virtraft: error: cannot write{where}: {exc.strerror or exc}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
         sys.stderr.write("virtraft: interrupted\n")

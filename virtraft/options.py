@@ -110,9 +110,15 @@ def validate(options: SimOptions) -> None:
             raise OptionsError(f"{name} must be a number, got {value!r}")
         if not 0.0 <= value <= 1.0:
             raise OptionsError(f"{name} must be a probability in [0, 1], got {value}")
+    # Restarts come at five times the crash rate (see Scheduler).
     total = sum(getattr(options, name) for name in RATE_FIELDS[2:])
+    total += min(1.0, 5 * options.crash_rate)
     if total > 1.0:
-        raise OptionsError(f"the per-step rates add up to {total:.3f}, more than 1")
+        raise OptionsError(
+            f"the per-step rates (restarts at 5x the crash rate included) add up to "
+            f"{total:.3f}, more than 1"
+        )
+    _validate_node(options.node)
     for name in ("servers", "steps", "delay_ms_min", "delay_ms_max", "tick_ms_min",
                  "tick_ms_max", "min_voters", "max_servers", "liveness_stable_ms",
                  "liveness_bound_ms", "liveness_delay_ms_max"):
@@ -129,6 +135,18 @@ def validate(options: SimOptions) -> None:
         raise OptionsError("need 1 <= tick_ms_min <= tick_ms_max")
     if options.max_servers < options.servers:
         raise OptionsError("max_servers must be at least servers")
+
+
+def _validate_node(node: NodeOptions) -> None:
+    for name in ("election_timeout_ms", "request_timeout_ms", "max_entries_per_msg"):
+        value = getattr(node, name)
+        if type(value) is not int or value < 1:
+            raise OptionsError(f"node.{name} must be a whole number >= 1, got {value!r}")
+    for name in ("prevote", "check_quorum", "noop_on_election"):
+        if not isinstance(getattr(node, name), bool):
+            raise OptionsError(f"node.{name} must be true or false")
+    if node.request_timeout_ms >= node.election_timeout_ms:
+        raise OptionsError("node.request_timeout_ms must be below node.election_timeout_ms")
 
 
 def options_swarm(rng: random.Random, base: SimOptions) -> SimOptions:

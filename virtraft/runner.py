@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from virtraft.adapter import NodeFactory, Role
+from virtraft.adapter import FactoryError, NodeFactory, Role
 from virtraft.checker import Checker, Violation
 from virtraft.events import ClientRequest, Event, Heal, Restart
 from virtraft.options import SimOptions, options_swarm
@@ -24,10 +24,6 @@ from virtraft.simulator import NotApplicable, Simulation
 from virtraft.trace import digest, trace_lines
 
 DEFAULT_FACTORY = "virtraft.raftcore_node:default_factory"
-
-
-class FactoryError(ValueError):
-    """--node-factory does not name a callable."""
 
 
 def load_factory(spec: str) -> NodeFactory:
@@ -180,15 +176,18 @@ def liveness_phase(sim: Simulation, scheduler: Scheduler) -> tuple[Liveness, Vio
     bound = options.liveness_bound_ms
     leader_at: int | None = None
     while True:
+        if sim.clock_ms > deadline or sim.step > step_limit:
+            return Liveness("failed", f"no command committed within {bound} ms after the "
+                                      "network settled", leader_at), None
         outcome = run_until(lambda: _stable_leader(sim) is not None)
         if isinstance(outcome, Violation):
             return Liveness("skipped", "safety was violated"), outcome
         if outcome is False:
             if leader_at is None:
                 return Liveness("failed", f"no leader within {bound} ms after the network "
-                                          "healed"), None
+                                          "settled"), None
             return Liveness("failed", f"no command committed within {bound} ms after the "
-                                      "network healed", leader_at), None
+                                      "network settled", leader_at), None
         leader = _stable_leader(sim)
         assert leader is not None
         leader_at = leader_at if leader_at is not None else sim.clock_ms
@@ -197,7 +196,11 @@ def liveness_phase(sim: Simulation, scheduler: Scheduler) -> tuple[Liveness, Vio
             return Liveness("skipped", "safety was violated"), violation
         last = sim.last_submitted
         if last is None or last[0] != command:
-            continue  # refused (e.g. it just stepped down): find the leader again
+            # Refused (it may have just stepped down): let time pass, then
+            # look for the leader again.
+            if (violation := sim.apply(calm.tick(sim))) is not None:
+                return Liveness("skipped", "safety was violated"), violation
+            continue
         _command, node_id, where = last
 
         def settled(node_id: int = node_id, where=where) -> bool:

@@ -17,6 +17,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from virtraft.adapter import (
+    FactoryError,
     MembershipChange,
     NodeAdapter,
     NodeFactory,
@@ -65,17 +66,19 @@ class SimStats:
 
 
 _HARNESS_DIR = os.path.dirname(os.path.abspath(__file__))
-_NODE_SIDE = {os.path.join(_HARNESS_DIR, "raftcore_node.py")}
+# The raftcore adapter and the simulated disk it writes through are the
+# server's side of the door: a failure inside them is the server's.
+_NODE_SIDE = {os.path.join(_HARNESS_DIR, name) for name in ("raftcore_node.py", "disk.py")}
 
 
 def _raised_by_harness(exc: BaseException) -> bool:
-    """True when the innermost frame is simulator code, not a server's (the
-    raftcore adapter counts as the server's side of the door)."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    if not frames:
-        return False
-    innermost = os.path.abspath(frames[-1].filename)
-    return os.path.dirname(innermost) == _HARNESS_DIR and innermost not in _NODE_SIDE
+    """True when no frame of the traceback is the server's code: the failure
+    is the simulator's own, and must not be blamed on the server."""
+    for frame in traceback.extract_tb(exc.__traceback__):
+        path = os.path.abspath(frame.filename)
+        if os.path.dirname(path) != _HARNESS_DIR or path in _NODE_SIDE:
+            return False
+    return True
 
 
 def node_rng(seed: int, node_id: int) -> random.Random:
@@ -128,7 +131,14 @@ class Simulation:
         self.last_submitted: tuple[int, int, Submitted] | None = None
         bootstrap = tuple((i, True) for i in range(1, options.servers + 1))
         for node_id in range(1, options.servers + 1):
-            self._add_node(node_id, bootstrap)
+            try:
+                self._add_node(node_id, bootstrap)
+            except Exception as exc:
+                name = getattr(factory, "__name__", repr(factory))
+                raise FactoryError(
+                    f"node factory {name} could not build node {node_id}: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from None
 
     # ------------------------------------------------------------------ nodes
 

@@ -83,7 +83,7 @@ def read_trace(path: str | Path) -> Trace:
         raise TraceError(f"cannot read trace {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise TraceError(f"{path} is not a text file") from None
-    lines = text.splitlines()
+    lines = text.rstrip().splitlines()
     if not lines:
         raise TraceError(f"{path} is empty")
     header = _parse(path, 1, lines[0])
@@ -108,6 +108,9 @@ def read_trace(path: str | Path) -> Trace:
         raise TraceError(
             f"{path}:{len(lines)}: the trace ends without a verdict line (truncated?)"
         )
+    for name in ("violation", "liveness"):
+        if last.get(name) is not None and not isinstance(last.get(name), dict):
+            raise TraceError(f"{path}:{len(lines)}: verdict.{name} must be an object or null")
     events = []
     for number, line in enumerate(lines[1:-1], start=2):
         record = _parse(path, number, line)
