@@ -106,6 +106,11 @@ def test_garbage_and_missing_files_are_refused(tmp_path):
         (["fuzz", "--seeds", "9:3"], "A:B"),
         (["run", "--node-factory", "nowhere"], "module:callable"),
         (["run", "--node-factory", "no_such_module_xyz:make"], "cannot import"),
+        (["run", "--steps", "10", "--node-factory", "json:dumps"], "could not build node 1"),
+        (["run", "--steps", "10", "--trace", "/nonexistent-dir/x.jsonl"], "cannot write"),
+        (["fuzz", "--time-budget", "-1"], "positive"),
+        (["run", "--crash-rate", "0.2"], "add up to"),
+        (["run", "--scenario", "no_such_scenario"], "no_such_scenario"),
     ],
 )
 def test_bad_arguments_end_with_one_line_and_exit_2(args, needle):
@@ -149,3 +154,18 @@ def test_unknown_option_in_a_trace_header_is_refused(good_trace, tmp_path):
     broken = tmp_path / "option.jsonl"
     broken.write_text("\n".join(lines) + "\n")
     _one_line_error(virtraft("replay", str(broken)), "warp_drive")
+
+
+def test_replay_refuses_a_trace_whose_violation_moved(tmp_path):
+    done = virtraft("fuzz", "--seeds", "20:30", "--steps", "3000", "--workers", "1",
+                    "--node-factory", "tests.sim.factories:votes_for_anyone",
+                    "--out", str(tmp_path))
+    assert done.returncode == 1
+    trace = sorted(tmp_path.glob("fuzz-20-30/seed-*.jsonl"))[0]
+    lines = trace.read_text().splitlines()
+    verdict = json.loads(lines[-1])
+    verdict["violation"]["step"] -= 1
+    lines[-1] = json.dumps(verdict)
+    moved = tmp_path / "moved.jsonl"
+    moved.write_text("\n".join(lines) + "\n")
+    _one_line_error(virtraft("replay", str(moved)), "recorded", "at step")
