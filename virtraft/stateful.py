@@ -1,12 +1,14 @@
 """A Hypothesis state machine over the simulator, for any node factory.
 
 Where `virtraft fuzz` lets one seeded scheduler pick every event, this lets
-Hypothesis pick them: which message in flight to deliver, drop or copy, which
-server's clock to move, when to crash, restart, partition, heal, change the
-membership or snapshot. Every checker invariant is an `@invariant`, so a
-failing run ends in Hypothesis's shrunk, step-by-step program (a short
-script a person can paste), and, if asked, in a virtraft trace of the same
-run that `virtraft replay` and `virtraft shrink` accept.
+Hypothesis pick them: which message in flight to deliver, drop or copy (or
+let the network catch up, oldest first), which server sees a little time pass
+or its election timer fire, when to crash, restart, partition, heal, change
+the membership or snapshot. Each run starts by electing a first leader.
+Every checker invariant is an `@invariant`, so a failing run ends in
+Hypothesis's shrunk, step-by-step program (a short script a person can
+paste), and, if asked, in a virtraft trace of the same run that
+`virtraft replay` and `virtraft shrink` accept.
 
 Use it for your own implementation:
 
@@ -62,8 +64,8 @@ from virtraft.runner import DEFAULT_FACTORY, Liveness, load_factory, verdict_of
 from virtraft.simulator import NotApplicable, Simulation
 from virtraft.trace import trace_lines, write_trace
 
-__all__ = ["FAULTS", "MACHINE_OPTIONS", "NODE_EXCEPTION", "RaftMachine", "StatefulFailure",
-           "machine_for"]
+__all__ = ["FAULTS", "MACHINE_OPTIONS", "NODE_EXCEPTION", "InvariantViolated", "RaftMachine",
+           "StatefulFailure", "machine_for"]
 
 TRACE_ENV = "VIRTRAFT_STATEFUL_TRACE"
 

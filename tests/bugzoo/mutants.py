@@ -138,10 +138,12 @@ class StaleVoteResponseCounted(Mutant):
     two leaders in one term); willemt/raft's raft_recv_requestvote_response
     ignores such responses ("this is an old message we should ignore").
 
-    Caught by: ElectionSafety (two leaders in one term).
+    Caught by: ElectionSafety (two leaders in one term) or LeaderCompleteness
+    (the stale voter would not have voted for its log: a leader without a
+    committed entry).
     """
 
-    expected_invariant = ("ElectionSafety",)
+    expected_invariant = ("ElectionSafety", "LeaderCompleteness")
     mutated = "recv_requestvote_response"
 
     def recv_requestvote_response(self, node_id: int, msg: RequestVoteResponse) -> None:
@@ -168,10 +170,12 @@ class NoStepDownOnHigherTermVoteResponse(Mutant):
     we should also update term_ and step to follower"); the seed's C library
     pairs raft_set_current_term with raft_become_follower for this reason.
 
-    Caught by: ElectionSafety (the old leader and the term's real leader).
+    Caught by: ElectionSafety (the old leader and the term's real leader) or
+    LeaderCompleteness (it now leads a term in which another leader committed
+    entries it lacks).
     """
 
-    expected_invariant = ("ElectionSafety",)
+    expected_invariant = ("ElectionSafety", "LeaderCompleteness")
     mutated = "recv_requestvote_response"
 
     def recv_requestvote_response(self, node_id: int, msg: RequestVoteResponse) -> None:
@@ -198,10 +202,11 @@ class DuplicateVotesCounted(Mutant):
     votes from same follower"), xnnyygn/xraft#27 ("Duplicate vote response
     can make illegal leader without a quorum").
 
-    Caught by: ElectionSafety.
+    Caught by: ElectionSafety, or LeaderCompleteness (a leader elected without
+    a real majority need not hold what a majority committed).
     """
 
-    expected_invariant = ("ElectionSafety",)
+    expected_invariant = ("ElectionSafety", "LeaderCompleteness")
     mutated = "_count_vote"
 
     def _count_vote(self, node_id: int, on_win) -> None:
@@ -271,10 +276,12 @@ class PrevLogTermNotChecked(Mutant):
     matches prevLogTerm"); the Students' Guide to Raft (Gjengset, 2016) lists
     it among the common mistakes.
 
-    Caught by: LogMatching (same index and term, different entries before it).
+    Caught by: LogMatching (same index and term, different entries before it),
+    or StateMachineSafety when an empty AppendEntries "matches" a stale entry:
+    the log does not change, but the follower commits and applies the entry.
     """
 
-    expected_invariant = ("LogMatching",)
+    expected_invariant = ("LogMatching", "StateMachineSafety")
     mutated = "_log_matches"
 
     def _log_matches(self, prev_index: int, prev_term: int) -> bool:
@@ -293,10 +300,12 @@ class TruncateOnStaleAppendEntries(Mutant):
     log". The same fix: amino-os/Amino.Run#143. Entries this follower knows
     committed are spared (raftcore refuses to truncate those).
 
-    Caught by: CommittedNeverLost (a counted replica disappears).
+    Caught by: CommittedNeverLost (a counted replica disappears), or
+    LeaderCompleteness (a server elected because the entry is gone from the
+    majority that voted for it).
     """
 
-    expected_invariant = ("CommittedNeverLost",)
+    expected_invariant = ("CommittedNeverLost", "LeaderCompleteness")
     mutated = "_append_new_entries"
 
     def _append_new_entries(self, prev_index: int, entries: Sequence[Entry]) -> int:
@@ -378,10 +387,12 @@ class TwoMembershipChangesAtOnce(Mutant):
 
     Caught by: ElectionSafety (two leaders elected by disjoint majorities),
     LeaderCompleteness or CommittedNeverLost (a majority of one configuration
-    that misses what a majority of the other committed).
+    that misses what a majority of the other committed), or StateMachineSafety
+    (the two sides commit different entries).
     """
 
-    expected_invariant = ("ElectionSafety", "LeaderCompleteness", "CommittedNeverLost")
+    expected_invariant = ("ElectionSafety", "LeaderCompleteness", "CommittedNeverLost",
+                          "StateMachineSafety")
     mutated = "_validate_membership_change"
 
     def _validate_membership_change(self, changes: list[Entry]) -> None:

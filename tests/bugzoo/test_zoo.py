@@ -135,17 +135,17 @@ def test_harmless_control_and_raftcore_are_never_flagged(spec: str) -> None:
 
 # ---------------------------------------------------------- stateful machine
 
-# The mutants the machine finds within this budget, and on how many servers
-# (vote-counting mistakes need five; a lost replica shows best with three).
+# The mutants the machine finds, on how many servers (vote-counting mistakes
+# need five; a lost replica shows best with three) and within how many
+# examples. Hypothesis draws some values from constants in the loaded modules,
+# so the derandomized stream shifts with the code: the budgets are about ten
+# times what these searches need on average, so that they stay found.
 STATEFUL = {
-    "grant_vote_twice": 3,
-    "stale_vote_response_counted": 3,
-    "commit_index_goes_back": 3,
-    "snapshot_lowers_term": 3,
-    "truncate_on_stale_append_entries": 3,
-    "two_membership_changes_at_once": 3,
-    "vote_not_persisted": 5,
-    "prev_log_term_not_checked": 5,
+    "grant_vote_twice": (3, 300),
+    "commit_index_goes_back": (3, 300),
+    "stale_vote_response_counted": (3, 1000),
+    "two_membership_changes_at_once": (3, 1000),
+    "snapshot_lowers_term": (3, 1000),
 }
 
 
@@ -163,9 +163,10 @@ def _machine_options(servers: int):
 
 @pytest.mark.parametrize("name", list(STATEFUL))
 def test_stateful_machine_catches_mutant_with_its_invariant(name: str) -> None:
-    machine = machine_for(mutants.factory_spec(name), _machine_options(STATEFUL[name]))
+    servers, examples = STATEFUL[name]
+    machine = machine_for(mutants.factory_spec(name), _machine_options(servers))
     with pytest.raises(InvariantViolated) as caught:
-        run_state_machine_as_test(machine, settings=_machine_settings(zoo.STATEFUL_EXAMPLES))
+        run_state_machine_as_test(machine, settings=_machine_settings(examples))
     assert caught.value.violation.invariant in MUTANTS[name].expected_invariant
     assert machine.last_failure is not None
     assert machine.last_failure.violation == caught.value.violation
