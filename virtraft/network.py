@@ -193,17 +193,22 @@ class Network:
         """The envelope in flight with this id, if it is still in flight."""
         return self._flying.get(env_id)
 
-    def find(self, src: int, dst: int, key: int) -> Envelope | None:
-        """The oldest message on src->dst with this content digest, deliverable
-        now or still delayed (a replayed trace may deliver a message sooner
-        than the run that recorded it); held messages are not deliverable."""
+    def find(self, src: int, dst: int, key: int, kind: str | None = None) -> Envelope | None:
+        """The oldest message on src->dst with this content digest (or, given
+        `kind`, of that type whatever its content), deliverable now or still
+        delayed (a replayed trace may deliver a message sooner than the run
+        that recorded it); held messages are not deliverable."""
+
+        def same(env: Envelope) -> bool:
+            wanted = env.kind == kind if kind is not None else env.key == key
+            return wanted and env.src == src and env.dst == dst
+
         for env in self.pool:
-            if env.key == key and env.src == src and env.dst == dst:
+            if same(env):
                 return env
         match = None
         for _due, _id, env in self._future:
-            same = env.key == key and env.src == src and env.dst == dst
-            if same and (match is None or env.id < match.id):
+            if same(env) and (match is None or env.id < match.id):
                 match = env
         return match
 

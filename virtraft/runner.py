@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
 import random
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +33,9 @@ def load_factory(spec: str) -> NodeFactory:
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise FactoryError(f"node factory {spec!r} must look like module:callable")
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        # Like `python -m`: a factory in the current directory is found.
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

@@ -73,12 +73,18 @@ class _Shrinker:
         """Replay leniently; return the violation and the events that applied."""
         self.attempts += 1
         sim = Simulation(options or self.options, self.seed, self.factory, checker=Checker())
+        sim.match_messages_by_kind = True
         applied: list[Event] = []
         for event in events:
             try:
                 violation = sim.apply(event)
             except NotApplicable:
                 continue
+            if isinstance(event, MESSAGE_EVENTS):
+                env = sim.last_envelope
+                assert env is not None
+                if env.key != event.key:  # matched by type: name what was really used
+                    event = type(event)(env.src, env.dst, env.kind, env.key)
             applied.append(event)
             if violation is not None:
                 return violation, applied
@@ -163,6 +169,30 @@ class _Shrinker:
                 events = kept
         return events
 
+    def fold_ticks(self, events: list[Event]) -> list[Event]:
+        """Remove groups of ticks, handing their time to the next tick after
+        them: the clock ends up where it was, servers just hear of it later.
+        Groups halve in size down to single ticks, the end first."""
+        size = max(1, sum(isinstance(e, Tick) for e in events) // 2)
+        while not self.out_of_time():
+            ticks = [i for i, e in enumerate(events) if isinstance(e, Tick)]
+            group_end = len(ticks) - 1  # the last tick receives, never folds
+            while group_end - size >= 0 and not self.out_of_time():
+                group = ticks[group_end - size : group_end]
+                receiver = ticks[group_end]
+                candidate = _fold(events, group, receiver)
+                kept = self.fails(candidate)
+                if kept is not None:
+                    events = kept
+                    ticks = [i for i, e in enumerate(events) if isinstance(e, Tick)]
+                    group_end = min(group_end - size, len(ticks) - 1)
+                else:
+                    group_end -= size
+            if size == 1:
+                break
+            size //= 2
+        return events
+
     def shorten_partitions(self, events: list[Event]) -> list[Event]:
         for position in range(len(events)):
             if self.out_of_time() or position >= len(events):
@@ -191,6 +221,20 @@ def _tick_runs(events: Sequence[Event]) -> list[tuple[int, int]]:
             runs.append((start, index))
         start = None
     return runs
+
+
+def _fold(events: list[Event], group: Sequence[int], receiver: int) -> list[Event]:
+    """Drop the ticks at `group`, adding their time to the tick at `receiver`."""
+    drop = set(group)
+    extra = sum(events[i].ms for i in group)  # type: ignore[union-attr]
+    out: list[Event] = []
+    for index, event in enumerate(events):
+        if index in drop:
+            continue
+        if index == receiver:
+            event = Tick(event.node, event.ms + extra)  # type: ignore[union-attr]
+        out.append(event)
+    return out
 
 
 def _collapse(events: list[Event], runs: Sequence[tuple[int, int]]) -> list[Event]:
@@ -234,6 +278,7 @@ def shrink_events(
         ("servers", shrinker.drop_servers),
         ("tick runs", shrinker.collapse_ticks),
         ("chunks", shrinker.remove_chunks),
+        ("tick folding", shrinker.fold_ticks),
         ("ticks", shrinker.merge_ticks),
         ("partitions", shrinker.shorten_partitions),
     )

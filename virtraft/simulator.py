@@ -104,6 +104,11 @@ class Simulation:
         self.stats = SimStats()
         self.events: list[Event] = []
         self.violation: Violation | None = None
+        # Shrinking only: a message event whose exact message is gone takes the
+        # oldest in flight on the same link and of the same type instead.
+        self.match_messages_by_kind = False
+        # The envelope the last message event acted on (shrinking re-keys events).
+        self.last_envelope: Envelope | None = None
         self.network = Network(
             range(1, options.servers + 1), getattr(factory, "message_key", message_key)
         )
@@ -263,6 +268,8 @@ class Simulation:
             env = None  # an id from another run (events carried over, e.g. by the shrinker)
         if env is None:
             env = self.network.find(event.src, event.dst, event.key)
+        if env is None and self.match_messages_by_kind:
+            env = self.network.find(event.src, event.dst, event.key, kind=event.msg)
         if env is None:
             raise NotApplicable(
                 f"no {event.msg} from node {event.src} to node {event.dst} is in flight"
@@ -270,7 +277,7 @@ class Simulation:
         return env
 
     def _deliver(self, event: Deliver) -> list[int]:
-        env = self._message(event)
+        env = self.last_envelope = self._message(event)
         self.network.take(env)
         self.network.stats.delivered += 1
         node = self.nodes[env.dst]
@@ -285,12 +292,14 @@ class Simulation:
         return [env.dst]
 
     def _drop(self, event: Drop) -> list[int]:
-        self.network.take(self._message(event))
+        self.network.take(env := self._message(event))
+        self.last_envelope = env
         self.network.stats.dropped += 1
         return []
 
     def _duplicate(self, event: Duplicate) -> list[int]:
-        self.network.duplicate(self._message(event))
+        self.network.duplicate(env := self._message(event))
+        self.last_envelope = env
         return []
 
     def _tick(self, event: Tick) -> list[int]:
