@@ -9,6 +9,8 @@ events removed (shrinking) still finds the messages it means.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -194,7 +196,7 @@ def _field_from_json(kind: str, name: str, value: Any) -> Any:
             return MembershipChange(value)
         except ValueError:
             raise EventError(f"{kind}.change {value!r} is not a membership change") from None
-    if name in ("msg", "key_name", "shape", "key"):
+    if name in ("msg", "shape", "key"):
         if name == "key" and kind != "client":
             if type(value) is not int:
                 raise EventError(f"{kind}.key must be an integer digest")
@@ -202,10 +204,19 @@ def _field_from_json(kind: str, name: str, value: Any) -> Any:
         if not isinstance(value, str):
             raise EventError(f"{kind}.{name} must be a string")
         return value
-    if name in ("flush", "done"):
+    if name == "flush":
         if not isinstance(value, bool):
             raise EventError(f"{kind}.{name} must be true or false")
         return value
     if type(value) is not int or value < 0:
         raise EventError(f"{kind}.{name} must be a whole number >= 0, got {value!r}")
     return value
+
+
+def strip_refs(events: Sequence[Event]) -> list[Event]:
+    """Events as a trace file holds them: no links to a past run's envelopes."""
+    return [
+        dataclasses.replace(e, ref=None)
+        if isinstance(e, MESSAGE_EVENTS) and e.ref is not None else e
+        for e in events
+    ]

@@ -96,17 +96,6 @@ class Network:
     def partitioned(self) -> bool:
         return bool(self._down or self._held_links)
 
-    @property
-    def down_links(self) -> list[Link]:
-        return sorted(self._down)
-
-    @property
-    def held_links(self) -> list[Link]:
-        return sorted(self._held_links)
-
-    def link_up(self, src: int, dst: int) -> bool:
-        return (src, dst) not in self._down
-
     def set_partition(self, down: Iterable[Link], held: Iterable[Link] = ()) -> None:
         """Replace the link state: `down` links lose messages, `held` keep them."""
         self.heal()

@@ -19,7 +19,7 @@ from typing import Any
 
 from virtraft.adapter import FactoryError, NodeFactory, Role
 from virtraft.checker import Checker, Violation
-from virtraft.events import ClientRequest, Event, Heal, Restart
+from virtraft.events import ClientRequest, Event, Heal, Restart, strip_refs
 from virtraft.options import SimOptions, options_swarm
 from virtraft.scheduler import Scheduler
 from virtraft.simulator import NotApplicable, Simulation
@@ -238,8 +238,6 @@ def replay_events(
 ) -> tuple[Violation | None, int | None, str | None]:
     """Apply recorded events. Returns (violation, diverged_at_step, why); with
     strict=False an event that no longer applies is skipped (for shrinking)."""
-    from virtraft.shrink import strip_refs
-
     for step, event in enumerate(strip_refs(list(events)), start=1):
         try:
             violation = sim.apply(event)

@@ -1,16 +1,19 @@
 """Shrinking: cut a failing trace down to the events that make it fail.
 
 A candidate is a list of events; it still fails when replaying it (skipping
-events that no longer apply) breaks the same invariant. Passes go from
-coarse to fine, each keeping every cut that still fails, until a pass makes
-no progress or the time budget runs out:
+events that no longer apply, and taking a message of the same type on the
+same link when the exact one is gone) breaks the same invariant. Every
+replay stops at the violation, so what follows it is cut from the start.
+Passes, in order, each keeping every cut that still fails, repeat until a
+round makes no progress or the time budget runs out:
 
-1. cut everything after the violation;
-2. remove every event of one kind at once (all duplicates, all snapshots...);
-3. drop the highest-numbered server (a smaller cluster, where possible);
+1. remove every event of one kind at once (all duplicates, all snapshots...);
+2. drop the highest-numbered server (a smaller cluster, where possible);
+3. collapse runs of ticks into one tick per server;
 4. remove chunks of events, from half the trace down to single events
    (delta debugging, Zeller 2002), trying the end first;
-5. merge consecutive ticks of one server and shorten partitions.
+5. fold ticks into the next tick, merge neighbouring ticks of one server,
+   and shorten partitions.
 
 The result replays strictly: it holds only events that applied.
 """
@@ -23,9 +26,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from virtraft.checker import Checker, Violation
-from virtraft.events import MESSAGE_EVENTS, Event, Partition, Tick
+from virtraft.events import MESSAGE_EVENTS, Event, Partition, Tick, strip_refs
 from virtraft.options import SimOptions
-from virtraft.runner import FactoryError, Liveness, load_factory, verdict_of
+from virtraft.runner import FactoryError, Liveness, load_factory, replay_events, verdict_of
 from virtraft.simulator import NotApplicable, Simulation
 from virtraft.trace import TraceError, read_trace, trace_lines, write_trace
 
@@ -43,15 +46,7 @@ class ShrinkOutcome:
     options: SimOptions
     events: tuple[Event, ...]
     violation: Violation
-
-
-def strip_refs(events: Sequence[Event]) -> list[Event]:
-    """Events as a trace file holds them: no links to a past run's envelopes."""
-    return [
-        dataclasses.replace(e, ref=None)
-        if isinstance(e, MESSAGE_EVENTS) and e.ref is not None else e
-        for e in events
-    ]
+    verdict: dict  # the verdict line of the shrunk trace
 
 
 class _Shrinker:
@@ -273,7 +268,6 @@ def shrink_events(
     if current is None:
         raise ShrinkError(f"replaying the trace does not break {invariant}; nothing to shrink")
     passes = (
-        ("after the violation", lambda evs: evs),
         ("by kind", shrinker.remove_kinds),
         ("servers", shrinker.drop_servers),
         ("tick runs", shrinker.collapse_ticks),
@@ -292,10 +286,13 @@ def shrink_events(
                 on_progress(name, len(current))
         if len(current) >= size or shrinker.out_of_time():
             break
-    violation, applied = shrinker.replay(current)
-    assert violation is not None and violation.invariant == invariant
-    return ShrinkOutcome(len(original), len(applied), invariant, violation.step,
-                         shrinker.options, tuple(applied), violation)
+    # The proof that the result stands on its own: a strict replay.
+    sim = Simulation(shrinker.options, seed, shrinker.factory, checker=Checker())
+    violation, diverged, _why = replay_events(sim, current)
+    assert diverged is None and violation is not None and violation.invariant == invariant
+    verdict = verdict_of(sim, violation, Liveness("skipped", "safety was violated"))
+    return ShrinkOutcome(len(original), len(current), invariant, violation.step,
+                         shrinker.options, tuple(current), violation, verdict)
 
 
 def shrink_file(
@@ -329,18 +326,7 @@ def shrink_file(
     outcome = shrink_events(trace.seed, trace.options, factory, trace.events,
                             recorded["invariant"], max_seconds=max_seconds,
                             on_progress=progress)
-    sim_verdict = _verdict_for(outcome, factory, trace.seed)
-    lines = trace_lines(trace.seed, outcome.options, factory, outcome.events, sim_verdict,
+    lines = trace_lines(trace.seed, outcome.options, factory, outcome.events, outcome.verdict,
                         extra={"shrunk_from": {"events": outcome.before, "trace": trace_path}})
     write_trace(output, lines)
     return outcome
-
-
-def _verdict_for(outcome: ShrinkOutcome, factory: str, seed: int) -> dict:
-    sim = Simulation(outcome.options, seed, load_factory(factory), checker=Checker())
-    violation = None
-    for event in outcome.events:
-        violation = sim.apply(event)
-    assert violation is not None
-    return verdict_of(sim, violation, Liveness("skipped", "safety was violated"))
-
