@@ -103,6 +103,9 @@ def _add_sim_options(p: argparse.ArgumentParser, *, steps: int, client_rate: flo
                    help="per-step probability that a server snapshots its log")
     g.add_argument("--delay-max-ms", type=whole(0), default=10,
                    help="largest message delay in virtual ms (10)")
+    g.add_argument("--tick-ms-max", type=whole(1), default=10,
+                   help="most virtual ms one tick moves the clock (10); near the election "
+                        "timeout, a single tick can fire a timer")
     g.add_argument("--swarm", action="store_true",
                    help="draw the fault mix from each seed (swarm testing)")
     g.add_argument("--liveness", action=argparse.BooleanOptionalAction, default=True,
@@ -145,6 +148,7 @@ def _sim_options(args: argparse.Namespace) -> SimOptions:
             member_rate=args.member_rate,
             snapshot_rate=args.snapshot_rate,
             delay_ms_max=args.delay_max_ms,
+            tick_ms_max=args.tick_ms_max,
             max_servers=max(9, args.servers),
             liveness=args.liveness,
             node=node,
@@ -316,6 +320,12 @@ def cmd_fuzz(args: argparse.Namespace, console: Console) -> int:
         console.print(detail)
         first = failed[0]
         console.print(f"reproduce the first with: [bold]{_reproduce_command(args, first.seed)}[/]")
+        shortest = min((r for r in failed if r.safety != "ok" and r.trace),
+                       key=lambda r: r.step or 0, default=None)
+        if shortest is not None:
+            small = str(shortest.trace).removesuffix(".jsonl") + ".small.jsonl"
+            console.print(f"shrink the shortest with: [bold]virtraft shrink {shortest.trace} "
+                          f"-o {small}[/]")
         _write_campaign_index(out_dir, results)
     if len(results) < len(seeds):
         console.print(f"time budget reached after {len(results)} of {len(seeds)} seeds")
@@ -336,8 +346,12 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
     from virtraft.simulator import Simulation
 
     trace = _read_trace_or_exit(args.trace)
-    sim = Simulation(trace.options, trace.seed, load_factory(args.node_factory or trace.factory),
-                     checker=Checker())
+    factory = load_factory(args.node_factory or trace.factory)
+    if args.story:
+        from virtraft.story import print_story
+
+        print_story(console, trace, factory)
+    sim = Simulation(trace.options, trace.seed, factory, checker=Checker())
     violation, diverged, why = replay_events(sim, trace.events)
     if diverged is not None:
         raise UsageError(
@@ -386,17 +400,21 @@ def _read_trace_or_exit(path: str):
 
 
 def cmd_shrink(args: argparse.Namespace, console: Console) -> int:
-    from virtraft.shrink import ShrinkError, shrink_file
+    from virtraft.shrink import MAX_REPLAYS, ShrinkError, shrink_file
+    from virtraft.story import STORY_MAX_EVENTS, print_story
 
     try:
         outcome = shrink_file(args.trace, args.output, node_factory=args.node_factory,
-                              max_seconds=args.max_seconds, console=console)
+                              max_seconds=args.max_seconds,
+                              max_replays=args.max_replays or MAX_REPLAYS, console=console)
     except ShrinkError as exc:
         raise UsageError(str(exc)) from None
     console.print(
         f"shrunk {outcome.before} events to {outcome.after} "
         f"({outcome.invariant} still fails at step {outcome.step}); wrote {args.output}"
     )
+    if outcome.after <= STORY_MAX_EVENTS:
+        print_story(console, _read_trace_or_exit(args.output))
     return EXIT_VIOLATION
 
 
@@ -485,6 +503,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("trace", metavar="TRACE")
     replay.add_argument("--node-factory", default=None, metavar="MODULE:CALLABLE",
                         help="replay against another implementation")
+    replay.add_argument("--story", action="store_true",
+                        help="first print the trace step by step: each event and what it "
+                             "changed in the servers")
     replay.set_defaults(handler=cmd_replay)
 
     shrink = sub.add_parser("shrink", help="cut a failing trace down to what makes it fail")
@@ -495,6 +516,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="shrink against another implementation")
     shrink.add_argument("--max-seconds", type=seconds, default=120.0, metavar="S",
                         help="stop improving after S seconds of wall time (120)")
+    shrink.add_argument("--max-replays", type=whole(1), default=None, metavar="N",
+                        help="stop improving after N candidate replays: the same trace "
+                             "then always shrinks to the same result (20000)")
     shrink.set_defaults(handler=cmd_shrink)
 
     report = sub.add_parser("report", help="write a self-contained HTML report of a trace")
@@ -514,11 +538,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(handler=cmd_bench)
 
     zoo = sub.add_parser("zoo", help="run every bug-zoo mutant and tabulate what caught it")
-    zoo.add_argument("--seeds", type=seed_range, default=range(0, 100), metavar="A:B")
+    zoo.add_argument("--seeds", type=seed_range, default=range(0, 100), metavar="A:B",
+                     help="seeds tried in order until the first finding (0:100)")
     zoo.add_argument("--mutant", action="append", default=None, metavar="NAME",
                      help="only this mutant (repeatable)")
     zoo.add_argument("--time-budget", type=seconds, default=60.0, metavar="S",
                      help="wall seconds per mutant for the random seeds (60)")
+    zoo.add_argument("--stateful", action=argparse.BooleanOptionalAction, default=True,
+                     help="also let the Hypothesis state machine hunt each mutant (on)")
+    zoo.add_argument("--shrink", action=argparse.BooleanOptionalAction, default=True,
+                     help="shrink each safety finding, 10000 replays at most (on)")
+    zoo.add_argument("--out", default=None, metavar="DIR",
+                     help="write each finding and its shrunk trace under DIR, for "
+                          "`virtraft replay`")
     zoo.add_argument("--json", action="store_true", help="print JSON for machines")
     zoo.set_defaults(handler=cmd_zoo)
     for sub_parser in sub.choices.values():

@@ -10,6 +10,7 @@ a networkx graph so that connectivity questions are graph queries.
 from __future__ import annotations
 
 import heapq
+import itertools
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -182,24 +183,30 @@ class Network:
         """The envelope in flight with this id, if it is still in flight."""
         return self._flying.get(env_id)
 
-    def find(self, src: int, dst: int, key: int, kind: str | None = None) -> Envelope | None:
-        """The oldest message on src->dst with this content digest (or, given
-        `kind`, of that type whatever its content), deliverable now or still
-        delayed (a replayed trace may deliver a message sooner than the run
-        that recorded it); held messages are not deliverable."""
-
-        def same(env: Envelope) -> bool:
-            wanted = env.kind == kind if kind is not None else env.key == key
-            return wanted and env.src == src and env.dst == dst
-
+    def find(self, src: int, dst: int, key: int) -> Envelope | None:
+        """The oldest message on src->dst with this content digest, deliverable
+        now or still delayed (a replayed trace may deliver a message sooner
+        than the run that recorded it); held messages are not deliverable."""
         for env in self.pool:
-            if same(env):
+            if env.key == key and env.src == src and env.dst == dst:
                 return env
         match = None
         for _due, _id, env in self._future:
-            if same(env) and (match is None or env.id < match.id):
+            if env.key == key and env.src == src and env.dst == dst and (
+                match is None or env.id < match.id
+            ):
                 match = env
         return match
+
+    def find_newest(self, src: int, dst: int, kind: str) -> Envelope | None:
+        """The newest message of type `kind` on src->dst, whatever its content.
+        Shrinking uses it when the exact message is gone: with events removed
+        before it, what the trace meant is most like the latest message of
+        its type (a vote request of the term the sender has reached now, not
+        one left over from an earlier round)."""
+        flying = itertools.chain(self.pool, (item[2] for item in self._future))
+        same = [env for env in flying if env.kind == kind and env.src == src and env.dst == dst]
+        return max(same, key=lambda env: env.id, default=None)
 
     def take(self, env: Envelope) -> None:
         """Remove a message from flight (delivered or dropped)."""

@@ -1,11 +1,14 @@
 """Shrinking: cut a failing trace down to the events that make it fail.
 
 A candidate is a list of events; it still fails when replaying it (skipping
-events that no longer apply, and taking a message of the same type on the
-same link when the exact one is gone) breaks the same invariant. Every
+events that no longer apply, and taking the newest message of the same type
+on the same link when the exact one is gone) breaks the same invariant. Every
 replay stops at the violation, so what follows it is cut from the start.
+Removing events never removes time: the ticks of a removed stretch hand
+their milliseconds to the next tick, so the servers still see the clock
+they saw, only later (and a timer that fired still fires).
 Passes, in order, each keeping every cut that still fails, repeat until a
-round makes no progress or the time budget runs out:
+round makes no progress or the budget (replays, wall seconds) runs out:
 
 1. remove every event of one kind at once (all duplicates, all snapshots...);
 2. drop the highest-numbered server (a smaller cluster, where possible);
@@ -15,7 +18,9 @@ round makes no progress or the time budget runs out:
 5. fold ticks into the next tick, merge neighbouring ticks of one server,
    and shorten partitions.
 
-The result replays strictly: it holds only events that applied.
+The result replays strictly: it holds only events that applied. The budget
+counted in replays makes a shrink deterministic; the one in seconds only
+keeps a person from waiting.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from virtraft.runner import FactoryError, Liveness, load_factory, replay_events,
 from virtraft.simulator import NotApplicable, Simulation
 from virtraft.trace import TraceError, read_trace, trace_lines, write_trace
 
+MAX_REPLAYS = 20_000
+
 
 class ShrinkError(ValueError):
     """The trace cannot be shrunk (no safety violation, or it does not replay)."""
@@ -47,21 +54,23 @@ class ShrinkOutcome:
     events: tuple[Event, ...]
     violation: Violation
     verdict: dict  # the verdict line of the shrunk trace
+    replays: int  # candidate traces replayed to get there
 
 
 class _Shrinker:
     def __init__(self, seed: int, options: SimOptions, factory: str, invariant: str,
-                 deadline: float) -> None:
+                 deadline: float, max_replays: int) -> None:
         self.seed = seed
         self.options = options
         self.factory_spec = factory
         self.factory = load_factory(factory)
         self.invariant = invariant
         self.deadline = deadline
+        self.max_replays = max_replays
         self.attempts = 0
 
     def out_of_time(self) -> bool:
-        return time.monotonic() >= self.deadline
+        return self.attempts >= self.max_replays or time.monotonic() >= self.deadline
 
     def replay(self, events: Sequence[Event], options: SimOptions | None = None
                ) -> tuple[Violation | None, list[Event]]:
@@ -120,8 +129,7 @@ class _Shrinker:
         while size >= 1 and not self.out_of_time():
             index = len(events) - size
             while index >= 0 and not self.out_of_time():
-                candidate = events[:index] + events[index + size:]
-                kept = self.fails(candidate)
+                kept = self.fails(_cut(events, index, index + size))
                 if kept is not None:
                     events = kept
                     index = min(index, len(events)) - size
@@ -203,6 +211,20 @@ class _Shrinker:
         return events
 
 
+def _cut(events: list[Event], start: int, stop: int) -> list[Event]:
+    """Remove events[start:stop], handing the time of its ticks to the next
+    tick after it: the clock stays where it was for everything that follows."""
+    ms = sum(e.ms for e in events[start:stop] if isinstance(e, Tick))
+    out = events[:start]
+    rest = events[stop:]
+    if ms:
+        for offset, event in enumerate(rest):
+            if isinstance(event, Tick):
+                rest = [*rest[:offset], Tick(event.node, event.ms + ms), *rest[offset + 1:]]
+                break
+    return out + rest
+
+
 def _tick_runs(events: Sequence[Event]) -> list[tuple[int, int]]:
     """[start, stop) of every run of two or more consecutive ticks."""
     runs = []
@@ -259,10 +281,12 @@ def shrink_events(
     invariant: str,
     *,
     max_seconds: float = 60.0,
+    max_replays: int = MAX_REPLAYS,
     on_progress: Callable[[str, int], None] | None = None,
 ) -> ShrinkOutcome:
     """Shrink `events` while `invariant` still breaks; see the module docstring."""
-    shrinker = _Shrinker(seed, options, factory, invariant, time.monotonic() + max_seconds)
+    shrinker = _Shrinker(seed, options, factory, invariant, time.monotonic() + max_seconds,
+                         max_replays)
     original = strip_refs(events)
     current = shrinker.fails(original)
     if current is None:
@@ -292,7 +316,7 @@ def shrink_events(
     assert diverged is None and violation is not None and violation.invariant == invariant
     verdict = verdict_of(sim, violation, Liveness("skipped", "safety was violated"))
     return ShrinkOutcome(len(original), len(current), invariant, violation.step,
-                         shrinker.options, tuple(current), violation, verdict)
+                         shrinker.options, tuple(current), violation, verdict, shrinker.attempts)
 
 
 def shrink_file(
@@ -301,6 +325,7 @@ def shrink_file(
     *,
     node_factory: str | None = None,
     max_seconds: float = 120.0,
+    max_replays: int = MAX_REPLAYS,
     console=None,
 ) -> ShrinkOutcome:
     """Shrink the trace at `trace_path` and write the result to `output`."""
@@ -325,6 +350,7 @@ def shrink_file(
 
     outcome = shrink_events(trace.seed, trace.options, factory, trace.events,
                             recorded["invariant"], max_seconds=max_seconds,
+                            max_replays=max_replays,
                             on_progress=progress)
     lines = trace_lines(trace.seed, outcome.options, factory, outcome.events, outcome.verdict,
                         extra={"shrunk_from": {"events": outcome.before, "trace": trace_path}})

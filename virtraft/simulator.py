@@ -105,7 +105,7 @@ class Simulation:
         self.events: list[Event] = []
         self.violation: Violation | None = None
         # Shrinking only: a message event whose exact message is gone takes the
-        # oldest in flight on the same link and of the same type instead.
+        # newest in flight on the same link and of the same type instead.
         self.match_messages_by_kind = False
         # The envelope the last message event acted on (shrinking re-keys events).
         self.last_envelope: Envelope | None = None
@@ -259,7 +259,8 @@ class Simulation:
 
     def _message(self, event: Deliver | Drop | Duplicate) -> Envelope:
         """The envelope the event names: the very one the scheduler picked (by
-        id, in `ref`), else the oldest in flight with the same link and digest."""
+        id, in `ref`), else the oldest in flight with the same link and digest,
+        else (only while shrinking) the newest of its type on that link."""
         ref = event.ref
         env = self.network.envelope(ref) if type(ref) is int else None
         if env is not None and not (
@@ -269,7 +270,7 @@ class Simulation:
         if env is None:
             env = self.network.find(event.src, event.dst, event.key)
         if env is None and self.match_messages_by_kind:
-            env = self.network.find(event.src, event.dst, event.key, kind=event.msg)
+            env = self.network.find_newest(event.src, event.dst, event.msg)
         if env is None:
             raise NotApplicable(
                 f"no {event.msg} from node {event.src} to node {event.dst} is in flight"

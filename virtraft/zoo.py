@@ -21,6 +21,7 @@ import argparse
 import importlib
 import json
 import shlex
+import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -60,7 +61,9 @@ LIVENESS_PROFILES = ("default",)
 STATEFUL_EXAMPLES = 300
 STATEFUL_STEPS = 100
 STATEFUL_SERVERS = (3, 5)
-SHRINK_SECONDS = 30.0
+# Shrinking is bounded by replays, not seconds, so the table is the same on
+# any machine.
+SHRINK_REPLAYS = 10_000
 
 
 class ZooError(Exception):
@@ -204,20 +207,30 @@ def hunt_stateful(spec: str, servers: Sequence[int] = STATEFUL_SERVERS,
     return None
 
 
-def shrink_finding(spec: str, finding: Finding, result: RunResult, budget_s: float
+def shrink_finding(spec: str, result: RunResult, out_dir: Path | None
                    ) -> tuple[int | None, str]:
-    try:
-        from virtraft.shrink import shrink_events
-    except ImportError:
-        return None, "no shrinker"
+    """Shrink the finding's trace; write it under `out_dir` if given. The
+    shrinker proves its result with a strict replay of the shrunk events."""
+    from virtraft.shrink import shrink_events
+    from virtraft.trace import trace_lines, write_trace
+
     assert result.violation is not None
     outcome = shrink_events(result.seed, result.options, spec, result.events,
-                            result.violation.invariant, max_seconds=budget_s)
+                            result.violation.invariant, max_seconds=float("inf"),
+                            max_replays=SHRINK_REPLAYS)
+    if out_dir is not None:
+        name = spec.rpartition(":")[2]
+        write_trace(out_dir / f"{name}.jsonl", result.trace_lines())
+        write_trace(out_dir / f"{name}.shrunk.jsonl",
+                    trace_lines(result.seed, outcome.options, spec, outcome.events,
+                                outcome.verdict, extra={"shrunk_from": {
+                                    "events": outcome.before, "trace": f"{name}.jsonl"}}))
     return outcome.after, ""
 
 
 def run_mutant(name: str, cls: type, spec: str, seeds: Sequence[int], budget_s: float, *,
-               stateful: bool = True, shrink: bool = True) -> MutantReport:
+               stateful: bool = True, shrink: bool = True, out_dir: Path | None = None
+               ) -> MutantReport:
     kind: str = cls.kind
     expected = cls.expected_invariant
     source = (cls.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
@@ -236,9 +249,9 @@ def run_mutant(name: str, cls: type, spec: str, seeds: Sequence[int], budget_s: 
             stateful_note = "not found"
     elif not stateful:
         stateful_note = "skipped"
-    shrunk, shrink_note = None, "n/a"
+    shrunk, shrink_note = None, "n/a" if shrink else "skipped"
     if shrink and finding is not None and result is not None and result.violation is not None:
-        shrunk, shrink_note = shrink_finding(spec, finding, result, SHRINK_SECONDS)
+        shrunk, shrink_note = shrink_finding(spec, result, out_dir)
     if kind == "harmless":
         ok = finding is None and found_stateful is None
         why = "silent, as it must be" if ok else "a harmless mutant was flagged"
@@ -268,6 +281,13 @@ def _fuzz_cell(report: MutantReport) -> str:
     return f"{f.verdict}, seed {f.seed} ({f.profile})"
 
 
+def median_shrink_ratio(reports: Sequence[MutantReport]) -> float | None:
+    """Shrunk length over the length of the trace it came from, the median."""
+    ratios = [r.shrunk_events / r.fuzz.events for r in reports
+              if r.shrunk_events is not None and r.fuzz is not None and r.fuzz.events]
+    return statistics.median(ratios) if ratios else None
+
+
 def print_table(console: Console, reports: Sequence[MutantReport]) -> None:
     table = Table(title="Bug zoo", title_justify="left")
     for column in ("mutant", "kind", "expected", "random seeds", "events", "seconds",
@@ -285,6 +305,9 @@ def print_table(console: Console, reports: Sequence[MutantReport]) -> None:
             "[green]yes[/]" if r.ok else f"[red]NO[/]: {r.why}",
         )
     console.print(table)
+    ratio = median_shrink_ratio(reports)
+    if ratio is not None:
+        console.print(f"Shrinking left {ratio:.1%} of a failing trace's events (the median).")
     console.print("Command lines (after `virtraft fuzz --seeds A:B --node-factory "
                   f"{MUTANTS_MODULE}:NAME`):")
     for profile, words in PROFILES.items():
@@ -304,12 +327,17 @@ def main(args: argparse.Namespace, console: Console) -> int:
     unknown = [n for n in names if n not in mutants]
     if unknown:
         raise UsageError(f"no mutant {unknown[0]!r}; known: {', '.join(mutants)}")
-    stateful = getattr(args, "stateful", True)
-    shrink = getattr(args, "shrink", True)
+    out_dir = Path(args.out) if args.out else None
+    if out_dir is not None:
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot create {out_dir}: {exc.strerror}") from None
     reports = []
     for name in names:
         report = run_mutant(name, mutants[name], module.factory_spec(name), args.seeds,
-                            args.time_budget, stateful=stateful, shrink=shrink)
+                            args.time_budget, stateful=args.stateful, shrink=args.shrink,
+                            out_dir=out_dir)
         reports.append(report)
         if not args.json:
             console.print(f"{name}: {report.why}")
@@ -317,6 +345,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         print(json.dumps({"ok": ok, "seeds": [args.seeds.start, args.seeds.stop],
                           "time_budget_s": args.time_budget,
+                          "median_shrink_ratio": median_shrink_ratio(reports),
                           "profiles": {p: list(w) for p, w in PROFILES.items()},
                           "mutants": [r.json() for r in reports]}, indent=2, sort_keys=True))
     else:

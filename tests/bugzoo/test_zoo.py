@@ -184,7 +184,7 @@ def test_stateful_machine_is_silent_on_the_harmless_control() -> None:
 
 def _zoo_args(**overrides) -> argparse.Namespace:
     args = argparse.Namespace(seeds=range(0, 50), mutant=None, time_budget=NO_BUDGET,
-                              json=True, stateful=False, shrink=False)
+                              json=True, stateful=False, shrink=False, out=None)
     for key, value in overrides.items():
         setattr(args, key, value)
     return args

@@ -55,6 +55,21 @@ def test_find_by_content_digest_also_sees_delayed_messages():
     assert net.in_flight == 0
 
 
+def test_find_newest_takes_the_latest_of_a_type_on_the_link():
+    """Shrinking's fallback: the newest message of the type, delayed or not,
+    never one of another type or on another link."""
+    net = Network([1, 2, 3])
+    net.send(1, 2, "old", 0, 0)
+    net.send(1, 2, "delayed", 0, 100)
+    net.send(1, 2, 7, 0, 0)  # another type
+    net.send(1, 3, "other link", 0, 0)
+    assert net.find_newest(1, 2, "str").message == "delayed"
+    net.take(net.find_newest(1, 2, "str"))
+    assert net.find_newest(1, 2, "str").message == "old"
+    assert net.find_newest(1, 2, "int").message == 7
+    assert net.find_newest(2, 1, "str") is None
+
+
 def test_connected_majority_is_a_graph_query():
     net = Network([1, 2, 3, 4, 5])
     assert net.connected_majority([1, 2, 3, 4, 5])

@@ -63,14 +63,55 @@ def test_cli_shrink_writes_a_trace_that_replays(failing_run, tmp_path):
     done = subprocess.run([sys.executable, "-m", "virtraft", "shrink", str(big), "-o", str(small)],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stderr
-    assert f"shrunk {len(failing_run.events)} events to" in " ".join(done.stdout.split())
-    replay = subprocess.run([sys.executable, "-m", "virtraft", "replay", str(small)],
+    said = " ".join(done.stdout.split())
+    assert f"shrunk {len(failing_run.events)} events to" in said
+    # A short result is told step by step, ending with the violation.
+    shrunk_events = len(small.read_text().splitlines()) - 2
+    assert f"Step by step ({shrunk_events} events)" in said
+    assert f"{failing_run.violation.invariant} violated at step {shrunk_events}" in said
+    replay = subprocess.run([sys.executable, "-m", "virtraft", "replay", str(small), "--story"],
                             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert replay.returncode == 1
     assert "same violation as recorded" in replay.stdout
+    assert "Step by step" in replay.stdout and "voted for" in replay.stdout
     healthy = tmp_path / "healthy.jsonl"
     write_trace(healthy, run_seed(0, OPTIONS.replace(steps=300)).trace_lines())
     refused = subprocess.run([sys.executable, "-m", "virtraft", "shrink", str(healthy), "-o",
                               str(tmp_path / "x.jsonl")], cwd=REPO, capture_output=True,
                              text=True, timeout=300)
     assert refused.returncode == 2 and "no safety violation" in refused.stderr
+
+
+def test_a_cut_keeps_the_clock_for_what_follows():
+    from virtraft.events import ClientRequest, Tick
+    from virtraft.shrink import _cut
+
+    events = [Tick(1, 5), Tick(2, 30), ClientRequest(1, 1, "k", 1), Tick(3, 7), Tick(1, 2)]
+    assert _cut(events, 1, 3) == [Tick(1, 5), Tick(3, 37), Tick(1, 2)]
+    assert _cut(events, 3, 5) == events[:3]  # no tick after: the time is gone with them
+
+
+def test_figure_8_counterexample_shrinks_to_at_most_40_events_deterministically():
+    """Issue #4: the mutant that commits an old term's entry by counting
+    replicas (the paper's Figure 8), first found by the zoo's hunt, shrinks
+    to a trace of at most 40 events that replays strictly, and the budget in
+    replays gives the same trace every time."""
+    from virtraft import zoo
+
+    spec = zoo.load_mutants().factory_spec("fig8_commit_old_term")
+    finding, _runs, _seconds, result = zoo.hunt_seeds(spec, range(0, 100),
+                                                      zoo.SAFETY_PROFILES, float("inf"))
+    assert finding is not None and result is not None and result.violation is not None
+    outcomes = [
+        shrink_events(result.seed, result.options, spec, result.events,
+                      result.violation.invariant, max_seconds=float("inf"),
+                      max_replays=zoo.SHRINK_REPLAYS)
+        for _ in range(2)
+    ]
+    first = outcomes[0]
+    assert first.before > 1000 and first.after <= 40, (first.before, first.after)
+    assert outcomes[1].events == first.events
+    sim = Simulation(first.options, result.seed, load_factory(spec), checker=Checker())
+    replayed, diverged, why = replay_events(sim, first.events)
+    assert diverged is None, why
+    assert replayed is not None and replayed.invariant == result.violation.invariant

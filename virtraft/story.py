@@ -1,0 +1,50 @@
+"""A trace told step by step in the terminal: what each event did.
+
+A shrunk counterexample is short enough to read whole. This prints it as a
+table (step, virtual clock, the event, what changed in the servers) from
+the same observed replay the HTML report draws, and ends with the verdict,
+so the person handed a failure reads the bug rather than decodes it.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from virtraft.adapter import NodeFactory
+from virtraft.report import Replay, event_text, replay_trace
+from virtraft.trace import Trace
+
+# `virtraft shrink` tells the story of a result up to this long by itself.
+STORY_MAX_EVENTS = 80
+
+
+def story_table(trace: Trace, replay: Replay) -> Table:
+    table = Table(title=f"Step by step ({len(trace.events)} events)", title_justify="left")
+    table.add_column("step", justify="right")
+    table.add_column("ms", justify="right")
+    table.add_column("event")
+    table.add_column("what changed")
+    for step, event in enumerate(trace.events, start=1):
+        if step > replay.steps:
+            break
+        table.add_row(str(step), str(replay.ms(step)), event_text(event, replay, step),
+                      "; ".join(replay.notes.get(step, [])))
+    return table
+
+
+def print_story(console: Console, trace: Trace, factory: NodeFactory | None = None) -> None:
+    """Replay `trace` and print its story and how it ended."""
+    replay = replay_trace(trace, factory)
+    if replay.problem is not None:
+        console.print(f"cannot tell the story: {replay.problem}")
+        return
+    console.print(story_table(trace, replay))
+    if replay.diverged is not None:
+        step, why = replay.diverged
+        console.print(f"[bold red]the trace diverges at step {step}[/]: {why}")
+    elif replay.violation is not None:
+        v = replay.violation
+        console.print(f"[bold red]{v.invariant} violated at step {v.step}[/]: {v.message}")
+    else:
+        console.print("[bold green]every invariant held[/]")
