@@ -100,6 +100,27 @@ def test_safety_mutant_is_caught_by_fuzz_with_its_invariant(name: str) -> None:
     assert result.violation.invariant == finding.verdict
 
 
+def test_shrinking_cuts_the_median_counterexample_below_a_tenth(tmp_path) -> None:
+    """Issue #4: shrinking every safety mutant's first counterexample leaves
+    the median under a tenth of its length, and each shrunk trace replays,
+    through the CLI, to the very violation it records."""
+    reports = [
+        zoo.run_mutant(name, MUTANTS[name], mutants.factory_spec(name), range(SEED_BOUND),
+                       NO_BUDGET, stateful=False, out_dir=tmp_path)
+        for name in SAFETY
+    ]
+    assert all(r.ok and r.shrunk_events is not None for r in reports), [
+        (r.name, r.why, r.shrink_note) for r in reports]
+    ratio = zoo.median_shrink_ratio(reports)
+    assert ratio is not None and ratio < 0.1, ratio
+    for r in reports:
+        shrunk = tmp_path / f"{r.name}.shrunk.jsonl"
+        assert len(shrunk.read_text().splitlines()) - 2 == r.shrunk_events
+        assert cli.main(["replay", str(shrunk), "--quiet"]) == cli.EXIT_VIOLATION, r.name
+        verdict = json.loads(shrunk.read_text().splitlines()[-1])
+        assert verdict["violation"]["invariant"] == r.fuzz.verdict
+
+
 @pytest.mark.parametrize("name", ["fig8_commit_old_term", "grant_vote_twice"])
 def test_the_reported_fuzz_command_reproduces_the_finding(name: str, tmp_path) -> None:
     """`virtraft fuzz` itself, with the command line the zoo prints."""
