@@ -160,6 +160,15 @@ def options_swarm(rng: random.Random, base: SimOptions) -> SimOptions:
         return 0.0 if rng.random() < off else round(rng.uniform(0.0, rate_max), 4)
 
     node = base.node
+    # Elections are where most Raft bugs live: some seeds make them ten
+    # times as frequent, and some turn pre-vote off (it hides many vote bugs).
+    # One entry per message (an old entry copied alone: Figure 8) only with
+    # the fast timers: with slow heartbeats a backlog would take longer than
+    # the liveness bound to catch up, one entry at a time.
+    scale = rng.choice((1, 1, 10))
+    election_ms = max(2, node.election_timeout_ms // scale)
+    request_ms = max(1, min(node.request_timeout_ms // scale, election_ms - 1))
+    batches = (1, 4, 16, 64) if scale > 1 else (4, 16, 64)
     return base.replace(
         drop_probability=maybe(0.2),
         duplicate_probability=maybe(0.2),
@@ -173,6 +182,9 @@ def options_swarm(rng: random.Random, base: SimOptions) -> SimOptions:
         deliver_share=round(rng.uniform(0.5, 0.9), 3),
         node=dataclasses.replace(
             node,
-            max_entries_per_msg=rng.choice([4, 16, 64]),
+            max_entries_per_msg=rng.choice(batches),
+            prevote=node.prevote and rng.random() < 0.5,
+            election_timeout_ms=election_ms,
+            request_timeout_ms=request_ms,
         ),
     )

@@ -144,14 +144,21 @@ def run_seed(
     return RunResult(seed, options, factory, violation, liveness, sim)
 
 
+CALM_TICKS_PER_HEARTBEAT = 20  # at least: the default 200 ms heartbeat, 10 ms ticks
+
+
 def liveness_phase(sim: Simulation, scheduler: Scheduler) -> tuple[Liveness, Violation | None]:
     """Heal, restart, settle; then a leader and one commit must follow in time."""
     options = sim.options
     # A stable network: no losses, copies or reordering (messages leave the
-    # pool oldest first), and no more faults.
+    # pool oldest first), and no more faults. Its ticks shrink with fast
+    # heartbeats, so that it delivers as many messages per heartbeat as at
+    # the default timers instead of falling behind them.
     calm = Scheduler(scheduler.rng, options.replace(
         drop_probability=0.0, duplicate_probability=0.0, partition_rate=0.0, crash_rate=0.0,
         client_rate=0.0, member_rate=0.0, snapshot_rate=0.0, reorder=False,
+        tick_ms_max=max(options.tick_ms_min, min(
+            options.tick_ms_max, options.node.request_timeout_ms // CALM_TICKS_PER_HEARTBEAT)),
     ))
     # The network heals and forgets the backlog the faults left behind: what
     # is still in flight is lost, which Raft must survive anyway.
