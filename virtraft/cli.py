@@ -107,7 +107,8 @@ def _add_sim_options(p: argparse.ArgumentParser, *, steps: int, client_rate: flo
                    help="most virtual ms one tick moves the clock (10); near the election "
                         "timeout, a single tick can fire a timer")
     g.add_argument("--swarm", action="store_true",
-                   help="draw the fault mix from each seed (swarm testing)")
+                   help="draw the fault mix and some Raft settings from each seed (swarm "
+                        "testing; see `virtraft fuzz --help`)")
     g.add_argument("--liveness", action=argparse.BooleanOptionalAction, default=True,
                    help="after the faults, require a leader and a commit in bounded time")
     r = p.add_argument_group("raft options")
@@ -495,9 +496,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sim_options(fuzz, steps=3_000, client_rate=0.1)
     fuzz.set_defaults(handler=cmd_fuzz, swarm=True)
     fuzz.add_argument("--no-swarm", dest="swarm", action="store_false",
-                      help="use the fault options as given for every seed; by default each "
+                      help="use the options as given for every seed; by default each "
                            "seed draws its own drop, duplicate, partition, crash, client, "
-                           "membership and snapshot rates, delays and batch size")
+                           "membership and snapshot rates, delays and batch size, may turn "
+                           "pre-vote off, and may divide both timeouts by ten")
 
     replay = sub.add_parser("replay", help="re-run the events of a trace")
     replay.add_argument("trace", metavar="TRACE")
