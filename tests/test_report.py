@@ -309,3 +309,45 @@ def _diverging(sim: Simulation) -> set[int]:
              for i in range(max(v.snapshot_index + 1, v.last_index - 49, 1), v.last_index + 1)}
     held = {i: {e for v in views if (e := v.entry(i)) is not None} for i in shown}
     return {index for index, entries in held.items() if len(entries) > 1}
+
+
+def test_notes_say_when_a_log_grows_and_when_it_is_rewritten(tmp_path):
+    """The step-by-step story (and the report) say how each log changed; an
+    independent replay must agree with every such note: an append starts
+    right after the old end, a rewrite ends where the log now ends."""
+    import re
+
+    from virtraft.runner import DEFAULT_FACTORY, load_factory
+
+    factory = load_factory(DEFAULT_FACTORY)
+    for seed in range(40):
+        result = run_seed(seed, FAULTY.replace(steps=1500))
+        path = tmp_path / f"seed-{seed}.jsonl"
+        write_trace(path, result.trace_lines())
+        trace = read_trace(path)
+        notes = replay_trace(trace, factory).notes
+        if any("rewrote its log" in text for texts in notes.values() for text in texts):
+            break
+    else:
+        raise AssertionError("no seed rewrote a log")
+    grew = re.compile(r"node (\d+) appended index(?:es)? (?:(\d+)-)?(\d+) \(term (\d+)\)")
+    rewritten = re.compile(r"node (\d+) rewrote its log: it now ends at index (\d+) "
+                           r"\(term (\d+)\)")
+    sim = Simulation(trace.options, trace.seed, factory, checker=Checker())
+    appended = rewrote = 0
+    for step, event in enumerate(trace.events, start=1):
+        before = {n: sim.nodes[n].last_index for n in sim.node_ids}
+        sim.apply(event)
+        for text in notes.get(step, []):
+            if m := grew.fullmatch(text):
+                node, first, last, term = (int(g) if g else None for g in m.groups())
+                assert before[node] + 1 == (first or last), (step, text)
+                assert sim.nodes[node].last_index == last
+                assert sim.nodes[node].entry(last)[0] == term
+                appended += 1
+            elif m := rewritten.fullmatch(text):
+                node, last, term = map(int, m.groups())
+                assert sim.nodes[node].last_index == last
+                assert sim.nodes[node].entry(last)[0] == term
+                rewrote += 1
+    assert appended > 0 and rewrote > 0

@@ -225,6 +225,8 @@ class _Recorder:
         self.segments: dict[int, list[Segment]] = {}
         # node -> (state, term, since step, commit index, vote)
         self.state: dict[int, tuple[str, int, int, int, int | None]] = {}
+        # node -> (last index, (term, id) of the entry there): the log, in brief
+        self.log_tails: dict[int, tuple[int, tuple[int, int] | None]] = {}
         self._wrap(net)
         self._observe_nodes(0)
 
@@ -387,7 +389,28 @@ class _Recorder:
                 self.note(step, text)
             if vote != old_vote and vote is not None and alive:
                 self.note(step, f"node {node_id} voted for node {vote} in term {term}")
+            if alive:
+                self._observe_log(step, node_id, node)
             state[node_id] = (role, term, since, commit, vote)
+
+    def _observe_log(self, step: int, node_id: int, node: NodeAdapter) -> None:
+        """Say when a log grows or is rewritten, judged by its last entry. A
+        snapshot's own note says what compaction or an install did."""
+        last = node.last_index
+        tail = (last, node.entry(last))
+        old = self.log_tails.get(node_id)
+        self.log_tails[node_id] = tail
+        if old is None or old == tail or tail[1] is None:
+            return
+        old_last, old_entry = old
+        kept = old_last <= node.snapshot_index or node.entry(old_last) == old_entry
+        term = tail[1][0]
+        if last > old_last and kept:
+            what = f"index {last}" if last == old_last + 1 else f"indexes {old_last + 1}-{last}"
+            self.note(step, f"node {node_id} appended {what} (term {term})")
+        else:
+            self.note(step, f"node {node_id} rewrote its log: it now ends at index {last} "
+                            f"(term {term})")
 
     def _close(self, node_id: int, end: int) -> None:
         role, term, since, _commit, _vote = self.state[node_id]
