@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from rich.console import Console
+from rich.markup import escape
 
 from virtraft.adapter import NodeOptions
 from virtraft.options import OptionsError, SimOptions
@@ -54,6 +55,10 @@ def whole(minimum: int) -> Callable[[str], int]:
 
     parse.__name__ = f"whole number >= {minimum}"
     return parse
+
+
+# `virtraft shrink` stops improving after this long unless told otherwise.
+SHRINK_SECONDS = 120.0
 
 
 def seconds(text: str) -> float:
@@ -320,13 +325,14 @@ def cmd_fuzz(args: argparse.Namespace, console: Console) -> int:
                            str(r.trace or "-"))
         console.print(detail)
         first = failed[0]
-        console.print(f"reproduce the first with: [bold]{_reproduce_command(args, first.seed)}[/]")
+        console.print("reproduce the first with: "
+                      f"[bold]{escape(_reproduce_command(args, first.seed))}[/]")
         shortest = min((r for r in failed if r.safety != "ok" and r.trace),
                        key=lambda r: r.step or 0, default=None)
         if shortest is not None:
             small = str(shortest.trace).removesuffix(".jsonl") + ".small.jsonl"
-            console.print(f"shrink the shortest with: [bold]virtraft shrink {shortest.trace} "
-                          f"-o {small}[/]")
+            command = shlex.join(["virtraft", "shrink", str(shortest.trace), "-o", small])
+            console.print(f"shrink the shortest with: [bold]{escape(command)}[/]")
         _write_campaign_index(out_dir, results)
     if len(results) < len(seeds):
         console.print(f"time budget reached after {len(results)} of {len(seeds)} seeds")
@@ -404,18 +410,27 @@ def cmd_shrink(args: argparse.Namespace, console: Console) -> int:
     from virtraft.shrink import MAX_REPLAYS, ShrinkError, shrink_file
     from virtraft.story import STORY_MAX_EVENTS, print_story
 
+    max_replays = args.max_replays or MAX_REPLAYS
+    max_seconds = args.max_seconds
+    if max_seconds is None:  # a replay budget alone is not cut short by the clock
+        max_seconds = float("inf") if args.max_replays else SHRINK_SECONDS
     try:
         outcome = shrink_file(args.trace, args.output, node_factory=args.node_factory,
-                              max_seconds=args.max_seconds,
-                              max_replays=args.max_replays or MAX_REPLAYS, console=console)
+                              max_seconds=max_seconds, max_replays=max_replays,
+                              console=console)
     except ShrinkError as exc:
         raise UsageError(str(exc)) from None
     console.print(
         f"shrunk {outcome.before} events to {outcome.after} "
         f"({outcome.invariant} still fails at step {outcome.step}); wrote {args.output}"
     )
+    if outcome.stopped_by == "seconds":
+        console.print(f"stopped by the time limit after {outcome.replays} replays; "
+                      f"--max-replays {outcome.replays} gives this result on any machine")
+    elif outcome.stopped_by == "replays":
+        console.print(f"stopped after {outcome.replays} replays (--max-replays)")
     if outcome.after <= STORY_MAX_EVENTS:
-        print_story(console, _read_trace_or_exit(args.output))
+        print_story(console, outcome.trace(args.trace))
     return EXIT_VIOLATION
 
 
@@ -516,11 +531,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where to write the shrunk trace")
     shrink.add_argument("--node-factory", default=None, metavar="MODULE:CALLABLE",
                         help="shrink against another implementation")
-    shrink.add_argument("--max-seconds", type=seconds, default=120.0, metavar="S",
-                        help="stop improving after S seconds of wall time (120)")
+    shrink.add_argument("--max-seconds", type=seconds, default=None, metavar="S",
+                        help=f"stop improving after S seconds of wall time ({SHRINK_SECONDS:g}; "
+                             "none when only --max-replays is given)")
     shrink.add_argument("--max-replays", type=whole(1), default=None, metavar="N",
-                        help="stop improving after N candidate replays: the same trace "
-                             "then always shrinks to the same result (20000)")
+                        help="stop improving after N candidate replays; given alone, the "
+                             "same trace always shrinks to the same result (20000)")
     shrink.set_defaults(handler=cmd_shrink)
 
     report = sub.add_parser("report", help="write a self-contained HTML report of a trace")
@@ -551,7 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
     zoo.add_argument("--shrink", action=argparse.BooleanOptionalAction, default=True,
                      help="shrink each safety finding, 10000 replays at most (on)")
     zoo.add_argument("--out", default=None, metavar="DIR",
-                     help="write each finding and its shrunk trace under DIR, for "
+                     help="write each finding's trace under DIR (NAME.jsonl) and, for "
+                          "safety findings, the shrunk one (NAME.shrunk.jsonl), for "
                           "`virtraft replay`")
     zoo.add_argument("--json", action="store_true", help="print JSON for machines")
     zoo.set_defaults(handler=cmd_zoo)

@@ -31,6 +31,7 @@ class Envelope:
     kind: str
     key: int
     sent_ms: int
+    origin: int  # id of the envelope first sent: a copy keeps its original's
 
 
 def message_key(message: object) -> int:
@@ -152,7 +153,7 @@ class Network:
             self.stats.lost_on_cut_links += 1
             return
         env = Envelope(self._next_id, src, dst, message, type(message).__name__,
-                       self._key(message), now_ms)
+                       self._key(message), now_ms, self._next_id)
         self._next_id += 1
         self._flying[env.id] = env
         if delay_ms > 0:
@@ -199,14 +200,15 @@ class Network:
         return match
 
     def find_newest(self, src: int, dst: int, kind: str) -> Envelope | None:
-        """The newest message of type `kind` on src->dst, whatever its content.
+        """The newest message of type `kind` on src->dst, whatever its content
+        (by when it was first sent: a network copy is as old as its original).
         Shrinking uses it when the exact message is gone: with events removed
         before it, what the trace meant is most like the latest message of
         its type (a vote request of the term the sender has reached now, not
         one left over from an earlier round)."""
         flying = itertools.chain(self.pool, (item[2] for item in self._future))
         same = [env for env in flying if env.kind == kind and env.src == src and env.dst == dst]
-        return max(same, key=lambda env: env.id, default=None)
+        return max(same, key=lambda env: (env.origin, env.id), default=None)
 
     def take(self, env: Envelope) -> None:
         """Remove a message from flight (delivered or dropped)."""
@@ -219,7 +221,7 @@ class Network:
 
     def duplicate(self, env: Envelope) -> Envelope:
         copy = Envelope(self._next_id, env.src, env.dst, env.message, env.kind, env.key,
-                        env.sent_ms)
+                        env.sent_ms, env.origin)
         self._next_id += 1
         self._flying[copy.id] = copy
         self._route(copy, self.pool)

@@ -4,9 +4,10 @@ A candidate is a list of events; it still fails when replaying it (skipping
 events that no longer apply, and taking the newest message of the same type
 on the same link when the exact one is gone) breaks the same invariant. Every
 replay stops at the violation, so what follows it is cut from the start.
-Removing events never removes time: the ticks of a removed stretch hand
-their milliseconds to the next tick, so the servers still see the clock
-they saw, only later (and a timer that fired still fires).
+Removing events keeps the clock: the ticks of a removed stretch hand their
+milliseconds to the next tick, so the servers still see the time they saw,
+only later (and a timer that fired still fires). Only a stretch with no
+tick after it takes its time along.
 Passes, in order, each keeping every cut that still fails, repeat until a
 round makes no progress or the budget (replays, wall seconds) runs out:
 
@@ -35,7 +36,7 @@ from virtraft.events import MESSAGE_EVENTS, Event, Partition, Tick, strip_refs
 from virtraft.options import SimOptions
 from virtraft.runner import FactoryError, Liveness, load_factory, replay_events, verdict_of
 from virtraft.simulator import NotApplicable, Simulation
-from virtraft.trace import TraceError, read_trace, trace_lines, write_trace
+from virtraft.trace import Trace, TraceError, read_trace, trace_lines, write_trace
 
 MAX_REPLAYS = 20_000
 
@@ -55,6 +56,19 @@ class ShrinkOutcome:
     violation: Violation
     verdict: dict  # the verdict line of the shrunk trace
     replays: int  # candidate traces replayed to get there
+    stopped_by: str  # "done" (no cut left to try), "replays" or "seconds": the budget
+
+    seed: int
+    factory: str
+
+    def trace(self, source: str) -> Trace:
+        """The shrunk trace, naming the trace it was shrunk from."""
+        header = {"shrunk_from": {"events": self.before, "trace": source}}
+        return Trace(self.seed, self.options, self.factory, self.events, self.verdict, header)
+
+    def trace_lines(self, source: str) -> list[str]:
+        t = self.trace(source)
+        return trace_lines(t.seed, t.options, t.factory, t.events, t.verdict, extra=t.header)
 
 
 class _Shrinker:
@@ -68,9 +82,14 @@ class _Shrinker:
         self.deadline = deadline
         self.max_replays = max_replays
         self.attempts = 0
+        self.stopped_by = "done"
 
     def out_of_time(self) -> bool:
-        return self.attempts >= self.max_replays or time.monotonic() >= self.deadline
+        if self.attempts >= self.max_replays:
+            self.stopped_by = "replays"
+        elif time.monotonic() >= self.deadline:
+            self.stopped_by = "seconds"
+        return self.stopped_by != "done"
 
     def replay(self, events: Sequence[Event], options: SimOptions | None = None
                ) -> tuple[Violation | None, list[Event]]:
@@ -183,7 +202,7 @@ class _Shrinker:
             while group_end - size >= 0 and not self.out_of_time():
                 group = ticks[group_end - size : group_end]
                 receiver = ticks[group_end]
-                candidate = _fold(events, group, receiver)
+                candidate = _remove(events, group, receiver)
                 kept = self.fails(candidate)
                 if kept is not None:
                     events = kept
@@ -214,15 +233,8 @@ class _Shrinker:
 def _cut(events: list[Event], start: int, stop: int) -> list[Event]:
     """Remove events[start:stop], handing the time of its ticks to the next
     tick after it: the clock stays where it was for everything that follows."""
-    ms = sum(e.ms for e in events[start:stop] if isinstance(e, Tick))
-    out = events[:start]
-    rest = events[stop:]
-    if ms:
-        for offset, event in enumerate(rest):
-            if isinstance(event, Tick):
-                rest = [*rest[:offset], Tick(event.node, event.ms + ms), *rest[offset + 1:]]
-                break
-    return out + rest
+    after = (i for i in range(stop, len(events)) if isinstance(events[i], Tick))
+    return _remove(events, range(start, stop), next(after, None))
 
 
 def _tick_runs(events: Sequence[Event]) -> list[tuple[int, int]]:
@@ -240,16 +252,18 @@ def _tick_runs(events: Sequence[Event]) -> list[tuple[int, int]]:
     return runs
 
 
-def _fold(events: list[Event], group: Sequence[int], receiver: int) -> list[Event]:
-    """Drop the ticks at `group`, adding their time to the tick at `receiver`."""
-    drop = set(group)
-    extra = sum(events[i].ms for i in group)  # type: ignore[union-attr]
+def _remove(events: list[Event], drop: Sequence[int], receiver: int | None) -> list[Event]:
+    """Drop the events at `drop`, adding the time of the ticks among them to
+    the tick at `receiver` (with no receiver, after the last event, that
+    time is simply gone: nothing that follows needs it)."""
+    dropped = set(drop)
+    extra = sum(e.ms for i, e in enumerate(events) if i in dropped and isinstance(e, Tick))
     out: list[Event] = []
     for index, event in enumerate(events):
-        if index in drop:
+        if index in dropped:
             continue
-        if index == receiver:
-            event = Tick(event.node, event.ms + extra)  # type: ignore[union-attr]
+        if index == receiver and isinstance(event, Tick):
+            event = Tick(event.node, event.ms + extra)
         out.append(event)
     return out
 
@@ -316,7 +330,8 @@ def shrink_events(
     assert diverged is None and violation is not None and violation.invariant == invariant
     verdict = verdict_of(sim, violation, Liveness("skipped", "safety was violated"))
     return ShrinkOutcome(len(original), len(current), invariant, violation.step,
-                         shrinker.options, tuple(current), violation, verdict, shrinker.attempts)
+                         shrinker.options, tuple(current), violation, verdict, shrinker.attempts,
+                         shrinker.stopped_by, seed, factory)
 
 
 def shrink_file(
@@ -324,7 +339,7 @@ def shrink_file(
     output: str,
     *,
     node_factory: str | None = None,
-    max_seconds: float = 120.0,
+    max_seconds: float = float("inf"),
     max_replays: int = MAX_REPLAYS,
     console=None,
 ) -> ShrinkOutcome:
@@ -352,7 +367,5 @@ def shrink_file(
                             recorded["invariant"], max_seconds=max_seconds,
                             max_replays=max_replays,
                             on_progress=progress)
-    lines = trace_lines(trace.seed, outcome.options, factory, outcome.events, outcome.verdict,
-                        extra={"shrunk_from": {"events": outcome.before, "trace": trace_path}})
-    write_trace(output, lines)
+    write_trace(output, outcome.trace_lines(trace_path))
     return outcome

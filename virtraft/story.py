@@ -20,7 +20,8 @@ STORY_MAX_EVENTS = 80
 
 
 def story_table(trace: Trace, replay: Replay) -> Table:
-    table = Table(title=f"Step by step ({len(trace.events)} events)", title_justify="left")
+    """One row per event the replay applied (all of them, unless it diverged)."""
+    table = Table(title=f"Step by step ({replay.steps} events)", title_justify="left")
     table.add_column("step", justify="right")
     table.add_column("ms", justify="right")
     table.add_column("event")

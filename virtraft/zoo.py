@@ -35,6 +35,7 @@ from rich.table import Table
 
 from virtraft.options import SimOptions
 from virtraft.runner import RunResult, run_seed
+from virtraft.trace import write_trace
 
 MUTANTS_MODULE = "tests.bugzoo.mutants"
 
@@ -207,25 +208,18 @@ def hunt_stateful(spec: str, servers: Sequence[int] = STATEFUL_SERVERS,
     return None
 
 
-def shrink_finding(spec: str, result: RunResult, out_dir: Path | None
-                   ) -> tuple[int | None, str]:
-    """Shrink the finding's trace; write it under `out_dir` if given. The
-    shrinker proves its result with a strict replay of the shrunk events."""
+def shrink_finding(name: str, spec: str, result: RunResult, out_dir: Path | None) -> int:
+    """Shrink the finding's trace (the shrinker proves its result with a
+    strict replay); write it under `out_dir` if given."""
     from virtraft.shrink import shrink_events
-    from virtraft.trace import trace_lines, write_trace
 
     assert result.violation is not None
     outcome = shrink_events(result.seed, result.options, spec, result.events,
                             result.violation.invariant, max_seconds=float("inf"),
                             max_replays=SHRINK_REPLAYS)
     if out_dir is not None:
-        name = spec.rpartition(":")[2]
-        write_trace(out_dir / f"{name}.jsonl", result.trace_lines())
-        write_trace(out_dir / f"{name}.shrunk.jsonl",
-                    trace_lines(result.seed, outcome.options, spec, outcome.events,
-                                outcome.verdict, extra={"shrunk_from": {
-                                    "events": outcome.before, "trace": f"{name}.jsonl"}}))
-    return outcome.after, ""
+        write_trace(out_dir / f"{name}.shrunk.jsonl", outcome.trace_lines(f"{name}.jsonl"))
+    return outcome.after
 
 
 def run_mutant(name: str, cls: type, spec: str, seeds: Sequence[int], budget_s: float, *,
@@ -249,9 +243,11 @@ def run_mutant(name: str, cls: type, spec: str, seeds: Sequence[int], budget_s: 
             stateful_note = "not found"
     elif not stateful:
         stateful_note = "skipped"
+    if out_dir is not None and result is not None:
+        write_trace(out_dir / f"{name}.jsonl", result.trace_lines())
     shrunk, shrink_note = None, "n/a" if shrink else "skipped"
-    if shrink and finding is not None and result is not None and result.violation is not None:
-        shrunk, shrink_note = shrink_finding(spec, result, out_dir)
+    if shrink and result is not None and result.violation is not None:
+        shrunk, shrink_note = shrink_finding(name, spec, result, out_dir), ""
     if kind == "harmless":
         ok = finding is None and found_stateful is None
         why = "silent, as it must be" if ok else "a harmless mutant was flagged"

@@ -68,6 +68,10 @@ def test_find_newest_takes_the_latest_of_a_type_on_the_link():
     assert net.find_newest(1, 2, "str").message == "old"
     assert net.find_newest(1, 2, "int").message == 7
     assert net.find_newest(2, 1, "str") is None
+    net.send(1, 2, "new", 0, 0)
+    net.duplicate(net.find_newest(1, 2, "str"))  # a copy of "new"...
+    net.duplicate(net.pool[0])  # ...and one of "old": as old as "old" itself
+    assert net.find_newest(1, 2, "str").message == "new"
 
 
 def test_connected_majority_is_a_graph_query():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -115,3 +116,23 @@ def test_figure_8_counterexample_shrinks_to_at_most_40_events_deterministically(
     replayed, diverged, why = replay_events(sim, first.events)
     assert diverged is None, why
     assert replayed is not None and replayed.invariant == result.violation.invariant
+
+
+def test_a_replay_budget_alone_gives_the_same_bytes_and_says_it_stopped(failing_run, tmp_path):
+    from virtraft.cli import main
+    from virtraft.trace import write_trace
+
+    big = tmp_path / "big.jsonl"
+    write_trace(big, failing_run.trace_lines())
+    outputs = []
+    for name in ("a", "b"):
+        out = tmp_path / f"{name}.jsonl"
+        assert main(["shrink", str(big), "-o", str(out), "--max-replays", "20", "--quiet"]) == 1
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+    assert len(outputs[0].splitlines()) < len(big.read_bytes().splitlines())  # it did shrink
+    done = subprocess.run([sys.executable, "-m", "virtraft", "shrink", str(big), "-o", os.devnull,
+                           "--max-replays", "20"], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 1, done.stderr  # the story comes from memory, not the output
+    assert "stopped after 20 replays" in done.stdout
