@@ -145,6 +145,48 @@ def run_seed(
 
 
 CALM_TICKS_PER_HEARTBEAT = 20  # at least: the default 200 ms heartbeat, 10 ms ticks
+LIVENESS_STEP_LIMIT = 200_000  # a liveness phase's steps, besides its bound in virtual ms
+
+
+def calm_options(options: SimOptions, **changes: Any) -> SimOptions:
+    """The options of a stable network: no losses, copies or faults of any kind."""
+    return options.replace(
+        drop_probability=0.0, duplicate_probability=0.0, partition_rate=0.0, crash_rate=0.0,
+        client_rate=0.0, member_rate=0.0, snapshot_rate=0.0, **changes,
+    )
+
+
+@dataclass(slots=True)
+class CalmRun:
+    """A liveness phase's clock: from now, the network settles for
+    `liveness_stable_ms`, then has `liveness_bound_ms` (and at most
+    LIVENESS_STEP_LIMIT steps) to deliver what is asked."""
+
+    sim: Simulation
+    calm: Scheduler
+    stable_until: int
+    deadline: int
+    step_limit: int
+
+    @classmethod
+    def start(cls, sim: Simulation, calm: Scheduler) -> CalmRun:
+        stable_until = sim.clock_ms + sim.options.liveness_stable_ms
+        return cls(sim, calm, stable_until, stable_until + sim.options.liveness_bound_ms,
+                   sim.step + LIVENESS_STEP_LIMIT)
+
+    def over(self) -> bool:
+        return self.sim.clock_ms > self.deadline or self.sim.step > self.step_limit
+
+    def until(self, done: Callable[[], bool]) -> Violation | bool:
+        """Let the calm network run until `done()`: True, False once over
+        time, or the violation that stopped it."""
+        sim = self.sim
+        while not done():
+            if self.over():
+                return False
+            if (violation := sim.apply(self.calm.network_or_time(sim))) is not None:
+                return violation
+        return True
 
 
 def liveness_phase(sim: Simulation, scheduler: Scheduler) -> tuple[Liveness, Violation | None]:
@@ -154,9 +196,8 @@ def liveness_phase(sim: Simulation, scheduler: Scheduler) -> tuple[Liveness, Vio
     # pool oldest first), and no more faults. Its ticks shrink with fast
     # heartbeats, so that it delivers as many messages per heartbeat as at
     # the default timers instead of falling behind them.
-    calm = Scheduler(scheduler.rng, options.replace(
-        drop_probability=0.0, duplicate_probability=0.0, partition_rate=0.0, crash_rate=0.0,
-        client_rate=0.0, member_rate=0.0, snapshot_rate=0.0, reorder=False,
+    calm = Scheduler(scheduler.rng, calm_options(
+        options, reorder=False,
         tick_ms_max=max(options.tick_ms_min, min(
             options.tick_ms_max, options.node.request_timeout_ms // CALM_TICKS_PER_HEARTBEAT)),
     ))
@@ -167,20 +208,8 @@ def liveness_phase(sim: Simulation, scheduler: Scheduler) -> tuple[Liveness, Vio
     for event in opening:
         if (violation := sim.apply(event)) is not None:
             return Liveness("skipped", "safety was violated"), violation
-    healed_ms = sim.clock_ms
-    stable_until = healed_ms + options.liveness_stable_ms
-    deadline = stable_until + options.liveness_bound_ms
-    step_limit = sim.step + 200_000
-
-    def run_until(done: Callable[[], bool]) -> Violation | None | bool:
-        while not done():
-            if sim.clock_ms > deadline or sim.step > step_limit:
-                return False
-            if (violation := sim.apply(calm.network_or_time(sim))) is not None:
-                return violation
-        return True
-
-    outcome = run_until(lambda: sim.clock_ms >= stable_until)
+    run = CalmRun.start(sim, calm)
+    outcome = run.until(lambda: sim.clock_ms >= run.stable_until)
     if isinstance(outcome, Violation):
         return Liveness("skipped", "safety was violated"), outcome
     # Like a real client: submit to the leader, and submit again to whoever
@@ -188,10 +217,10 @@ def liveness_phase(sim: Simulation, scheduler: Scheduler) -> tuple[Liveness, Vio
     bound = options.liveness_bound_ms
     leader_at: int | None = None
     while True:
-        if sim.clock_ms > deadline or sim.step > step_limit:
+        if run.over():
             return Liveness("failed", f"no command committed within {bound} ms after the "
                                       "network settled", leader_at), None
-        outcome = run_until(lambda: _stable_leader(sim) is not None)
+        outcome = run.until(lambda: _stable_leader(sim) is not None)
         if isinstance(outcome, Violation):
             return Liveness("skipped", "safety was violated"), outcome
         if outcome is False:
@@ -219,7 +248,7 @@ def liveness_phase(sim: Simulation, scheduler: Scheduler) -> tuple[Liveness, Vio
             node = sim.nodes[node_id]
             return node.is_committed(where) is not None or node.role is not Role.LEADER
 
-        outcome = run_until(settled)
+        outcome = run.until(settled)
         if isinstance(outcome, Violation):
             return Liveness("skipped", "safety was violated"), outcome
         if outcome is False:

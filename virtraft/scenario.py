@@ -41,8 +41,10 @@ from virtraft.events import (
 from virtraft.options import OptionsError, SimOptions
 from virtraft.runner import (
     DEFAULT_FACTORY,
+    CalmRun,
     Liveness,
     RunResult,
+    calm_options,
     liveness_phase,
     load_factory,
 )
@@ -1172,29 +1174,13 @@ def liveness_in_place(sim: Simulation, scheduler: Scheduler) -> tuple[Liveness, 
     false`): the network keeps its last shape as its stable state, and still
     a leader and a commit must follow within the bound. This is the claim
     pre-vote and check-quorum make about partial connectivity."""
-    options = sim.options
-    calm = Scheduler(scheduler.rng, options.replace(
-        drop_probability=0.0, duplicate_probability=0.0, partition_rate=0.0, crash_rate=0.0,
-        client_rate=0.0, member_rate=0.0, snapshot_rate=0.0,
-    ))
-    stable_until = sim.clock_ms + options.liveness_stable_ms
-    deadline = stable_until + options.liveness_bound_ms
-    step_limit = sim.step + 200_000
-    bound = options.liveness_bound_ms
-
-    def run_until(done: Callable[[], bool]) -> Violation | bool:
-        while not done():
-            if sim.clock_ms > deadline or sim.step > step_limit:
-                return False
-            if (violation := sim.apply(calm.network_or_time(sim))) is not None:
-                return violation
-        return True
-
+    run = CalmRun.start(sim, Scheduler(scheduler.rng, calm_options(sim.options)))
+    bound = sim.options.liveness_bound_ms
     skipped = Liveness("skipped", "safety was violated")
-    outcome = run_until(lambda: sim.clock_ms >= stable_until)
+    outcome = run.until(lambda: sim.clock_ms >= run.stable_until)
     if isinstance(outcome, Violation):
         return skipped, outcome
-    outcome = run_until(lambda: leader_of(sim) is not None)
+    outcome = run.until(lambda: leader_of(sim) is not None)
     if isinstance(outcome, Violation):
         return skipped, outcome
     if outcome is False:
@@ -1209,7 +1195,7 @@ def liveness_in_place(sim: Simulation, scheduler: Scheduler) -> tuple[Liveness, 
     if last is None or last[0] != command:
         return Liveness("failed", f"leader {leader.node_id} refused a command", leader_at), None
     _command, node_id, where = last
-    outcome = run_until(lambda: sim.nodes[node_id].is_committed(where) is True)
+    outcome = run.until(lambda: sim.nodes[node_id].is_committed(where) is True)
     if isinstance(outcome, Violation):
         return skipped, outcome
     if outcome is False:
