@@ -351,3 +351,23 @@ def test_notes_say_when_a_log_grows_and_when_it_is_rewritten(tmp_path):
                 assert sim.nodes[node].entry(last)[0] == term
                 rewrote += 1
     assert appended > 0 and rewrote > 0
+
+
+def test_the_story_prints_bracketed_text_as_it_is(tmp_path):
+    """Event and message text is data, never console markup."""
+    from rich.console import Console
+
+    from virtraft.events import Heal, Partition, Tick
+    from virtraft.story import print_story
+
+    options = SimOptions(servers=3, liveness=False)
+    events = [Tick(1, 5), Partition("[a, b] marked", ((1, 2),)), Heal()]
+    sim = Simulation(options, 0, raftcore_node.default_factory, checker=Checker())
+    for event in events:
+        sim.apply(event)
+    path = tmp_path / "t.jsonl"
+    write_trace(path, trace_lines(0, options, "virtraft.raftcore_node:default_factory",
+                                  sim.events, verdict_of(sim, None, Liveness("skipped", "-"))))
+    console = Console(width=200, record=True)
+    print_story(console, read_trace(path))
+    assert "[a, b] marked" in console.export_text()

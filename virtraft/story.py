@@ -9,6 +9,7 @@ so the person handed a failure reads the bug rather than decodes it.
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from virtraft.adapter import NodeFactory
@@ -29,8 +30,9 @@ def story_table(trace: Trace, replay: Replay) -> Table:
     for step, event in enumerate(trace.events, start=1):
         if step > replay.steps:
             break
-        table.add_row(str(step), str(replay.ms(step)), event_text(event, replay, step),
-                      "; ".join(replay.notes.get(step, [])))
+        # Message contents are the server's own text: never read as markup.
+        table.add_row(str(step), str(replay.ms(step)), escape(event_text(event, replay, step)),
+                      escape("; ".join(replay.notes.get(step, []))))
     return table
 
 
@@ -38,14 +40,15 @@ def print_story(console: Console, trace: Trace, factory: NodeFactory | None = No
     """Replay `trace` and print its story and how it ended."""
     replay = replay_trace(trace, factory)
     if replay.problem is not None:
-        console.print(f"cannot tell the story: {replay.problem}")
+        console.print(f"cannot tell the story: {escape(replay.problem)}")
         return
     console.print(story_table(trace, replay))
     if replay.diverged is not None:
         step, why = replay.diverged
-        console.print(f"[bold red]the trace diverges at step {step}[/]: {why}")
+        console.print(f"[bold red]the trace diverges at step {step}[/]: {escape(why)}")
     elif replay.violation is not None:
         v = replay.violation
-        console.print(f"[bold red]{v.invariant} violated at step {v.step}[/]: {v.message}")
+        console.print(f"[bold red]{v.invariant} violated at step {v.step}[/]: "
+                      f"{escape(v.message)}")
     else:
         console.print("[bold green]every invariant held[/]")
