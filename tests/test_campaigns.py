@@ -24,17 +24,17 @@ from raftcore import (
     RequestVote,
     RequestVoteResponse,
 )
-from virtraft import bench
-from virtraft.checker import read_scalars
-from virtraft.cli import main
-from virtraft.events import MESSAGE_EVENTS
-from virtraft.fuzz import CampaignSpec, run_campaign
-from virtraft.options import SimOptions
-from virtraft.raftcore_node import message_key
-from virtraft.runner import DEFAULT_FACTORY, run_seed
+from virtraft.check.checker import read_scalars
+from virtraft.cli.commands import main
+from virtraft.nodes.raftcore import message_key
+from virtraft.run import bench
+from virtraft.run.campaign import CampaignSpec, run_campaign
+from virtraft.run.seed import DEFAULT_FACTORY, run_seed
+from virtraft.sim.events import MESSAGE_EVENTS
+from virtraft.sim.options import SimOptions
 
 REPO = Path(__file__).resolve().parents[1]
-MUTANT = "tests.bugzoo.mutants:commit_index_goes_back"  # fails on most seeds
+MUTANT = "virtraft.zoo.mutants:commit_index_goes_back"  # fails on most seeds
 
 SMALL = SimOptions(steps=1000, drop_probability=0.05, duplicate_probability=0.05)
 

@@ -1,4 +1,4 @@
-"""Unit tests for virtraft.checker: every invariant fires, by name, on a
+"""Unit tests for virtraft.check.checker: every invariant fires, by name, on a
 hand-made history that breaks it, and stays silent on healthy histories
 (election, replication, commit, truncation of an uncommitted suffix by a new
 leader, snapshot compaction, crash and restart).
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from virtraft.adapter import NodeView, Role
-from virtraft.checker import INVARIANTS, Checker, Violation
+from virtraft.check.checker import INVARIANTS, Checker, Violation
 
 Membership = tuple[tuple[int, bool], ...]
 THREE: Membership = ((1, True), (2, True), (3, True))

@@ -17,23 +17,23 @@ import pytest
 
 from raftcore import RaftServer
 from raftcore.messages import RequestVote
-from virtraft import raftcore_node
 from virtraft.adapter import NodeFactory, NodeOptions
-from virtraft.checker import Checker, Violation
-from virtraft.events import Deliver, Event
-from virtraft.fuzz import SeedResult
-from virtraft.options import SimOptions
-from virtraft.report import (
+from virtraft.check.checker import Checker, Violation
+from virtraft.nodes import raftcore as raftcore_node
+from virtraft.report.html import (
     WINDOW_STEPS,
     render_report,
     replay_trace,
     write_campaign_index,
     write_report,
 )
-from virtraft.runner import Liveness, run_seed, verdict_of
-from virtraft.scheduler import Scheduler
-from virtraft.simulator import Simulation
-from virtraft.trace import read_trace, trace_lines, write_trace
+from virtraft.run.campaign import SeedResult
+from virtraft.run.seed import Liveness, run_seed, verdict_of
+from virtraft.sim.events import Deliver, Event
+from virtraft.sim.options import SimOptions
+from virtraft.sim.scheduler import Scheduler
+from virtraft.sim.simulation import Simulation
+from virtraft.trace.format import read_trace, trace_lines, write_trace
 
 
 class DoubleVote(RaftServer):
@@ -317,7 +317,7 @@ def test_notes_say_when_a_log_grows_and_when_it_is_rewritten(tmp_path):
     right after the old end, a rewrite ends where the log now ends."""
     import re
 
-    from virtraft.runner import DEFAULT_FACTORY, load_factory
+    from virtraft.run.seed import DEFAULT_FACTORY, load_factory
 
     factory = load_factory(DEFAULT_FACTORY)
     for seed in range(40):
@@ -357,8 +357,8 @@ def test_the_story_prints_bracketed_text_as_it_is(tmp_path):
     """Event and message text is data, never console markup."""
     from rich.console import Console
 
-    from virtraft.events import Heal, Partition, Tick
-    from virtraft.story import print_story
+    from virtraft.report.story import print_story
+    from virtraft.sim.events import Heal, Partition, Tick
 
     options = SimOptions(servers=3, liveness=False)
     events = [Tick(1, 5), Partition("[a, b] marked", ((1, 2),)), Heal()]
@@ -366,7 +366,7 @@ def test_the_story_prints_bracketed_text_as_it_is(tmp_path):
     for event in events:
         sim.apply(event)
     path = tmp_path / "t.jsonl"
-    write_trace(path, trace_lines(0, options, "virtraft.raftcore_node:default_factory",
+    write_trace(path, trace_lines(0, options, "virtraft.nodes.raftcore:default_factory",
                                   sim.events, verdict_of(sim, None, Liveness("skipped", "-"))))
     console = Console(width=200, record=True)
     print_story(console, read_trace(path))

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from virtraft.checker import Checker
-from virtraft.cli import main
-from virtraft.events import ChangeMembership, ClientRequest, Heal, Partition
-from virtraft.runner import load_factory, replay_events
-from virtraft.scenario import (
+from virtraft.check.checker import Checker
+from virtraft.cli.commands import main
+from virtraft.run.seed import load_factory, replay_events
+from virtraft.scenario.script import (
     SCENARIO_DIR,
     ScenarioError,
     ScenarioOutcome,
@@ -25,8 +24,9 @@ from virtraft.scenario import (
     read_scenario,
     run_scenario,
 )
-from virtraft.simulator import Simulation
-from virtraft.trace import read_trace, write_trace
+from virtraft.sim.events import ChangeMembership, ClientRequest, Heal, Partition
+from virtraft.sim.simulation import Simulation
+from virtraft.trace.format import read_trace, write_trace
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted(path.stem for path in SCENARIO_DIR.glob("*.toml"))
@@ -38,7 +38,7 @@ REQUIRED = {
     "removed_node_campaigns",
 }
 # The bug zoo's mutant that commits an old term's entry by counting replicas.
-FIG8_MUTANT = "tests.bugzoo.mutants:fig8_commit_old_term"
+FIG8_MUTANT = "virtraft.zoo.mutants:fig8_commit_old_term"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -342,7 +342,7 @@ def test_malformed_file_names_file_field_and_expectation(tmp_path, text, field, 
 
 
 def test_shipped_file_whose_name_disagrees_is_refused(tmp_path, monkeypatch):
-    import virtraft.scenario as scenario_module
+    import virtraft.scenario.script as scenario_module
 
     (tmp_path / "alpha.toml").write_text('name = "beta"\nsummary = "s"\n[run]\nsteps = 10\n')
     monkeypatch.setattr(scenario_module, "SCENARIO_DIR", tmp_path)

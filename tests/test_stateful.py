@@ -1,4 +1,4 @@
-"""virtraft.stateful: the Hypothesis state machine over the simulator.
+"""virtraft.run.stateful: the Hypothesis state machine over the simulator.
 
 The unmodified raftcore must pass it (no false alarms); a failing run must
 name the broken invariant and leave a trace `virtraft replay` accepts.
@@ -13,12 +13,12 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import INVARIANT_MARKER, run_state_machine_as_test
 
 from raftcore import RaftServer
-from virtraft import cli
 from virtraft.adapter import NodeOptions
-from virtraft.checker import INVARIANTS, Violation
-from virtraft.raftcore_node import factory
-from virtraft.runner import DEFAULT_FACTORY
-from virtraft.stateful import (
+from virtraft.check.checker import INVARIANTS, Violation
+from virtraft.cli import commands as cli
+from virtraft.nodes.raftcore import factory
+from virtraft.run.seed import DEFAULT_FACTORY
+from virtraft.run.stateful import (
     FAULTS,
     MACHINE_OPTIONS,
     NODE_EXCEPTION,
@@ -26,7 +26,7 @@ from virtraft.stateful import (
     RaftMachine,
     machine_for,
 )
-from virtraft.trace import read_trace
+from virtraft.trace.format import read_trace
 
 # The public recipe: a unittest TestCase for pytest to collect.
 TestRaftcoreMachine = machine_for(DEFAULT_FACTORY).TestCase
@@ -79,7 +79,7 @@ def test_an_invariant_fails_only_for_its_own_violation() -> None:
 
 def test_a_failing_run_names_the_invariant_and_writes_a_replayable_trace(tmp_path) -> None:
     path = tmp_path / "failing.jsonl"
-    machine = machine_for("tests.bugzoo.mutants:commit_index_goes_back",
+    machine = machine_for("virtraft.zoo.mutants:commit_index_goes_back",
                           trace_path=str(path))
     error = _find(machine)
     assert error.violation.invariant == "CommitMonotonic"
@@ -135,8 +135,8 @@ def test_machine_for_checks_its_arguments() -> None:
 
 def test_the_trace_header_names_the_factory(tmp_path) -> None:
     path = tmp_path / "t.jsonl"
-    machine = machine_for("tests.bugzoo.mutants:commit_index_goes_back", trace_path=str(path))
+    machine = machine_for("virtraft.zoo.mutants:commit_index_goes_back", trace_path=str(path))
     _find(machine)
     header = json.loads(path.read_text().splitlines()[0])
-    assert header["factory"] == "tests.bugzoo.mutants:commit_index_goes_back"
-    assert header["source"] == "virtraft.stateful"
+    assert header["factory"] == "virtraft.zoo.mutants:commit_index_goes_back"
+    assert header["source"] == "virtraft.run.stateful"

@@ -2,6 +2,6 @@
 
 import sys
 
-from virtraft.cli import main
+from virtraft.cli.commands import main
 
 sys.exit(main())

@@ -2,7 +2,7 @@
 
 The simulator drives any implementation through `NodeAdapter`; the checker
 reads it through `NodeView` and never changes it. `raftcore` is the default
-implementation (`virtraft.raftcore_node`); `--node-factory module:callable`
+implementation (`virtraft.nodes.raftcore`); `--node-factory module:callable`
 points the simulator at another one, and the bug zoo uses the same door.
 
 A node factory is called as
@@ -118,7 +118,7 @@ class NodeView(Protocol):
 #
 # returning (alive, role, term, voted_for, commit_index, last_index,
 # snapshot_index) in one call; the checker uses it when present
-# (`virtraft.checker.read_scalars` is the fallback that reads the properties).
+# (`virtraft.check.checker.read_scalars` is the fallback that reads the properties).
 
 
 @runtime_checkable

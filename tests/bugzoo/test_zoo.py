@@ -1,7 +1,7 @@
 """The bug zoo: each mutant of raftcore is caught, and by what it says.
 
 Every safety mutant runs through the runs `virtraft fuzz` makes with the
-zoo's command lines (virtraft.zoo.PROFILES), seed after seed from 0, until
+zoo's command lines (virtraft.zoo.hunt.PROFILES), seed after seed from 0, until
 the first finding; the finding must be an invariant the mutant's docstring
 names. Liveness mutants must fail the liveness verdict; the harmless
 control, and raftcore itself, must not be flagged on the same seeds. The
@@ -22,11 +22,12 @@ from hypothesis.stateful import run_state_machine_as_test
 from rich.console import Console
 
 from raftcore import RaftServer
-from virtraft import cli, zoo
 from virtraft.adapter import NodeOptions
-from virtraft.checker import INVARIANTS
-from virtraft.runner import DEFAULT_FACTORY, load_factory
-from virtraft.stateful import MACHINE_OPTIONS, InvariantViolated, machine_for
+from virtraft.check.checker import INVARIANTS
+from virtraft.cli import commands as cli
+from virtraft.run.seed import DEFAULT_FACTORY, load_factory
+from virtraft.run.stateful import MACHINE_OPTIONS, InvariantViolated, machine_for
+from virtraft.zoo import hunt as zoo
 
 mutants = zoo.load_mutants()
 MUTANTS = mutants.MUTANTS
@@ -82,7 +83,7 @@ def test_a_mutant_names_its_source_and_what_catches_it(name: str) -> None:
 @pytest.mark.parametrize("name", list(MUTANTS))
 def test_every_mutant_has_a_node_factory_spec(name: str) -> None:
     spec = mutants.factory_spec(name)
-    assert spec == f"tests.bugzoo.mutants:{name}"
+    assert spec == f"virtraft.zoo.mutants:{name}"
     assert load_factory(spec) is getattr(mutants, name)
 
 

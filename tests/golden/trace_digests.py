@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from virtraft.cli import main as cli_main
+from virtraft.cli.commands import main as cli_main
 
 RECORDED = Path(__file__).with_name("trace_digests.json")
 SWARM_SEEDS = range(200)

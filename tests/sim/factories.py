@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from raftcore import RaftServer
-from virtraft.raftcore_node import factory
+from virtraft.nodes.raftcore import factory
 
 
 class ExplodingServer(RaftServer):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from virtraft.cli import main
+from virtraft.cli.commands import main
 
 REPO = Path(__file__).resolve().parents[2]
 ACCEPTANCE = [

@@ -4,9 +4,9 @@ A false alarm costs a user hours, so 200 seeds of a healthy 5-server
 cluster must raise no violation and pass the liveness phase.
 """
 
-from virtraft.fuzz import CampaignSpec, run_campaign
-from virtraft.options import SimOptions
-from virtraft.runner import DEFAULT_FACTORY
+from virtraft.run.campaign import CampaignSpec, run_campaign
+from virtraft.run.seed import DEFAULT_FACTORY
+from virtraft.sim.options import SimOptions
 
 
 def test_two_hundred_healthy_seeds_raise_nothing():
@@ -23,7 +23,7 @@ def test_swarm_draws_the_raft_settings_that_hide_bugs_too():
     timeout), and one entry per message only with the fast timers."""
     import random
 
-    from virtraft.options import options_swarm, validate
+    from virtraft.sim.options import options_swarm, validate
 
     base = SimOptions()
     drawn = [options_swarm(random.Random(seed), base) for seed in range(300)]

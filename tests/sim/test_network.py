@@ -1,6 +1,6 @@
 """The simulated network: pool, delays, partitions, holds (DESIGN: Network)."""
 
-from virtraft.network import Network
+from virtraft.sim.network import Network
 
 
 def test_messages_wait_for_their_delay():

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from virtraft.checker import Checker
-from virtraft.options import SimOptions
-from virtraft.runner import load_factory, replay_events, run_seed
-from virtraft.shrink import ShrinkError, shrink_events
-from virtraft.simulator import Simulation
+from virtraft.check.checker import Checker
+from virtraft.run.seed import load_factory, replay_events, run_seed
+from virtraft.run.shrink import ShrinkError, shrink_events
+from virtraft.sim.options import SimOptions
+from virtraft.sim.simulation import Simulation
 
 REPO = Path(__file__).resolve().parents[2]
 FACTORY = "tests.sim.factories:votes_for_anyone"
@@ -56,7 +56,7 @@ def test_shrinking_a_trace_that_does_not_fail_is_refused(failing_run):
 
 
 def test_cli_shrink_writes_a_trace_that_replays(failing_run, tmp_path):
-    from virtraft.trace import write_trace
+    from virtraft.trace.format import write_trace
 
     big = tmp_path / "big.jsonl"
     small = tmp_path / "small.jsonl"
@@ -84,8 +84,8 @@ def test_cli_shrink_writes_a_trace_that_replays(failing_run, tmp_path):
 
 
 def test_a_cut_keeps_the_clock_for_what_follows():
-    from virtraft.events import ClientRequest, Tick
-    from virtraft.shrink import _cut
+    from virtraft.run.shrink import _cut
+    from virtraft.sim.events import ClientRequest, Tick
 
     events = [Tick(1, 5), Tick(2, 30), ClientRequest(1, 1, "k", 1), Tick(3, 7), Tick(1, 2)]
     assert _cut(events, 1, 3) == [Tick(1, 5), Tick(3, 37), Tick(1, 2)]
@@ -97,7 +97,7 @@ def test_figure_8_counterexample_shrinks_to_at_most_40_events_deterministically(
     replicas (the paper's Figure 8), first found by the zoo's hunt, shrinks
     to a trace of at most 40 events that replays strictly, and the budget in
     replays gives the same trace every time."""
-    from virtraft import zoo
+    from virtraft.zoo import hunt as zoo
 
     spec = zoo.load_mutants().factory_spec("fig8_commit_old_term")
     finding, _runs, _seconds, result = zoo.hunt_seeds(spec, range(0, 100),
@@ -119,8 +119,8 @@ def test_figure_8_counterexample_shrinks_to_at_most_40_events_deterministically(
 
 
 def test_a_replay_budget_alone_gives_the_same_bytes_and_says_it_stopped(failing_run, tmp_path):
-    from virtraft.cli import main
-    from virtraft.trace import write_trace
+    from virtraft.cli.commands import main
+    from virtraft.trace.format import write_trace
 
     big = tmp_path / "big.jsonl"
     write_trace(big, failing_run.trace_lines())

@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from virtraft.adapter import FactoryError, NodeFactory, Role
-from virtraft.checker import Checker, Violation
-from virtraft.events import ClientRequest, Event, Heal, Restart, strip_refs
-from virtraft.options import SimOptions, options_swarm
-from virtraft.scheduler import Scheduler
-from virtraft.simulator import NotApplicable, Simulation
-from virtraft.trace import digest, trace_lines
+from virtraft.check.checker import Checker, Violation
+from virtraft.sim.events import ClientRequest, Event, Heal, Restart, strip_refs
+from virtraft.sim.options import SimOptions, options_swarm
+from virtraft.sim.scheduler import Scheduler
+from virtraft.sim.simulation import NotApplicable, Simulation
+from virtraft.trace.format import digest, trace_lines
 
-DEFAULT_FACTORY = "virtraft.raftcore_node:default_factory"
+DEFAULT_FACTORY = "virtraft.nodes.raftcore:default_factory"
 
 
 def load_factory(spec: str) -> NodeFactory:

@@ -31,12 +31,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from virtraft.checker import Checker, Violation
-from virtraft.events import MESSAGE_EVENTS, Event, Partition, Tick, strip_refs
-from virtraft.options import SimOptions
-from virtraft.runner import FactoryError, Liveness, load_factory, replay_events, verdict_of
-from virtraft.simulator import NotApplicable, Simulation
-from virtraft.trace import Trace, TraceError, read_trace, trace_lines, write_trace
+from virtraft.check.checker import Checker, Violation
+from virtraft.run.seed import FactoryError, Liveness, load_factory, replay_events, verdict_of
+from virtraft.sim.events import MESSAGE_EVENTS, Event, Partition, Tick, strip_refs
+from virtraft.sim.options import SimOptions
+from virtraft.sim.simulation import NotApplicable, Simulation
+from virtraft.trace.format import Trace, TraceError, read_trace, trace_lines, write_trace
 
 MAX_REPLAYS = 20_000
 

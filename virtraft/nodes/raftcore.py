@@ -43,7 +43,7 @@ from virtraft.adapter import (
     SubmitResult,
     Submitted,
 )
-from virtraft.disk import Disk
+from virtraft.nodes.disk import Disk
 
 # The checker reads every touched node's role after every event: a dict
 # lookup by value (hashing an Enum member runs Python code; `_value_` does not).
@@ -245,7 +245,7 @@ class RaftcoreNode:
     def scalars(self) -> tuple[bool, Role, int, int | None, int, int, int]:
         """(alive, role, term, voted_for, commit_index, last_index, snapshot_index),
         the same values as the properties, in one call: the checker reads them
-        for every touched node after every event (`virtraft.checker.read_scalars`)."""
+        for every touched node after every event (`virtraft.check.checker.read_scalars`)."""
         server = self.server
         if server is None:
             disk = self.disk

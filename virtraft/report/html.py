@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from virtraft.adapter import NodeAdapter, NodeFactory
-from virtraft.checker import Checker, Violation
-from virtraft.events import (
+from virtraft.check.checker import Checker, Violation
+from virtraft.sim.events import (
     ChangeMembership,
     ClientRequest,
     Crash,
@@ -52,13 +52,13 @@ from virtraft.events import (
     TakeSnapshot,
     Tick,
 )
-from virtraft.network import Envelope, Network
-from virtraft.options import SimOptions
-from virtraft.simulator import NotApplicable, Simulation
-from virtraft.trace import Trace, read_trace
+from virtraft.sim.network import Envelope, Network
+from virtraft.sim.options import SimOptions
+from virtraft.sim.simulation import NotApplicable, Simulation
+from virtraft.trace.format import Trace, read_trace
 
 if TYPE_CHECKING:
-    from virtraft.fuzz import SeedResult
+    from virtraft.run.campaign import SeedResult
 
 __all__ = ["render_report", "replay_trace", "write_campaign_index", "write_report"]
 
@@ -433,7 +433,7 @@ def replay_trace(trace: Trace, factory: NodeFactory | None = None) -> Replay:
     trace that no longer applies or a factory that cannot load: the Replay
     then says why, and holds what the events alone tell."""
     if factory is None:
-        from virtraft.runner import FactoryError, load_factory
+        from virtraft.run.seed import FactoryError, load_factory
 
         try:
             factory = load_factory(trace.factory)

@@ -12,7 +12,7 @@ paste), and, if asked, in a virtraft trace of the same run that
 
 Use it for your own implementation:
 
-    from virtraft.stateful import machine_for
+    from virtraft.run.stateful import machine_for
 
     TestMyRaft = machine_for("mypkg.node:make_node").TestCase
 
@@ -43,8 +43,9 @@ from hypothesis.stateful import (
 )
 
 from virtraft.adapter import MembershipChange, NodeFactory, NodeOptions
-from virtraft.checker import INVARIANTS, Checker, Violation
-from virtraft.events import (
+from virtraft.check.checker import INVARIANTS, Checker, Violation
+from virtraft.run.seed import DEFAULT_FACTORY, Liveness, load_factory, verdict_of
+from virtraft.sim.events import (
     ChangeMembership,
     ClientRequest,
     Crash,
@@ -58,11 +59,10 @@ from virtraft.events import (
     TakeSnapshot,
     Tick,
 )
-from virtraft.network import Link
-from virtraft.options import SimOptions
-from virtraft.runner import DEFAULT_FACTORY, Liveness, load_factory, verdict_of
-from virtraft.simulator import NotApplicable, Simulation
-from virtraft.trace import trace_lines, write_trace
+from virtraft.sim.network import Link
+from virtraft.sim.options import SimOptions
+from virtraft.sim.simulation import NotApplicable, Simulation
+from virtraft.trace.format import trace_lines, write_trace
 
 __all__ = ["FAULTS", "MACHINE_OPTIONS", "NODE_EXCEPTION", "InvariantViolated", "RaftMachine",
            "StatefulFailure", "machine_for"]
@@ -339,7 +339,7 @@ class RaftMachine(RuleBasedStateMachine):
         sim = self.sim
         verdict = verdict_of(sim, violation, Liveness("skipped", "stateful machine"))
         lines = trace_lines(self.seed, self.sim_options, self.factory_spec, sim.events, verdict,
-                            extra={"source": "virtraft.stateful"})
+                            extra={"source": "virtraft.run.stateful"})
         type(self).last_failure = StatefulFailure(violation, len(sim.events), tuple(lines))
         path = self.trace_path or os.environ.get(TRACE_ENV)
         if path:

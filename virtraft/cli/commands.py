@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from virtraft.adapter import NodeOptions
-from virtraft.options import OptionsError, SimOptions
+from virtraft.sim.options import OptionsError, SimOptions
 
 EXIT_OK, EXIT_VIOLATION, EXIT_USAGE = 0, 1, 2
 
@@ -164,7 +164,7 @@ def _sim_options(args: argparse.Namespace) -> SimOptions:
 
 
 def _factory(args: argparse.Namespace) -> str:
-    from virtraft.runner import DEFAULT_FACTORY, FactoryError, load_factory
+    from virtraft.run.seed import DEFAULT_FACTORY, FactoryError, load_factory
 
     spec = args.node_factory or DEFAULT_FACTORY
     try:
@@ -195,8 +195,8 @@ def _reproduce_command(args: argparse.Namespace, seed: int) -> str:
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from virtraft.runner import run_seed
-    from virtraft.summary import print_run
+    from virtraft.report.summary import print_run
+    from virtraft.run.seed import run_seed
 
     if args.scenario is not None:
         return _run_scenario(args, console)
@@ -215,7 +215,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 def _save_trace(args: argparse.Namespace, failed: bool, name: str,
                 lines: Callable[[], list[str]]) -> str | None:
     """Write the trace where --trace says, or under --out when the run failed."""
-    from virtraft.trace import write_trace
+    from virtraft.trace.format import write_trace
 
     path = args.trace
     if path is None and failed:
@@ -230,8 +230,8 @@ def _save_trace(args: argparse.Namespace, failed: bool, name: str,
 def _run_scenario(args: argparse.Namespace, console: Console) -> int:
     from rich.table import Table
 
-    from virtraft.scenario import ScenarioError, load_scenario, run_scenario
-    from virtraft.summary import print_run
+    from virtraft.report.summary import print_run
+    from virtraft.scenario.script import ScenarioError, load_scenario, run_scenario
 
     try:
         scenario = load_scenario(args.scenario)
@@ -273,7 +273,7 @@ def cmd_fuzz(args: argparse.Namespace, console: Console) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from rich.table import Table
 
-    from virtraft.fuzz import CampaignSpec, SeedResult, run_campaign
+    from virtraft.run.campaign import CampaignSpec, SeedResult, run_campaign
 
     options = _sim_options(args)
     factory = _factory(args)
@@ -341,21 +341,21 @@ def cmd_fuzz(args: argparse.Namespace, console: Console) -> int:
 
 def _write_campaign_index(out_dir: str, results: Sequence) -> None:
     try:
-        from virtraft.report import write_campaign_index
+        from virtraft.report.html import write_campaign_index
     except ImportError:
         return
     write_campaign_index(out_dir, results)
 
 
 def cmd_replay(args: argparse.Namespace, console: Console) -> int:
-    from virtraft.checker import Checker
-    from virtraft.runner import load_factory, replay_events
-    from virtraft.simulator import Simulation
+    from virtraft.check.checker import Checker
+    from virtraft.run.seed import load_factory, replay_events
+    from virtraft.sim.simulation import Simulation
 
     trace = _read_trace_or_exit(args.trace)
     factory = load_factory(args.node_factory or trace.factory)
     if args.story:
-        from virtraft.story import print_story
+        from virtraft.report.story import print_story
 
         print_story(console, trace, factory)
     sim = Simulation(trace.options, trace.seed, factory, checker=Checker())
@@ -398,7 +398,7 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
 
 
 def _read_trace_or_exit(path: str):
-    from virtraft.trace import TraceError, read_trace
+    from virtraft.trace.format import TraceError, read_trace
 
     try:
         return read_trace(path)
@@ -407,8 +407,8 @@ def _read_trace_or_exit(path: str):
 
 
 def cmd_shrink(args: argparse.Namespace, console: Console) -> int:
-    from virtraft.shrink import MAX_REPLAYS, ShrinkError, shrink_file
-    from virtraft.story import STORY_MAX_EVENTS, print_story
+    from virtraft.report.story import STORY_MAX_EVENTS, print_story
+    from virtraft.run.shrink import MAX_REPLAYS, ShrinkError, shrink_file
 
     max_replays = args.max_replays or MAX_REPLAYS
     max_seconds = args.max_seconds
@@ -435,7 +435,7 @@ def cmd_shrink(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
-    from virtraft.report import write_report
+    from virtraft.report.html import write_report
 
     trace = _read_trace_or_exit(args.trace)
     write_report(args.trace, args.output, trace=trace)
@@ -446,7 +446,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 def cmd_scenarios(args: argparse.Namespace, console: Console) -> int:
     from rich.table import Table
 
-    from virtraft.scenario import ScenarioError, list_scenarios
+    from virtraft.scenario.script import ScenarioError, list_scenarios
 
     try:
         infos = list_scenarios()
@@ -463,13 +463,13 @@ def cmd_scenarios(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, console: Console) -> int:
-    from virtraft.bench import main as bench_main
+    from virtraft.run.bench import main as bench_main
 
     return bench_main(args, console)
 
 
 def cmd_zoo(args: argparse.Namespace, console: Console) -> int:
-    from virtraft.zoo import main as zoo_main
+    from virtraft.zoo.hunt import main as zoo_main
 
     return zoo_main(args, console)
 
@@ -585,11 +585,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     if getattr(args, "workers", 0) is None:
-        from virtraft.fuzz import default_workers
+        from virtraft.run.campaign import default_workers
 
         args.workers = default_workers()
-    from virtraft.fuzz import settle_process
-    from virtraft.runner import FactoryError
+    from virtraft.run.campaign import settle_process
+    from virtraft.run.seed import FactoryError
 
     settle_process()
     console = Console(stderr=False, quiet=args.quiet, highlight=False)

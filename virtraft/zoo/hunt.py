@@ -1,9 +1,9 @@
 """`virtraft zoo`: run every bug-zoo mutant and tabulate what caught it.
 
-A mutant (tests/bugzoo/mutants.py) is raftcore with one documented Raft
+A mutant (virtraft/zoo/mutants.py) is raftcore with one documented Raft
 mistake put back. For each one the zoo reports whether random seeds (the
 very runs `virtraft fuzz` makes with the command lines in `PROFILES`) and
-the Hypothesis state machine (`virtraft.stateful`) caught it, with which
+the Hypothesis state machine (`virtraft.run.stateful`) caught it, with which
 invariant, after how many events and wall seconds, and how short the
 shrinker makes the failing trace. Exit code 0 when every safety mutant was
 caught by an invariant it names, every liveness mutant failed the liveness
@@ -22,7 +22,6 @@ import importlib
 import json
 import shlex
 import statistics
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -33,11 +32,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from virtraft.options import SimOptions
-from virtraft.runner import RunResult, run_seed
-from virtraft.trace import write_trace
+from virtraft.run.seed import RunResult, run_seed
+from virtraft.sim.options import SimOptions
+from virtraft.trace.format import write_trace
 
-MUTANTS_MODULE = "tests.bugzoo.mutants"
+MUTANTS_MODULE = "virtraft.zoo.mutants"
 
 # `virtraft fuzz` arguments (after the seeds) for each way of hunting.
 # Safety hunts switch the liveness phase off: it cannot find a safety bug,
@@ -75,32 +74,20 @@ class ZooError(Exception):
 
 
 def load_mutants() -> ModuleType:
-    """Import tests.bugzoo.mutants, from the repository this package was
-    installed from or the current directory if it is not importable yet."""
-    try:
-        return importlib.import_module(MUTANTS_MODULE)
-    except ImportError:
-        pass
-    for root in (Path.cwd(), Path(__file__).resolve().parent.parent):
-        if (root / "tests" / "bugzoo" / "mutants.py").is_file():
-            sys.path.insert(0, str(root))
-            importlib.invalidate_caches()
-            sys.modules.pop("tests", None)  # a namespace package found elsewhere
-            return importlib.import_module(MUTANTS_MODULE)
-    raise ZooError("cannot find tests/bugzoo/mutants.py: run `virtraft zoo` from the "
-                   "repository root")
+    """The mutants ship with the package, as data for this command and the tests."""
+    return importlib.import_module(MUTANTS_MODULE)
 
 
 def profile_options(profile: str) -> SimOptions:
     """The options `virtraft fuzz` builds from the profile's command line."""
-    from virtraft.cli import _sim_options, build_parser
+    from virtraft.cli.commands import _sim_options, build_parser
 
     args = build_parser().parse_args(["fuzz", *PROFILES[profile]])
     return _sim_options(args)
 
 
 def _swarm(profile: str) -> bool:
-    from virtraft.cli import build_parser
+    from virtraft.cli.commands import build_parser
 
     return bool(build_parser().parse_args(["fuzz", *PROFILES[profile]]).swarm)
 
@@ -187,7 +174,7 @@ def hunt_stateful(spec: str, servers: Sequence[int] = STATEFUL_SERVERS,
     from hypothesis.stateful import run_state_machine_as_test
 
     from virtraft.adapter import NodeOptions
-    from virtraft.stateful import MACHINE_OPTIONS, InvariantViolated, machine_for
+    from virtraft.run.stateful import MACHINE_OPTIONS, InvariantViolated, machine_for
 
     started = time.perf_counter()
     for count in servers:
@@ -211,7 +198,7 @@ def hunt_stateful(spec: str, servers: Sequence[int] = STATEFUL_SERVERS,
 def shrink_finding(name: str, spec: str, result: RunResult, out_dir: Path | None) -> int:
     """Shrink the finding's trace (the shrinker proves its result with a
     strict replay); write it under `out_dir` if given."""
-    from virtraft.shrink import shrink_events
+    from virtraft.run.shrink import shrink_events
 
     assert result.violation is not None
     outcome = shrink_events(result.seed, result.options, spec, result.events,
@@ -312,7 +299,7 @@ def print_table(console: Console, reports: Sequence[MutantReport]) -> None:
 
 def main(args: argparse.Namespace, console: Console) -> int:
     """`virtraft zoo [--seeds A:B] [--mutant NAME]... [--time-budget S] [--json]`."""
-    from virtraft.cli import UsageError
+    from virtraft.cli.commands import UsageError
 
     try:
         module = load_mutants()

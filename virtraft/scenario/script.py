@@ -26,8 +26,17 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from virtraft.adapter import MembershipChange, NodeAdapter, NodeOptions, Role, Submitted
-from virtraft.checker import INVARIANTS, Checker, Violation
-from virtraft.events import (
+from virtraft.check.checker import INVARIANTS, Checker, Violation
+from virtraft.run.seed import (
+    DEFAULT_FACTORY,
+    CalmRun,
+    Liveness,
+    RunResult,
+    calm_options,
+    liveness_phase,
+    load_factory,
+)
+from virtraft.sim.events import (
     ChangeMembership,
     ClientRequest,
     Crash,
@@ -38,21 +47,12 @@ from virtraft.events import (
     Restart,
     TakeSnapshot,
 )
-from virtraft.options import OptionsError, SimOptions
-from virtraft.runner import (
-    DEFAULT_FACTORY,
-    CalmRun,
-    Liveness,
-    RunResult,
-    calm_options,
-    liveness_phase,
-    load_factory,
-)
-from virtraft.scheduler import Scheduler
-from virtraft.simulator import NotApplicable, Simulation
-from virtraft.trace import trace_lines
+from virtraft.sim.options import OptionsError, SimOptions
+from virtraft.sim.scheduler import Scheduler
+from virtraft.sim.simulation import NotApplicable, Simulation
+from virtraft.trace.format import trace_lines
 
-SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 
 ACTIONS = ("partition", "flap", "heal", "crash", "restart", "add_member", "remove_member",
            "snapshot", "client")

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from virtraft.events import Event, EventError, event_from_json, event_to_json
-from virtraft.options import OptionsError, SimOptions
+from virtraft.sim.events import Event, EventError, event_from_json, event_to_json
+from virtraft.sim.options import OptionsError, SimOptions
 
 FORMAT_VERSION = 1
 

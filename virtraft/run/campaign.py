@@ -19,9 +19,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 from pathlib import Path
 
-from virtraft.options import SimOptions
-from virtraft.runner import run_seed
-from virtraft.trace import digest, write_trace
+from virtraft.run.seed import run_seed
+from virtraft.sim.options import SimOptions
+from virtraft.trace.format import digest, write_trace
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +117,7 @@ def _run_seed(seed: int, spec: CampaignSpec) -> tuple[SeedResult, list[str]]:
 
 def _write_report(trace_path: str) -> None:
     try:
-        from virtraft.report import write_report
+        from virtraft.report.html import write_report
     except ImportError:  # reports are optional for a campaign
         return
     write_report(trace_path, trace_path.removesuffix(".jsonl") + ".html")

@@ -40,9 +40,9 @@ from rich.console import Console
 from rich.table import Table
 
 from virtraft import __version__
-from virtraft.fuzz import settle_process
-from virtraft.options import SimOptions
-from virtraft.runner import RunResult, run_seed
+from virtraft.run.campaign import settle_process
+from virtraft.run.seed import RunResult, run_seed
+from virtraft.sim.options import SimOptions
 
 SEED = 1
 """Every workload runs this seed: the same events on every machine."""

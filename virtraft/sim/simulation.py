@@ -25,8 +25,8 @@ from virtraft.adapter import (
     Role,
     Submitted,
 )
-from virtraft.checker import Checker, Violation
-from virtraft.events import (
+from virtraft.check.checker import Checker, Violation
+from virtraft.sim.events import (
     ChangeMembership,
     ClientRequest,
     Crash,
@@ -40,8 +40,8 @@ from virtraft.events import (
     TakeSnapshot,
     Tick,
 )
-from virtraft.network import Envelope, Network, message_key
-from virtraft.options import SimOptions
+from virtraft.sim.network import Envelope, Network, message_key
+from virtraft.sim.options import SimOptions
 
 
 class NotApplicable(Exception):
@@ -65,10 +65,10 @@ class SimStats:
     max_term: int = 0
 
 
-_HARNESS_DIR = os.path.dirname(os.path.abspath(__file__))
-# The raftcore adapter and the simulated disk it writes through are the
+_HARNESS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The node adapters and the simulated disk they write through are the
 # server's side of the door: a failure inside them is the server's.
-_NODE_SIDE = {os.path.join(_HARNESS_DIR, name) for name in ("raftcore_node.py", "disk.py")}
+_NODE_SIDE = os.path.join(_HARNESS_DIR, "nodes")
 
 
 def _raised_by_harness(exc: BaseException) -> bool:
@@ -76,7 +76,7 @@ def _raised_by_harness(exc: BaseException) -> bool:
     is the simulator's own, and must not be blamed on the server."""
     for frame in traceback.extract_tb(exc.__traceback__):
         path = os.path.abspath(frame.filename)
-        if os.path.dirname(path) != _HARNESS_DIR or path in _NODE_SIDE:
+        if not path.startswith(_HARNESS_DIR + os.sep) or path.startswith(_NODE_SIDE + os.sep):
             return False
     return True
 

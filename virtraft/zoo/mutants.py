@@ -12,7 +12,7 @@ say what the checker must make of it:
   its docstring too; None for the others.
 
 Each mutant enters the simulator through a node factory named after it, e.g.
-`--node-factory tests.bugzoo.mutants:fig8_commit_old_term` (run from the
+`--node-factory virtraft.zoo.mutants:fig8_commit_old_term` (run from the
 repository root). `MUTANTS` maps those names to the classes.
 """
 
@@ -36,9 +36,9 @@ from raftcore import (
 )
 from raftcore.errors import InvalidOperation, OneVotingChangeOnly, SnapshotInProgress
 from virtraft.adapter import NodeFactory
-from virtraft.raftcore_node import factory
+from virtraft.nodes.raftcore import factory
 
-MODULE = "tests.bugzoo.mutants"
+MODULE = "virtraft.zoo.mutants"
 
 
 class Mutant(RaftServer):

@@ -11,7 +11,7 @@ import random
 from collections.abc import Sequence
 
 from virtraft.adapter import MembershipChange
-from virtraft.events import (
+from virtraft.sim.events import (
     ChangeMembership,
     ClientRequest,
     Crash,
@@ -25,9 +25,9 @@ from virtraft.events import (
     TakeSnapshot,
     Tick,
 )
-from virtraft.network import Link
-from virtraft.options import SimOptions
-from virtraft.simulator import Simulation
+from virtraft.sim.network import Link
+from virtraft.sim.options import SimOptions
+from virtraft.sim.simulation import Simulation
 
 KEYS = tuple(f"k{i}" for i in range(8))
 

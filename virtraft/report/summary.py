@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from virtraft.runner import RunResult
+from virtraft.run.seed import RunResult
 
 
 def node_table(result: RunResult) -> Table:

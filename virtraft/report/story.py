@@ -13,8 +13,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from virtraft.adapter import NodeFactory
-from virtraft.report import Replay, event_text, replay_trace
-from virtraft.trace import Trace
+from virtraft.report.html import Replay, event_text, replay_trace
+from virtraft.trace.format import Trace
 
 # `virtraft shrink` tells the story of a result up to this long by itself.
 STORY_MAX_EVENTS = 80
