@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from virtraft.adapter import NodeView, Role
-from virtraft.check.checker import INVARIANTS, Checker, Violation
+from virtraft.check.checker import INVARIANTS, Checker, Violation, read_scalars
 
 Membership = tuple[tuple[int, bool], ...]
 THREE: Membership = ((1, True), (2, True), (3, True))
@@ -40,6 +40,9 @@ class FakeNode:
     log: dict[int, tuple[int, int]] = field(default_factory=dict)
     last_applied: int = 0
     reads: int = 0
+
+    def scalars(self) -> tuple:
+        return read_scalars(self)
 
     def entry(self, index: int) -> tuple[int, int] | None:
         self.reads += 1

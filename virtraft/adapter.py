@@ -1,7 +1,10 @@
 """The one door between the simulator and a Raft implementation.
 
-The simulator drives any implementation through `NodeAdapter`; the checker
-reads it through `NodeView` and never changes it. `raftcore` is the default
+Everything the simulator, the checker, the scenarios, the shrinker and the
+report may ask of a node is declared here, and nothing else asks a node
+anything. A node is a `NodeAdapter` subclass: the abstract methods are
+required, everything else is an optional capability with a default that
+says "this implementation does not offer it". `raftcore` is the default
 implementation (`virtraft.nodes.raftcore`); `--node-factory module:callable`
 points the simulator at another one, and the bug zoo uses the same door.
 
@@ -11,19 +14,29 @@ A node factory is called as
 
 where `members` is the configuration the node boots with (node id, is
 voting), `send(dst, message)` puts a message on the network, `rng` is the
-node's own seeded `random.Random`, and `options` a `NodeOptions`.
+node's own seeded `random.Random`, and `options` a `NodeOptions`. A factory
+may carry a `messages` attribute, a `Messages` that tells the harness what a
+message of this implementation is (see `messages_of`).
+
+Blame: an exception raised inside a call through the door (a node method or
+the factory) is the server's, a finding with its trace; one raised anywhere
+else is the harness's own bug.
 """
 
 from __future__ import annotations
 
+import abc
+import dataclasses
 import enum
 import random
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 Membership = tuple[tuple[int, bool], ...]
 Send = Callable[[int, object], None]
+Scalars = tuple[bool, "Role", int, int | None, int, int, int]
 
 
 class Role(enum.StrEnum):
@@ -50,6 +63,24 @@ class NodeOptions:
     check_quorum: bool = True
     noop_on_election: bool = True
     max_entries_per_msg: int = 64
+
+
+NODE_OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(NodeOptions))
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What an implementation offers beyond the required calls. The
+    scheduler draws no event an implementation cannot take, and a scenario
+    that needs a missing capability says so and is skipped."""
+
+    # change_membership() adds, promotes, demotes and removes servers.
+    membership: bool = False
+    # take_snapshot() compacts the log, and lagging servers catch up by a
+    # snapshot transfer.
+    snapshots: bool = False
+    # The NodeOptions fields the implementation honours; the others are ignored.
+    options: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,40 +141,118 @@ class NodeView(Protocol):
     @property
     def members(self) -> Membership:
         """The configuration this node believes in: (node id, is voting)."""
+    def scalars(self) -> Scalars:
+        """(alive, role, term, voted_for, commit_index, last_index, snapshot_index)."""
 
 
-# Optional, for speed: a view may also offer
-#
-#     def scalars(self) -> tuple[bool, Role, int, int | None, int, int, int]
-#
-# returning (alive, role, term, voted_for, commit_index, last_index,
-# snapshot_index) in one call; the checker uses it when present
-# (`virtraft.check.checker.read_scalars` is the fallback that reads the properties).
+class NodeAdapter(abc.ABC):
+    """What the simulator may do to a node and read from it. While crashed,
+    a node's view reports its durable state: term, vote, log and snapshot.
 
+    Subclass it: the abstract members are required; the rest are optional
+    capabilities whose defaults declare them absent."""
 
-@runtime_checkable
-class NodeAdapter(NodeView, Protocol):
-    """What the simulator may do to a node. While crashed, a node's view
-    reports its durable state: term, vote, log and snapshot."""
+    node_id: int
 
+    # ------------------------------------------------------------ capabilities
+
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    # Exceptions deliver() may raise to refuse a bad message: counted as
+    # refused, not a finding. Anything else raised through the door is one.
+    refusals: ClassVar[tuple[type[BaseException], ...]] = ()
+    # The learners the leader found caught up (its `node_has_sufficient_logs`);
+    # None when the implementation does not say, and then every learner counts.
+    caught_up: Sequence[int] | None = None
+    # The highest applied index, for the run summary; None when not offered.
+    last_applied: int | None = None
+
+    def entry_kind(self, index: int) -> str:
+        """What the entry at `index` is for, in a word or two ("normal",
+        "add_node 4"), for reports; '' when the implementation does not say."""
+        return ""
+
+    def leader_hint(self) -> int | None:
+        """Who this node believes leads, for reports; None when unknown."""
+        return None
+
+    def scalars(self) -> Scalars:
+        """(alive, role, term, voted_for, commit_index, last_index,
+        snapshot_index) in one call, for speed: the checker reads them for
+        every touched node after every event. Override it when reading the
+        properties one by one is slow."""
+        return (self.alive, self.role, self.term, self.voted_for, self.commit_index,
+                self.last_index, self.snapshot_index)
+
+    # ---------------------------------------------------------- required: view
+
+    @property
+    @abc.abstractmethod
+    def alive(self) -> bool: ...
+    @property
+    @abc.abstractmethod
+    def role(self) -> Role: ...
+    @property
+    @abc.abstractmethod
+    def term(self) -> int: ...
+    @property
+    @abc.abstractmethod
+    def voted_for(self) -> int | None: ...
+    @property
+    @abc.abstractmethod
+    def commit_index(self) -> int: ...
+    @property
+    @abc.abstractmethod
+    def last_index(self) -> int: ...
+    @property
+    @abc.abstractmethod
+    def snapshot_index(self) -> int:
+        """Last index covered by the node's snapshot (0 without one)."""
+    @property
+    @abc.abstractmethod
+    def snapshot_term(self) -> int: ...
+    @abc.abstractmethod
+    def entry(self, index: int) -> tuple[int, int] | None:
+        """(term, entry id) at index; None when compacted or absent. Entry ids
+        are unique per client command; (term, id) identifies any entry."""
+    @property
+    @abc.abstractmethod
+    def recent_applied(self) -> Sequence[tuple[int, int, int]]:
+        """(index, term, entry id) applied since the simulator's last
+        `begin_step()`, in order. A snapshot load applies nothing here."""
+    @property
+    @abc.abstractmethod
+    def members(self) -> Membership:
+        """The configuration this node believes in: (node id, is voting)."""
+
+    # ------------------------------------------------------- required: actions
+
+    @abc.abstractmethod
     def begin_step(self) -> None:
         """Forget `recent_applied`; the simulator calls this before each event."""
+    @abc.abstractmethod
     def deliver(self, src: int, message: object) -> None:
         """Hand over a message. A refusal (bad message) may raise any
         exception listed in `refusals`; anything else is a finding."""
+    @abc.abstractmethod
     def tick(self, msec: int) -> None: ...
+    @abc.abstractmethod
     def submit(self, command_id: int, data: object) -> SubmitResult: ...
-    def change_membership(self, change: MembershipChange, node: int) -> SubmitResult: ...
+    @abc.abstractmethod
+    def change_membership(self, change: MembershipChange, node: int) -> SubmitResult:
+        """Only called when `capabilities.membership` is set."""
+    @abc.abstractmethod
     def take_snapshot(self) -> bool:
-        """Compact the log through what is applied; False if there is nothing to do."""
+        """Compact the log through what is applied; False if there is nothing
+        to do. Only called when `capabilities.snapshots` is set."""
+    @abc.abstractmethod
     def crash(self) -> None:
         """Lose all volatile state; the node stays down until restart()."""
+    @abc.abstractmethod
     def restart(self) -> None:
         """Come back from durable state only."""
+    @abc.abstractmethod
     def is_committed(self, submitted: Submitted) -> bool | None:
         """True once committed, False if lost (overwritten), None if pending."""
-
-    refusals: tuple[type[BaseException], ...]
 
 
 NodeFactory = Callable[[int, Membership, Send, random.Random, NodeOptions], NodeAdapter]
@@ -153,6 +262,98 @@ class FactoryError(ValueError):
     """A node factory cannot be loaded, or cannot build a node."""
 
 
-def message_kind(message: object) -> str:
-    """A short name for a message, for traces and reports."""
-    return type(message).__name__
+class ServerFailure(Exception):
+    """An exception escaped a call through the door: the server's failure,
+    a finding. `cause` is what the server raised."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.cause = cause
+
+
+# ---------------------------------------------------------------- messages
+
+
+class MessageRole(enum.StrEnum):
+    """What a message is for in Raft, whatever the implementation calls it."""
+
+    VOTE = "vote"
+    VOTE_RESPONSE = "vote_response"
+    APPEND = "append"
+    APPEND_RESPONSE = "append_response"
+    SNAPSHOT = "snapshot"
+    SNAPSHOT_RESPONSE = "snapshot_response"
+    OTHER = "other"
+
+
+class Messages:
+    """What the harness may ask of a message, with defaults that work for
+    any message object. An implementation overrides what it can say better:
+    a cheap, stable `key`, the Raft role of each type, and so on."""
+
+    def key(self, message: object) -> int:
+        """A digest of the message's content, stable across runs and
+        processes: traces name a message by it."""
+        return zlib.crc32(repr(message).encode())
+
+    def kind(self, message: object) -> str:
+        """A short name for the message's type, for traces and reports."""
+        return type(message).__name__
+
+    def role(self, message: object) -> MessageRole:
+        return MessageRole.OTHER
+
+    def is_prevote(self, message: object) -> bool:
+        return False
+
+    def entries_carried(self, message: object) -> int:
+        return 0
+
+    def completes_snapshot(self, message: object) -> bool:
+        """True for the message that hands over a snapshot's last chunk."""
+        return False
+
+    def text(self, message: object) -> str:
+        """The message in one line for people: its fields, with bytes and long
+        sequences counted rather than printed."""
+        if not dataclasses.is_dataclass(message) or isinstance(message, type):
+            return repr(message)
+        parts = []
+        for f in dataclasses.fields(message):
+            value = getattr(message, f.name)
+            if isinstance(value, bytes | bytearray):
+                shown = f"<{len(value)} bytes>"
+            elif isinstance(value, tuple | list) and len(value) > 2:
+                shown = f"<{len(value)} items, last {value[-1]!r}>"
+            else:
+                shown = repr(value)
+            parts.append(f"{f.name}={shown}")
+        return f"{type(message).__name__}({', '.join(parts)})"
+
+
+DEFAULT_MESSAGES = Messages()
+
+
+def messages_of(factory: NodeFactory) -> Messages:
+    """The factory's `Messages`, or the defaults."""
+    messages = getattr(factory, "messages", None)
+    return messages if isinstance(messages, Messages) else DEFAULT_MESSAGES
+
+
+def build_node(factory: NodeFactory, node_id: int, members: Membership, send: Send,
+               rng: random.Random, options: NodeOptions) -> NodeAdapter:
+    """Call the factory through the door: what it raises is the server's."""
+    try:
+        node = factory(node_id, members, send, rng, options)
+    except Exception as exc:
+        raise ServerFailure(exc) from exc
+    if not isinstance(node, NodeAdapter):
+        raise FactoryError(
+            f"node factory {factory_name(factory)} returned {type(node).__name__}, "
+            "not a virtraft.adapter.NodeAdapter"
+        )
+    return node
+
+
+def factory_name(factory: NodeFactory) -> str:
+    return getattr(factory, "__name__", None) or repr(factory)

@@ -721,7 +721,7 @@ class Checker:
 
     def _first_read(self, node: NodeState, view: NodeView) -> int:
         """Read a node seen for the first time; every watched change is new."""
-        node.read = getattr(type(view), "scalars", read_scalars)
+        node.read = type(view).scalars
         node.alive, _role, node.term, node.voted_for, node.commit_index, _, _ = node.read(view)
         node.role = _FOLLOWER  # a node first seen leading has just become leader
         node.mask = mask = self._refresh(node, view) | NEW | TERM | VOTE | ROLE | COMMIT

@@ -32,13 +32,19 @@ from raftcore import (
 )
 from raftcore import Role as ServerRole
 from virtraft.adapter import (
+    NODE_OPTION_NAMES,
+    Capabilities,
     Membership,
     MembershipChange,
+    MessageRole,
+    Messages,
+    NodeAdapter,
     NodeFactory,
     NodeOptions,
     Redirect,
     Refused,
     Role,
+    Scalars,
     Send,
     SubmitResult,
     Submitted,
@@ -113,11 +119,15 @@ _RECEIVERS = {
 }
 
 
-class RaftcoreNode:
+class RaftcoreNode(NodeAdapter):
     """One simulated server running raftcore; its state machine is a small
     key-value store."""
 
-    refusals: tuple[type[BaseException], ...] = (RaftError,)
+    capabilities = Capabilities(membership=True, snapshots=True, options=NODE_OPTION_NAMES)
+    refusals = (RaftError,)
+    # Plain fields, not properties: read for every touched node after every event.
+    alive = False
+    recent_applied: list[tuple[int, int, int]] = []
 
     def __init__(
         self,
@@ -242,10 +252,8 @@ class RaftcoreNode:
 
     # ------------------------------------------------------------------- view
 
-    def scalars(self) -> tuple[bool, Role, int, int | None, int, int, int]:
-        """(alive, role, term, voted_for, commit_index, last_index, snapshot_index),
-        the same values as the properties, in one call: the checker reads them
-        for every touched node after every event (`virtraft.check.checker.read_scalars`)."""
+    def scalars(self) -> Scalars:
+        """The same values as the properties, in one call."""
         server = self.server
         if server is None:
             disk = self.disk
@@ -272,7 +280,7 @@ class RaftcoreNode:
         return self.server.commit_index if self.server is not None else 0
 
     @property
-    def last_applied(self) -> int:
+    def last_applied(self) -> int:  # type: ignore[override]
         return self.server.last_applied if self.server is not None else 0
 
     @property
@@ -291,12 +299,21 @@ class RaftcoreNode:
             return self.server.snapshot_last_term
         return self.disk.snapshot_term
 
-    def entry(self, index: int) -> tuple[int, int] | None:
+    def _entry(self, index: int) -> Entry | None:
         if self.server is not None:
-            entry = self.server.get_entry(index)
-        else:
-            entry = self.disk.entries.get(index) if index > self.disk.snapshot_index else None
+            return self.server.get_entry(index)
+        return self.disk.entries.get(index) if index > self.disk.snapshot_index else None
+
+    def entry(self, index: int) -> tuple[int, int] | None:
+        entry = self._entry(index)
         return (entry.term, entry.id) if entry is not None else None
+
+    def entry_kind(self, index: int) -> str:
+        entry = self._entry(index)
+        if entry is None:
+            return ""
+        name = entry.type.name.lower()
+        return f"{name} {entry.node}" if entry.node is not None else name
 
     @property
     def members(self) -> Membership:
@@ -365,6 +382,37 @@ def message_key(message: object) -> int:
     return zlib.crc32(text(message).encode())
 
 
+_ROLES = {
+    RequestVote: MessageRole.VOTE,
+    RequestVoteResponse: MessageRole.VOTE_RESPONSE,
+    AppendEntries: MessageRole.APPEND,
+    AppendEntriesResponse: MessageRole.APPEND_RESPONSE,
+    InstallSnapshot: MessageRole.SNAPSHOT,
+    InstallSnapshotResponse: MessageRole.SNAPSHOT_RESPONSE,
+}
+
+
+class RaftcoreMessages(Messages):
+    """raftcore's messages as the harness sees them."""
+
+    key = staticmethod(message_key)  # type: ignore[assignment]
+
+    def role(self, message: object) -> MessageRole:
+        return _ROLES.get(type(message), MessageRole.OTHER)
+
+    def is_prevote(self, message: object) -> bool:
+        return isinstance(message, RequestVote | RequestVoteResponse) and message.prevote
+
+    def entries_carried(self, message: object) -> int:
+        return len(message.entries) if isinstance(message, AppendEntries) else 0
+
+    def completes_snapshot(self, message: object) -> bool:
+        return isinstance(message, InstallSnapshot) and message.done
+
+
+MESSAGES = RaftcoreMessages()
+
+
 def factory(server_class: type[RaftServer] = RaftServer) -> NodeFactory:
     """A node factory running `server_class` (RaftServer or a mutant of it)."""
 
@@ -375,7 +423,7 @@ def factory(server_class: type[RaftServer] = RaftServer) -> NodeFactory:
         return RaftcoreNode(node_id, tuple(members), send, rng, options, server_class)
 
     make.__name__ = f"raftcore_{server_class.__name__}"
-    make.message_key = message_key  # type: ignore[attr-defined]
+    make.messages = MESSAGES  # type: ignore[attr-defined]
     return make
 
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from virtraft.adapter import NodeAdapter, NodeFactory
+from virtraft.adapter import MessageRole, Messages, NodeAdapter, NodeFactory
 from virtraft.check.checker import Checker, Violation
 from virtraft.sim.events import (
     ChangeMembership,
@@ -86,12 +86,12 @@ ROLE_COLORS = {
     "down": "#8f8f8f",
 }
 MESSAGE_COLORS = {
-    "RequestVote": "#7d3cb5",
-    "RequestVoteResponse": "#b88ddb",
-    "AppendEntries": "#1f66b0",
-    "AppendEntriesResponse": "#59a5d8",
-    "InstallSnapshot": "#d35400",
-    "InstallSnapshotResponse": "#e8a06a",
+    MessageRole.VOTE: "#7d3cb5",
+    MessageRole.VOTE_RESPONSE: "#b88ddb",
+    MessageRole.APPEND: "#1f66b0",
+    MessageRole.APPEND_RESPONSE: "#59a5d8",
+    MessageRole.SNAPSHOT: "#d35400",
+    MessageRole.SNAPSHOT_RESPONSE: "#e8a06a",
 }
 EXTRA_COLORS = ("#2e8b57", "#8b6914", "#b03060", "#008b8b", "#556b2f", "#6a5acd", "#444444")
 
@@ -197,6 +197,7 @@ class Replay:
     diverged: tuple[int, str] | None  # (step, why) when an event no longer applied
     problem: str | None  # why nothing could be replayed (only events are shown)
     at_step: dict[int, Arrow | Loss] = field(default_factory=dict)
+    roles: dict[str, MessageRole] = field(default_factory=dict)  # message kind -> Raft role
 
     def ms(self, step: int) -> int:
         clock = self.clock_ms
@@ -220,6 +221,7 @@ class _Recorder:
         self.faults: list[FaultRow] = []
         self.notes: dict[int, list[str]] = {}
         self.at_step: dict[int, Arrow | Loss] = {}
+        self.roles: dict[str, MessageRole] = {}  # message kind -> what it is for in Raft
         self.clock: list[int] = [sim.clock_ms]
         self.seen: list[int] = []
         self.segments: dict[int, list[Segment]] = {}
@@ -243,7 +245,9 @@ class _Recorder:
             if net._next_id != before:
                 self.sent[before] = (sim.step, now_ms)
             else:
-                self.cut.append((src, dst, type(message).__name__))
+                kind = sim.messages.kind(message)
+                self.roles.setdefault(kind, sim.messages.role(message))
+                self.cut.append((src, dst, kind))
 
         def observed_take(env: Envelope) -> None:
             self.taken = env
@@ -285,13 +289,16 @@ class _Recorder:
             loss = Loss(src, dst, kind, step, step, "cut")
             self.losses.append(loss)
         env = self.taken
+        messages = sim.messages
+        if env is not None:
+            self.roles.setdefault(env.kind, messages.role(env.message))
         if isinstance(event, Deliver) and env is not None:
             sent_step, sent_ms = self.sent.pop(env.id, (0, env.sent_ms))
             target = sim.nodes.get(env.dst)
             arrow = Arrow(
                 env.src, env.dst, env.kind, sent_step, step, sent_ms,
-                message_text(env.message), _entries_carried(env.message),
-                bool(getattr(env.message, "prevote", False)),
+                message_text(messages, env.message), messages.entries_carried(env.message),
+                messages.is_prevote(env.message),
                 target is None or not target.alive,
             )
             self.arrows.append(arrow)
@@ -425,6 +432,7 @@ class _Recorder:
             segments=self.segments, arrows=self.arrows, losses=self.losses, marks=self.marks,
             faults=self.faults, notes=self.notes, finals=_finals(self.sim),
             violation=violation, diverged=diverged, problem=None, at_step=self.at_step,
+            roles=self.roles,
         )
 
 
@@ -512,7 +520,7 @@ def _finals(sim: Simulation) -> list[NodeFinal]:
             if snap < index <= node.last_index:
                 got = node.entry(index)
                 if got is not None:
-                    entries[index] = LogCell(got[0], got[1], _entry_type(node, index))
+                    entries[index] = LogCell(got[0], got[1], node.entry_kind(index))
         finals.append(NodeFinal(
             node.node_id, node.alive, str(node.role.value) if node.alive else "down",
             node.term, node.commit_index, node.last_index, snap, node.snapshot_term, entries,
@@ -521,46 +529,9 @@ def _finals(sim: Simulation) -> list[NodeFinal]:
     return finals
 
 
-def _entry_type(node: NodeAdapter, index: int) -> str:
-    """The entry's type, when the adapter exposes it (raftcore's does); else ''."""
-    entry: Any = None
-    server = getattr(node, "server", None)
-    getter = getattr(server, "get_entry", None)
-    if callable(getter):
-        entry = getter(index)
-    else:
-        disk_entries = getattr(getattr(node, "disk", None), "entries", None)
-        if isinstance(disk_entries, dict):
-            entry = disk_entries.get(index)
-    kind = getattr(entry, "type", None)
-    if kind is None:
-        return ""
-    name = str(getattr(kind, "name", kind)).lower()
-    about = getattr(entry, "node", None)
-    return f"{name} {about}" if about is not None else name
-
-
-def _entries_carried(message: object) -> int:
-    entries = getattr(message, "entries", None)
-    return len(entries) if isinstance(entries, tuple | list) else 0
-
-
-def message_text(message: object) -> str:
-    """A message in one line: its fields, with long sequences and bytes counted."""
-    if dataclasses.is_dataclass(message) and not isinstance(message, type):
-        parts = []
-        for f in dataclasses.fields(message):
-            value = getattr(message, f.name)
-            if isinstance(value, bytes | bytearray):
-                shown = f"<{len(value)} bytes>"
-            elif isinstance(value, tuple | list) and len(value) > 2:
-                shown = f"<{len(value)} items, last {value[-1]!r}>"
-            else:
-                shown = repr(value)
-            parts.append(f"{f.name}={shown}")
-        text = f"{type(message).__name__}({', '.join(parts)})"
-    else:
-        text = repr(message)
+def message_text(messages: Messages, message: object) -> str:
+    """A message in one line, cut to MESSAGE_TEXT_CHARS."""
+    text = messages.text(message)
     if len(text) > MESSAGE_TEXT_CHARS:
         text = text[: MESSAGE_TEXT_CHARS - 1] + "…"
     return text
@@ -648,8 +619,10 @@ def _focus(trace: Trace, replay: Replay) -> _Focus:
     return _Focus(violation, step, end - WINDOW_STEPS + 1, end)
 
 
-def _message_colors(kinds: Sequence[str]) -> dict[str, str]:
-    colors = dict(MESSAGE_COLORS)
+def _message_colors(kinds: Sequence[str], roles: dict[str, MessageRole]) -> dict[str, str]:
+    """A colour per message kind: by its Raft role when the implementation
+    says what it is, else one of the extra colours."""
+    colors = {k: MESSAGE_COLORS[roles[k]] for k in kinds if roles.get(k) in MESSAGE_COLORS}
     extra = iter(EXTRA_COLORS * (1 + len(kinds) // len(EXTRA_COLORS)))
     for kind in sorted(set(kinds) - set(colors)):
         colors[kind] = next(extra)
@@ -1067,7 +1040,7 @@ def render_report(
     replay = replay_trace(trace, factory)
     focus = _focus(trace, replay)
     kinds = sorted({a.kind for a in replay.arrows} | {loss.kind for loss in replay.losses})
-    colors = _message_colors(kinds)
+    colors = _message_colors(kinds, replay.roles)
     parts = [
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
         f"<title>virtraft report: seed {trace.seed} — {esc(_headline(trace, focus)[0])}</title>",

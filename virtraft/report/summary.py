@@ -27,7 +27,7 @@ def node_table(result: RunResult) -> Table:
             str(node.commit_index),
             str(node.last_index - node.snapshot_index),
             str(node.snapshot_index),
-            str(getattr(node, "last_applied", "-")),
+            str(node.last_applied) if node.last_applied is not None else "-",
             ",".join(map(str, voters)),
         )
     return table

@@ -1038,7 +1038,8 @@ class _Script:
             if members.get(node) is True:
                 del self.promotions[node]
                 continue
-            if node not in members or node not in getattr(leader, "caught_up", [node]):
+            told = leader.caught_up
+            if node not in members or (told is not None and node not in told):
                 continue
             if last is not None and sim.clock_ms - last < RETRY_MS:
                 continue

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import networkx as nx
+
+from virtraft.adapter import DEFAULT_MESSAGES, Messages
 
 Link = tuple[int, int]
 
@@ -34,12 +35,6 @@ class Envelope:
     origin: int  # id of the envelope first sent: a copy keeps its original's
 
 
-def message_key(message: object) -> int:
-    """A digest of a message's content, stable across runs and processes.
-    A node factory may offer a cheaper `message_key` attribute of its own."""
-    return zlib.crc32(repr(message).encode())
-
-
 @dataclass(slots=True)
 class NetworkStats:
     sent: int = 0
@@ -51,9 +46,11 @@ class NetworkStats:
 
 class Network:
     def __init__(
-        self, nodes: Iterable[int], key: Callable[[object], int] = message_key
+        self, nodes: Iterable[int], messages: Messages = DEFAULT_MESSAGES
     ) -> None:
-        self._key = key
+        # What a message's kind and identity are: the implementation says (the door).
+        self._key = messages.key
+        self._kind = messages.kind
         self.pool: list[Envelope] = []
         self._future: list[tuple[int, int, Envelope]] = []
         self._held: dict[Link, list[Envelope]] = {}
@@ -152,7 +149,7 @@ class Network:
         if (src, dst) in self._down:
             self.stats.lost_on_cut_links += 1
             return
-        env = Envelope(self._next_id, src, dst, message, type(message).__name__,
+        env = Envelope(self._next_id, src, dst, message, self._kind(message),
                        self._key(message), now_ms, self._next_id)
         self._next_id += 1
         self._flying[env.id] = env

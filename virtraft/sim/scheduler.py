@@ -149,13 +149,16 @@ class Scheduler:
         return ClientRequest(guess, sim.next_command_id, rng.choice(KEYS), rng.randrange(1000))
 
     def _membership(self, sim: Simulation) -> Event | None:
+        if not sim.capabilities.membership:
+            return None
         leader = sim.leader()
         if leader is None:
             return None
         members = dict(leader.members)
         voters = sorted(n for n, voting in members.items() if voting)
         learners = sorted(n for n, voting in members.items() if not voting)
-        caught_up = [n for n in getattr(leader, "caught_up", learners) if n in learners]
+        told = leader.caught_up
+        caught_up = [n for n in (learners if told is None else told) if n in learners]
         rng = self.rng
         if caught_up:
             return ChangeMembership(leader.node_id, MembershipChange.PROMOTE, caught_up[0])
@@ -172,6 +175,8 @@ class Scheduler:
         return None
 
     def _snapshot(self, sim: Simulation) -> Event | None:
+        if not sim.capabilities.snapshots:
+            return None
         alive = sim.alive_ids()
         return TakeSnapshot(self.rng.choice(alive)) if alive else None
 

@@ -10,11 +10,12 @@ message delays, both seeded from the run's seed.
 from __future__ import annotations
 
 import functools
-import os
 import random
 import traceback
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from virtraft.adapter import (
     FactoryError,
@@ -23,7 +24,11 @@ from virtraft.adapter import (
     NodeFactory,
     Redirect,
     Role,
+    ServerFailure,
     Submitted,
+    build_node,
+    factory_name,
+    messages_of,
 )
 from virtraft.check.checker import Checker, Violation
 from virtraft.sim.events import (
@@ -40,12 +45,30 @@ from virtraft.sim.events import (
     TakeSnapshot,
     Tick,
 )
-from virtraft.sim.network import Envelope, Network, message_key
+from virtraft.sim.network import Envelope, Network
 from virtraft.sim.options import SimOptions
+
+T = TypeVar("T")
 
 
 class NotApplicable(Exception):
     """An event does not fit the simulation's state (a replay diverged)."""
+
+
+class HarnessError(Exception):
+    """The simulator failed while a node called back into it (sending a
+    message): never the server's fault, although it was raised inside a call
+    through the door."""
+
+
+def _door(call: Callable[..., T], *args: object) -> T:
+    """Call a node: what escapes is the server's failure (see adapter.py)."""
+    try:
+        return call(*args)
+    except HarnessError:
+        raise
+    except Exception as exc:
+        raise ServerFailure(exc) from exc
 
 
 @dataclass(slots=True)
@@ -63,22 +86,6 @@ class SimStats:
     snapshots_installed: int = 0
     max_commit_index: int = 0
     max_term: int = 0
-
-
-_HARNESS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The node adapters and the simulated disk they write through are the
-# server's side of the door: a failure inside them is the server's.
-_NODE_SIDE = os.path.join(_HARNESS_DIR, "nodes")
-
-
-def _raised_by_harness(exc: BaseException) -> bool:
-    """True when no frame of the traceback is the server's code: the failure
-    is the simulator's own, and must not be blamed on the server."""
-    for frame in traceback.extract_tb(exc.__traceback__):
-        path = os.path.abspath(frame.filename)
-        if not path.startswith(_HARNESS_DIR + os.sep) or path.startswith(_NODE_SIDE + os.sep):
-            return False
-    return True
 
 
 def node_rng(seed: int, node_id: int) -> random.Random:
@@ -109,9 +116,8 @@ class Simulation:
         self.match_messages_by_kind = False
         # The envelope the last message event acted on (shrinking re-keys events).
         self.last_envelope: Envelope | None = None
-        self.network = Network(
-            range(1, options.servers + 1), getattr(factory, "message_key", message_key)
-        )
+        self.messages = messages_of(factory)
+        self.network = Network(range(1, options.servers + 1), self.messages)
         self._delay_rng = random.Random(f"virtraft:{seed}:delays")
         # choice() over the range draws what randint(min, max) would, for less.
         self._delays_ms = range(options.delay_ms_min, options.delay_ms_max + 1)
@@ -138,19 +144,19 @@ class Simulation:
         for node_id in range(1, options.servers + 1):
             try:
                 self._add_node(node_id, bootstrap)
-            except Exception as exc:
-                name = getattr(factory, "__name__", repr(factory))
+            except ServerFailure as failure:
                 raise FactoryError(
-                    f"node factory {name} could not build node {node_id}: "
-                    f"{type(exc).__name__}: {exc}"
+                    f"node factory {factory_name(factory)} could not build node {node_id}: "
+                    f"{failure}"
                 ) from None
+        self.capabilities = type(self.nodes[1]).capabilities
 
     # ------------------------------------------------------------------ nodes
 
     def _add_node(self, node_id: int, members: tuple[tuple[int, bool], ...]) -> NodeAdapter:
         send = functools.partial(self._send, node_id)  # send(dst, message) from node_id
-        node = self.factory(node_id, members, send, node_rng(self.seed, node_id),
-                            self.options.node)
+        node = build_node(self.factory, node_id, members, send, node_rng(self.seed, node_id),
+                          self.options.node)
         self.nodes[node_id] = node
         self.node_ids.append(node_id)
         self.node_ids.sort()
@@ -163,14 +169,17 @@ class Simulation:
         return node
 
     def _send(self, src: int, dst: int, message: object) -> None:
-        if dst not in self.nodes:
-            self.network.stats.sent += 1
-            self.network.stats.lost_on_cut_links += 1
-            return
-        delay = 0
-        if self._delay_max:
-            delay = self._delay_rng.choice(self._delays_ms)
-        self.network.send(src, dst, message, self.clock_ms, delay)
+        try:
+            if dst not in self.nodes:
+                self.network.stats.sent += 1
+                self.network.stats.lost_on_cut_links += 1
+                return
+            delay = 0
+            if self._delay_max:
+                delay = self._delay_rng.choice(self._delays_ms)
+            self.network.send(src, dst, message, self.clock_ms, delay)
+        except Exception as exc:
+            raise HarnessError(f"sending a message failed: {type(exc).__name__}: {exc}") from exc
 
     def views(self) -> list[NodeAdapter]:
         return list(self._views)
@@ -197,19 +206,18 @@ class Simulation:
         NotApplicable, with nothing changed, when the event cannot happen."""
         self.step += 1
         nodes = self.nodes
-        for node_id in self._stepped:
-            if node_id in nodes:
-                nodes[node_id].begin_step()
         handler = self._HANDLERS[type(event)]
         try:
+            for node_id in self._stepped:
+                if node_id in nodes:
+                    _door(nodes[node_id].begin_step)
             touched = handler(self, event)
         except NotApplicable:
             self.step -= 1
             self._stepped = list(self.node_ids)
             raise
-        except Exception as exc:  # the server under test failed: a finding
-            if _raised_by_harness(exc):
-                raise  # a bug of the simulator itself: never blame the server
+        except ServerFailure as failure:  # the server under test failed: a finding
+            exc = failure.cause
             self.events.append(event)
             self.stats.events[event.kind] += 1
             self._stepped = list(self.node_ids)
@@ -288,7 +296,11 @@ class Simulation:
             node.deliver(env.src, env.message)
         except node.refusals:
             self.stats.refused_messages += 1
-        if env.kind == "InstallSnapshot" and getattr(env.message, "done", False):
+        except HarnessError:
+            raise
+        except Exception as exc:
+            raise ServerFailure(exc) from exc
+        if self.messages.completes_snapshot(env.message):
             self.stats.snapshots_installed += 1
         return [env.dst]
 
@@ -311,7 +323,7 @@ class Simulation:
         self._last_tick_ms[event.node] = self.clock_ms
         if not node.alive:
             return []
-        node.tick(elapsed)
+        _door(node.tick, elapsed)
         return [event.node]
 
     def _client(self, event: ClientRequest) -> list[int]:
@@ -323,7 +335,7 @@ class Simulation:
         for _hop in range(len(self.node_ids) + 1):
             node = self.nodes[node_id]
             touched.append(node_id)
-            result = node.submit(event.command, (event.key, event.value))
+            result = _door(node.submit, event.command, (event.key, event.value))
             if isinstance(result, Submitted):
                 self.client_leader_guess = node_id
                 self.pending.setdefault(node_id, deque()).append((event.command, result))
@@ -353,7 +365,7 @@ class Simulation:
                 if where.index > node.commit_index:
                     break
                 queue.popleft()
-                if node.is_committed(where) is True:
+                if _door(node.is_committed, where) is True:
                     self.stats.commands_acknowledged += 1
 
     def _crash(self, event: Crash) -> list[int]:
@@ -361,7 +373,7 @@ class Simulation:
         if not node.alive:
             raise NotApplicable(f"node {event.node} is already down")
         self._alive_ids = None
-        node.crash()
+        _door(node.crash)
         self.stats.crashes += 1
         return [event.node]
 
@@ -370,7 +382,7 @@ class Simulation:
         if node.alive:
             raise NotApplicable(f"node {event.node} is already running")
         self._alive_ids = None
-        node.restart()
+        _door(node.restart)
         self._last_tick_ms[event.node] = self.clock_ms
         if self.checker is not None:
             self.checker.node_restarted(event.node)
@@ -402,7 +414,7 @@ class Simulation:
             self._add_node(event.node, members)
         elif event.node not in self.nodes:
             raise NotApplicable(f"membership change names unknown node {event.node}")
-        result = via.change_membership(event.change, event.node)
+        result = _door(via.change_membership, event.change, event.node)
         if isinstance(result, Submitted):
             self.stats.membership_changes += 1
             if joining:
@@ -421,7 +433,7 @@ class Simulation:
         self.network.remove_node(node_id)
 
     def _snapshot(self, event: TakeSnapshot) -> list[int]:
-        if self._node(event.node).take_snapshot():
+        if _door(self._node(event.node).take_snapshot):
             self.stats.snapshots_taken += 1
         return [event.node]
 
