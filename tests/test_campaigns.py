@@ -29,7 +29,8 @@ from virtraft.cli.commands import main
 from virtraft.nodes.raftcore import message_key
 from virtraft.run import bench
 from virtraft.run.campaign import CampaignSpec, run_campaign
-from virtraft.run.seed import DEFAULT_FACTORY, run_seed
+from virtraft.run.factory import DEFAULT_FACTORY
+from virtraft.run.seed import run_seed
 from virtraft.sim.events import MESSAGE_EVENTS
 from virtraft.sim.options import SimOptions
 

@@ -28,7 +28,8 @@ from virtraft.report.html import (
     write_report,
 )
 from virtraft.run.campaign import SeedResult
-from virtraft.run.seed import Liveness, run_seed, verdict_of
+from virtraft.run.liveness import Liveness
+from virtraft.run.seed import run_seed, verdict_of
 from virtraft.sim.events import Deliver, Event
 from virtraft.sim.options import SimOptions
 from virtraft.sim.scheduler import Scheduler
@@ -317,7 +318,7 @@ def test_notes_say_when_a_log_grows_and_when_it_is_rewritten(tmp_path):
     right after the old end, a rewrite ends where the log now ends."""
     import re
 
-    from virtraft.run.seed import DEFAULT_FACTORY, load_factory
+    from virtraft.run.factory import DEFAULT_FACTORY, load_factory
 
     factory = load_factory(DEFAULT_FACTORY)
     for seed in range(40):

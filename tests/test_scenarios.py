@@ -14,7 +14,7 @@ import pytest
 
 from virtraft.check.checker import Checker
 from virtraft.cli.commands import main
-from virtraft.run.seed import load_factory, replay_events
+from virtraft.run.factory import load_factory
 from virtraft.scenario.script import (
     SCENARIO_DIR,
     ScenarioError,
@@ -27,6 +27,7 @@ from virtraft.scenario.script import (
 from virtraft.sim.events import ChangeMembership, ClientRequest, Heal, Partition
 from virtraft.sim.simulation import Simulation
 from virtraft.trace.format import read_trace, write_trace
+from virtraft.trace.replay import replay_events
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted(path.stem for path in SCENARIO_DIR.glob("*.toml"))

@@ -17,7 +17,7 @@ from virtraft.adapter import NodeOptions
 from virtraft.check.checker import INVARIANTS, Violation
 from virtraft.cli import commands as cli
 from virtraft.nodes.raftcore import factory
-from virtraft.run.seed import DEFAULT_FACTORY
+from virtraft.run.factory import DEFAULT_FACTORY
 from virtraft.run.stateful import (
     FAULTS,
     MACHINE_OPTIONS,

@@ -25,7 +25,7 @@ from raftcore import RaftServer
 from virtraft.adapter import NodeOptions
 from virtraft.check.checker import INVARIANTS
 from virtraft.cli import commands as cli
-from virtraft.run.seed import DEFAULT_FACTORY, load_factory
+from virtraft.run.factory import DEFAULT_FACTORY, load_factory
 from virtraft.run.stateful import MACHINE_OPTIONS, InvariantViolated, machine_for
 from virtraft.zoo import hunt as zoo
 

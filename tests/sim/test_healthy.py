@@ -5,7 +5,7 @@ cluster must raise no violation and pass the liveness phase.
 """
 
 from virtraft.run.campaign import CampaignSpec, run_campaign
-from virtraft.run.seed import DEFAULT_FACTORY
+from virtraft.run.factory import DEFAULT_FACTORY
 from virtraft.sim.options import SimOptions
 
 

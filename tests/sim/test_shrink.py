@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 
 from virtraft.check.checker import Checker
-from virtraft.run.seed import load_factory, replay_events, run_seed
+from virtraft.run.factory import load_factory
+from virtraft.run.seed import run_seed
 from virtraft.run.shrink import ShrinkError, shrink_events
 from virtraft.sim.options import SimOptions
 from virtraft.sim.simulation import Simulation
+from virtraft.trace.replay import replay_events
 
 REPO = Path(__file__).resolve().parents[2]
 FACTORY = "tests.sim.factories:votes_for_anyone"

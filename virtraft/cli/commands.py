@@ -164,7 +164,8 @@ def _sim_options(args: argparse.Namespace) -> SimOptions:
 
 
 def _factory(args: argparse.Namespace) -> str:
-    from virtraft.run.seed import DEFAULT_FACTORY, FactoryError, load_factory
+    from virtraft.adapter import FactoryError
+    from virtraft.run.factory import DEFAULT_FACTORY, load_factory
 
     spec = args.node_factory or DEFAULT_FACTORY
     try:
@@ -349,8 +350,9 @@ def _write_campaign_index(out_dir: str, results: Sequence) -> None:
 
 def cmd_replay(args: argparse.Namespace, console: Console) -> int:
     from virtraft.check.checker import Checker
-    from virtraft.run.seed import load_factory, replay_events
+    from virtraft.run.factory import load_factory
     from virtraft.sim.simulation import Simulation
+    from virtraft.trace.replay import replay_events
 
     trace = _read_trace_or_exit(args.trace)
     factory = load_factory(args.node_factory or trace.factory)
@@ -588,8 +590,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from virtraft.run.campaign import default_workers
 
         args.workers = default_workers()
+    from virtraft.adapter import FactoryError
     from virtraft.run.campaign import settle_process
-    from virtraft.run.seed import FactoryError
 
     settle_process()
     console = Console(stderr=False, quiet=args.quiet, highlight=False)

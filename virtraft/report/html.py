@@ -441,7 +441,8 @@ def replay_trace(trace: Trace, factory: NodeFactory | None = None) -> Replay:
     trace that no longer applies or a factory that cannot load: the Replay
     then says why, and holds what the events alone tell."""
     if factory is None:
-        from virtraft.run.seed import FactoryError, load_factory
+        from virtraft.adapter import FactoryError
+        from virtraft.run.factory import load_factory
 
         try:
             factory = load_factory(trace.factory)

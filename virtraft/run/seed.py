@@ -1,64 +1,26 @@
 """Run one seed: a safety phase under faults, then a liveness phase.
 
 The safety phase applies `steps` events drawn by the scheduler, checking
-every invariant after each. The liveness phase heals the network, restarts
-crashed servers, lets the cluster settle, and then demands a leader and a
-committed command within a bound (TigerBeetle's VOPR does the same).
+every invariant after each; the liveness phase (`virtraft.run.liveness`)
+follows.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import os
 import random
-import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from virtraft.adapter import FactoryError, NodeFactory, Role
 from virtraft.check.checker import Checker, Violation
-from virtraft.sim.events import ClientRequest, Event, Heal, Restart, strip_refs
+from virtraft.run.factory import DEFAULT_FACTORY, load_factory
+from virtraft.run.liveness import Liveness, liveness_phase
+from virtraft.sim.events import Event
 from virtraft.sim.options import SimOptions, options_swarm
 from virtraft.sim.scheduler import Scheduler
-from virtraft.sim.simulation import NotApplicable, Simulation
+from virtraft.sim.simulation import Simulation
 from virtraft.trace.format import digest, trace_lines
-
-DEFAULT_FACTORY = "virtraft.nodes.raftcore:default_factory"
-
-
-def load_factory(spec: str) -> NodeFactory:
-    """Import `module:callable`; the callable makes nodes."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise FactoryError(f"node factory {spec!r} must look like module:callable")
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        # Like `python -m`: a factory in the current directory is found.
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise FactoryError(f"cannot import {module_name!r} for the node factory: {exc}") from None
-    target: Any = module
-    for part in attr.split("."):
-        target = getattr(target, part, None)
-        if target is None:
-            raise FactoryError(f"{module_name} has no attribute {attr!r}")
-    if not callable(target):
-        raise FactoryError(f"{spec} is not callable")
-    return target
-
-
-@dataclass(frozen=True, slots=True)
-class Liveness:
-    verdict: str  # "ok", "failed", or "skipped"
-    reason: str
-    leader_at_ms: int | None = None
-    committed_at_ms: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclass(slots=True)
@@ -144,143 +106,3 @@ def run_seed(
     return RunResult(seed, options, factory, violation, liveness, sim)
 
 
-CALM_TICKS_PER_HEARTBEAT = 20  # at least: the default 200 ms heartbeat, 10 ms ticks
-LIVENESS_STEP_LIMIT = 200_000  # a liveness phase's steps, besides its bound in virtual ms
-
-
-def calm_options(options: SimOptions, **changes: Any) -> SimOptions:
-    """The options of a stable network: no losses, copies or faults of any kind."""
-    return options.replace(
-        drop_probability=0.0, duplicate_probability=0.0, partition_rate=0.0, crash_rate=0.0,
-        client_rate=0.0, member_rate=0.0, snapshot_rate=0.0, **changes,
-    )
-
-
-@dataclass(slots=True)
-class CalmRun:
-    """A liveness phase's clock: from now, the network settles for
-    `liveness_stable_ms`, then has `liveness_bound_ms` (and at most
-    LIVENESS_STEP_LIMIT steps) to deliver what is asked."""
-
-    sim: Simulation
-    calm: Scheduler
-    stable_until: int
-    deadline: int
-    step_limit: int
-
-    @classmethod
-    def start(cls, sim: Simulation, calm: Scheduler) -> CalmRun:
-        stable_until = sim.clock_ms + sim.options.liveness_stable_ms
-        return cls(sim, calm, stable_until, stable_until + sim.options.liveness_bound_ms,
-                   sim.step + LIVENESS_STEP_LIMIT)
-
-    def over(self) -> bool:
-        return self.sim.clock_ms > self.deadline or self.sim.step > self.step_limit
-
-    def until(self, done: Callable[[], bool]) -> Violation | bool:
-        """Let the calm network run until `done()`: True, False once over
-        time, or the violation that stopped it."""
-        sim = self.sim
-        while not done():
-            if self.over():
-                return False
-            if (violation := sim.apply(self.calm.network_or_time(sim))) is not None:
-                return violation
-        return True
-
-
-def liveness_phase(sim: Simulation, scheduler: Scheduler) -> tuple[Liveness, Violation | None]:
-    """Heal, restart, settle; then a leader and one commit must follow in time."""
-    options = sim.options
-    # A stable network: no losses, copies or reordering (messages leave the
-    # pool oldest first), and no more faults. Its ticks shrink with fast
-    # heartbeats, so that it delivers as many messages per heartbeat as at
-    # the default timers instead of falling behind them.
-    calm = Scheduler(scheduler.rng, calm_options(
-        options, reorder=False,
-        tick_ms_max=max(options.tick_ms_min, min(
-            options.tick_ms_max, options.node.request_timeout_ms // CALM_TICKS_PER_HEARTBEAT)),
-    ))
-    # The network heals and forgets the backlog the faults left behind: what
-    # is still in flight is lost, which Raft must survive anyway.
-    opening: list[Event] = [Heal(flush=True)]
-    opening += [Restart(n) for n in sim.node_ids if not sim.nodes[n].alive]
-    for event in opening:
-        if (violation := sim.apply(event)) is not None:
-            return Liveness("skipped", "safety was violated"), violation
-    run = CalmRun.start(sim, calm)
-    outcome = run.until(lambda: sim.clock_ms >= run.stable_until)
-    if isinstance(outcome, Violation):
-        return Liveness("skipped", "safety was violated"), outcome
-    # Like a real client: submit to the leader, and submit again to whoever
-    # leads if the command is lost or its leader steps down before it commits.
-    bound = options.liveness_bound_ms
-    leader_at: int | None = None
-    while True:
-        if run.over():
-            return Liveness("failed", f"no command committed within {bound} ms after the "
-                                      "network settled", leader_at), None
-        outcome = run.until(lambda: _stable_leader(sim) is not None)
-        if isinstance(outcome, Violation):
-            return Liveness("skipped", "safety was violated"), outcome
-        if outcome is False:
-            if leader_at is None:
-                return Liveness("failed", f"no leader within {bound} ms after the network "
-                                          "settled"), None
-            return Liveness("failed", f"no command committed within {bound} ms after the "
-                                      "network settled", leader_at), None
-        leader = _stable_leader(sim)
-        assert leader is not None
-        leader_at = leader_at if leader_at is not None else sim.clock_ms
-        command = sim.next_command_id
-        if (violation := sim.apply(ClientRequest(leader, command, "liveness", 1))) is not None:
-            return Liveness("skipped", "safety was violated"), violation
-        last = sim.last_submitted
-        if last is None or last[0] != command:
-            # Refused (it may have just stepped down): let time pass, then
-            # look for the leader again.
-            if (violation := sim.apply(calm.tick(sim))) is not None:
-                return Liveness("skipped", "safety was violated"), violation
-            continue
-        _command, node_id, where = last
-
-        def settled(node_id: int = node_id, where=where) -> bool:
-            node = sim.nodes[node_id]
-            return node.is_committed(where) is not None or node.role is not Role.LEADER
-
-        outcome = run.until(settled)
-        if isinstance(outcome, Violation):
-            return Liveness("skipped", "safety was violated"), outcome
-        if outcome is False:
-            return Liveness("failed", f"leader {leader} did not commit a command within "
-                                      f"{bound} ms", leader_at), None
-        if sim.nodes[node_id].is_committed(where) is True:
-            return Liveness("ok", "leader elected and a command committed", leader_at,
-                            sim.clock_ms), None
-
-
-def _stable_leader(sim: Simulation) -> int | None:
-    """A live leader that is a voter of its own configuration."""
-    leader = sim.leader()
-    if leader is None:
-        return None
-    if not any(node == leader.node_id and voting for node, voting in leader.members):
-        return None
-    return leader.node_id
-
-
-def replay_events(
-    sim: Simulation, events: Iterable[Event], *, strict: bool = True
-) -> tuple[Violation | None, int | None, str | None]:
-    """Apply recorded events. Returns (violation, diverged_at_step, why); with
-    strict=False an event that no longer applies is skipped (for shrinking)."""
-    for step, event in enumerate(strip_refs(list(events)), start=1):
-        try:
-            violation = sim.apply(event)
-        except NotApplicable as exc:
-            if strict:
-                return None, step, str(exc)
-            continue
-        if violation is not None:
-            return violation, None, None
-    return None, None, None

@@ -31,12 +31,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from virtraft.adapter import FactoryError
 from virtraft.check.checker import Checker, Violation
-from virtraft.run.seed import FactoryError, Liveness, load_factory, replay_events, verdict_of
+from virtraft.run.factory import load_factory
+from virtraft.run.liveness import Liveness
+from virtraft.run.seed import verdict_of
 from virtraft.sim.events import MESSAGE_EVENTS, Event, Partition, Tick, strip_refs
 from virtraft.sim.options import SimOptions
 from virtraft.sim.simulation import NotApplicable, Simulation
 from virtraft.trace.format import Trace, TraceError, read_trace, trace_lines, write_trace
+from virtraft.trace.replay import replay_events
 
 MAX_REPLAYS = 20_000
 

@@ -44,7 +44,9 @@ from hypothesis.stateful import (
 
 from virtraft.adapter import MembershipChange, NodeFactory, NodeOptions
 from virtraft.check.checker import INVARIANTS, Checker, Violation
-from virtraft.run.seed import DEFAULT_FACTORY, Liveness, load_factory, verdict_of
+from virtraft.run.factory import DEFAULT_FACTORY, load_factory
+from virtraft.run.liveness import Liveness
+from virtraft.run.seed import verdict_of
 from virtraft.sim.events import (
     ChangeMembership,
     ClientRequest,

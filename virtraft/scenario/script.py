@@ -25,17 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from virtraft.adapter import MembershipChange, NodeAdapter, NodeOptions, Role, Submitted
+from virtraft.adapter import MembershipChange, NodeOptions, Role, Submitted
 from virtraft.check.checker import INVARIANTS, Checker, Violation
-from virtraft.run.seed import (
-    DEFAULT_FACTORY,
-    CalmRun,
-    Liveness,
-    RunResult,
-    calm_options,
-    liveness_phase,
-    load_factory,
-)
+from virtraft.run.factory import DEFAULT_FACTORY, load_factory
+from virtraft.run.liveness import Liveness, liveness_in_place, liveness_phase
+from virtraft.run.seed import RunResult
 from virtraft.sim.events import (
     ChangeMembership,
     ClientRequest,
@@ -550,15 +544,6 @@ class ExpectationOutcome:
     detail: str
 
 
-def leader_of(sim: Simulation) -> NodeAdapter | None:
-    """The leader a client would find: the live leader with the highest term,
-    if it is a voter of its own configuration (as the liveness phase asks)."""
-    leader = sim.leader()
-    if leader is None or (leader.node_id, True) not in leader.members:
-        return None
-    return leader
-
-
 def _roles(sim: Simulation) -> str:
     """The cluster at a glance, for failure details: 1:L3 2:F3 3:down."""
     parts = []
@@ -634,7 +619,7 @@ class _LeaderWithin(_Check):
         self.before = before
 
     def observe(self) -> None:
-        leader = leader_of(self.sim)
+        leader = self.sim.voting_leader()
         if (leader is not None and (not self.among or leader.node_id in self.among)
                 and (leader.node_id, leader.term) != self.before):
             self.settle(True, f"leader {leader.node_id} (term {leader.term}) at "
@@ -658,7 +643,7 @@ class _CommitWithin(_Check):
         sim = self.sim
         if self.result is not None:
             return None
-        leader = leader_of(sim)
+        leader = sim.voting_leader()
         if leader is None or any(
             node == leader.node_id and leader.is_committed(where) is not False
             for _command, node, where in self.submitted
@@ -688,7 +673,7 @@ class _CommitWithin(_Check):
 class _NoLeaderChange(_Check):
     def __init__(self, phase: Phase, expect: Expect, sim: Simulation) -> None:
         super().__init__(phase, expect, sim)
-        leader = leader_of(sim)
+        leader = sim.voting_leader()
         self.leader = (leader.node_id, leader.term) if leader is not None else None
         if self.leader is None:
             self.settle(False, f"there was no leader at {sim.clock_ms} ms ({_roles(sim)})")
@@ -700,7 +685,7 @@ class _NoLeaderChange(_Check):
             self.settle(True, f"leader {self.leader[0]} (term {self.leader[1]}) held from "
                         f"{self.opened_ms} to {self.ends_ms} ms")
             return
-        leader = leader_of(sim)
+        leader = sim.voting_leader()
         now = (leader.node_id, leader.term) if leader is not None else None
         if now != self.leader:
             became = f"leader {now[0]} (term {now[1]})" if now else "no leader"
@@ -867,7 +852,7 @@ class _Script:
         """Carry out one phase: resolve its nodes, apply its events, then open
         its check. Raises _Wait (to be retried) when it cannot happen yet."""
         sim = self.sim
-        leader = leader_of(sim)
+        leader = sim.voting_leader()
         before = (leader.node_id, leader.term) if leader is not None else None
         events, bound = self._plan(phase)
         # The phase's own label may be used by its expectation.
@@ -918,7 +903,7 @@ class _Script:
             make = {"crash": Crash, "restart": Restart, "snapshot": TakeSnapshot}[action]
             return [make(n) for n in nodes], nodes[0] if len(nodes) == 1 else None
         if action == "client":
-            leader = leader_of(sim)
+            leader = sim.voting_leader()
             target = leader.node_id if leader is not None else (
                 sim.client_leader_guess or sim.node_ids[0])
             first = sim.next_command_id
@@ -955,7 +940,7 @@ class _Script:
             return self.labels[ref]
         if ref not in ROLES:
             raise NotApplicable(f"label {ref!r} names no node (its phase named none)")
-        leader = leader_of(sim)
+        leader = sim.voting_leader()
         if leader is None:
             raise _Wait(f"no leader to name as {ref!r}")
         if ref == "leader":
@@ -1013,7 +998,7 @@ class _Script:
     def _membership(self, phase: Phase) -> ChangeMembership:
         """The change to ask the leader for (retried while it refuses)."""
         sim = self.sim
-        leader = leader_of(sim)
+        leader = sim.voting_leader()
         if leader is None:
             raise _Wait("no leader to ask for a membership change")
         if phase.action == "add_member":
@@ -1030,7 +1015,7 @@ class _Script:
         if not self.promotions:
             return
         sim = self.sim
-        leader = leader_of(sim)
+        leader = sim.voting_leader()
         if leader is None:
             return
         members = dict(leader.members)
@@ -1168,40 +1153,3 @@ def run_scenario(scenario: Scenario, seed: int, *, factory: str = DEFAULT_FACTOR
     expectations = script.outcomes(why)
     run = RunResult(seed, options, factory, violation, liveness, sim)
     return ScenarioOutcome(scenario, run, expectations)
-
-
-def liveness_in_place(sim: Simulation, scheduler: Scheduler) -> tuple[Liveness, Violation | None]:
-    """The liveness phase for a fault that never heals (`[liveness] heal =
-    false`): the network keeps its last shape as its stable state, and still
-    a leader and a commit must follow within the bound. This is the claim
-    pre-vote and check-quorum make about partial connectivity."""
-    run = CalmRun.start(sim, Scheduler(scheduler.rng, calm_options(sim.options)))
-    bound = sim.options.liveness_bound_ms
-    skipped = Liveness("skipped", "safety was violated")
-    outcome = run.until(lambda: sim.clock_ms >= run.stable_until)
-    if isinstance(outcome, Violation):
-        return skipped, outcome
-    outcome = run.until(lambda: leader_of(sim) is not None)
-    if isinstance(outcome, Violation):
-        return skipped, outcome
-    if outcome is False:
-        return Liveness("failed", f"no leader within {bound} ms under the lasting partition"), None
-    leader = leader_of(sim)
-    assert leader is not None
-    leader_at = sim.clock_ms
-    command = sim.next_command_id
-    if (violation := sim.apply(ClientRequest(leader.node_id, command, "liveness", 1))):
-        return skipped, violation
-    last = sim.last_submitted
-    if last is None or last[0] != command:
-        return Liveness("failed", f"leader {leader.node_id} refused a command", leader_at), None
-    _command, node_id, where = last
-    outcome = run.until(lambda: sim.nodes[node_id].is_committed(where) is True)
-    if isinstance(outcome, Violation):
-        return skipped, outcome
-    if outcome is False:
-        return Liveness(
-            "failed", f"leader {leader.node_id} did not commit a command within {bound} ms "
-            "under the lasting partition", leader_at), None
-    return Liveness("ok", "leader elected and a command committed under the lasting partition",
-                    leader_at, sim.clock_ms), None

@@ -199,6 +199,14 @@ class Simulation:
                 best = node
         return best
 
+    def voting_leader(self) -> NodeAdapter | None:
+        """The leader a client would find: the live leader with the highest
+        term, if it is a voter of its own configuration."""
+        leader = self.leader()
+        if leader is None or (leader.node_id, True) not in leader.members:
+            return None
+        return leader
+
     # ----------------------------------------------------------------- events
 
     def apply(self, event: Event) -> Violation | None:
