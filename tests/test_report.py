@@ -8,7 +8,6 @@ nothing needs to import this module by name.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterable
 from html.parser import HTMLParser
 from pathlib import Path
@@ -33,6 +32,7 @@ from virtraft.run.seed import run_seed, verdict_of
 from virtraft.sim.events import Deliver, Event
 from virtraft.sim.options import SimOptions
 from virtraft.sim.scheduler import Scheduler
+from virtraft.sim.seeds import scheduler_rng
 from virtraft.sim.simulation import Simulation
 from virtraft.trace.format import read_trace, trace_lines, write_trace
 
@@ -69,7 +69,7 @@ def run(
     factory: NodeFactory, seed: int, options: SimOptions
 ) -> tuple[Simulation, Violation | None]:
     sim = Simulation(options, seed, factory, checker=Checker())
-    scheduler = Scheduler(random.Random(f"virtraft:{seed}:scheduler"), options)
+    scheduler = Scheduler(scheduler_rng(seed), options)
     for _ in range(options.steps):
         violation = sim.apply(scheduler.next_event(sim))
         if violation is not None:

@@ -64,6 +64,11 @@ class NodeOptions:
     noop_on_election: bool = True
     max_entries_per_msg: int = 64
 
+    def heartbeat_beats_election(self) -> bool:
+        """A leader's heartbeat must come before a follower's election
+        timeout, or a healthy leader is deposed (Raft §5.6)."""
+        return self.request_timeout_ms < self.election_timeout_ms
+
 
 NODE_OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(NodeOptions))
 

@@ -140,7 +140,7 @@ def _sim_options(args: argparse.Namespace) -> SimOptions:
             check_quorum=args.check_quorum,
             max_entries_per_msg=args.max_entries_per_msg,
         )
-        if node.request_timeout_ms >= node.election_timeout_ms:
+        if not node.heartbeat_beats_election():
             raise OptionsError("--request-timeout-ms must be below --election-timeout-ms")
         return SimOptions(
             servers=args.servers,

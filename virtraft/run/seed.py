@@ -8,7 +8,6 @@ follows.
 from __future__ import annotations
 
 import dataclasses
-import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ from virtraft.run.liveness import Liveness, liveness_phase
 from virtraft.sim.events import Event
 from virtraft.sim.options import SimOptions, options_swarm
 from virtraft.sim.scheduler import Scheduler
+from virtraft.sim.seeds import scheduler_rng, swarm_rng
 from virtraft.sim.simulation import Simulation
 from virtraft.trace.format import digest, trace_lines
 
@@ -69,7 +69,7 @@ def verdict_of(sim: Simulation, violation: Violation | None, liveness: Liveness)
 def resolve_options(seed: int, options: SimOptions, swarm: bool) -> SimOptions:
     if not swarm:
         return options
-    return options_swarm(random.Random(f"virtraft:{seed}:swarm"), options)
+    return options_swarm(swarm_rng(seed), options)
 
 
 def run_seed(
@@ -87,7 +87,7 @@ def run_seed(
         options, seed, load_factory(factory),
         checker=Checker(invariants) if check else None,
     )
-    scheduler = Scheduler(random.Random(f"virtraft:{seed}:scheduler"), options)
+    scheduler = Scheduler(scheduler_rng(seed), options)
     apply = sim.apply
     next_event = scheduler.next_event
     violation = None

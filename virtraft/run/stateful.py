@@ -47,6 +47,7 @@ from virtraft.check.checker import INVARIANTS, Checker, Violation
 from virtraft.run.factory import DEFAULT_FACTORY, load_factory
 from virtraft.run.liveness import Liveness
 from virtraft.run.seed import verdict_of
+from virtraft.sim import partitions
 from virtraft.sim.events import (
     ChangeMembership,
     ClientRequest,
@@ -61,7 +62,6 @@ from virtraft.sim.events import (
     TakeSnapshot,
     Tick,
 )
-from virtraft.sim.network import Link
 from virtraft.sim.options import SimOptions
 from virtraft.sim.simulation import NotApplicable, Simulation
 from virtraft.trace.format import trace_lines, write_trace
@@ -112,13 +112,6 @@ class InvariantViolated(AssertionError):
         super().__init__(f"{violation.invariant} violated at step {violation.step}: "
                          f"{violation.message}")
         self.violation = violation
-
-
-def _cut(group: Sequence[int], nodes: Sequence[int]) -> tuple[Link, ...]:
-    inside = set(group)
-    return tuple(
-        (a, b) for a in nodes for b in nodes if a != b and ((a in inside) != (b in inside))
-    )
 
 
 class RaftMachine(RuleBasedStateMachine):
@@ -270,21 +263,16 @@ class RaftMachine(RuleBasedStateMachine):
             if node not in chosen:
                 chosen.append(node)
         if shape == "isolate":
-            return Partition(f"isolate {chosen[0]}", _cut(chosen[:1], ids))
+            return partitions.isolate(chosen[0], ids)
         if shape == "split":
-            minority = sorted(chosen[: max(1, (len(ids) - 1) // 2)])
-            return Partition(f"split {minority}", _cut(minority, ids))
+            return partitions.split(chosen[: max(1, (len(ids) - 1) // 2)], ids)
         if shape == "bridge":
-            bridge = chosen[0]
-            others = [n for n in ids if n != bridge]
-            return Partition(f"bridge {bridge}",
-                             tuple((a, b) for a in others for b in others if a != b))
+            return partitions.bridge(chosen[0], ids)
         if len(chosen) < 2:
             return None
-        a, b = chosen[:2]
         if shape == "one_way":
-            return Partition(f"one-way {a}->{b}", ((a, b),))
-        return Partition(f"clog {a}<->{b}", (), ((a, b), (b, a)))
+            return partitions.one_way(*chosen[:2])
+        return partitions.clog(*chosen[:2])
 
     @precondition(lambda self: self._on("heal") and self.sim.network.partitioned)
     @rule(flush=st.booleans())

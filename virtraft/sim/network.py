@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
+from raftcore import quorum
 from virtraft.adapter import DEFAULT_MESSAGES, Messages
 
 Link = tuple[int, int]
@@ -138,7 +139,7 @@ class Network:
         """Could some voter lead? True when one voter has two-way links to
         enough others to make a majority with itself (Raft needs direct
         links from the leader, not paths)."""
-        need = len(voters) // 2 + 1
+        need = quorum.majority(len(voters))
         both_ways = self.graph.subgraph(voters).to_undirected(reciprocal=True)
         return any(degree + 1 >= need for _node, degree in both_ways.degree())
 

@@ -145,7 +145,7 @@ def _validate_node(node: NodeOptions) -> None:
     for name in ("prevote", "check_quorum", "noop_on_election"):
         if not isinstance(getattr(node, name), bool):
             raise OptionsError(f"node.{name} must be true or false")
-    if node.request_timeout_ms >= node.election_timeout_ms:
+    if not node.heartbeat_beats_election():
         raise OptionsError("node.request_timeout_ms must be below node.election_timeout_ms")
 
 

@@ -11,6 +11,7 @@ import random
 from collections.abc import Sequence
 
 from virtraft.adapter import MembershipChange
+from virtraft.sim import partitions
 from virtraft.sim.events import (
     ChangeMembership,
     ClientRequest,
@@ -25,7 +26,6 @@ from virtraft.sim.events import (
     TakeSnapshot,
     Tick,
 )
-from virtraft.sim.network import Link
 from virtraft.sim.options import SimOptions
 from virtraft.sim.simulation import Simulation
 
@@ -111,25 +111,17 @@ class Scheduler:
         shape = rng.choice(("isolate", "split", "one_way", "bridge", "random", "clog"))
         nodes = list(nodes)
         if shape == "isolate":
-            lonely = rng.choice(nodes)
-            return Partition(f"isolate {lonely}", _cut([lonely], nodes))
+            return partitions.isolate(rng.choice(nodes), nodes)
         if shape == "split":
-            minority = rng.sample(nodes, rng.randint(1, (len(nodes) - 1) // 2 or 1))
-            return Partition(f"split {sorted(minority)}", _cut(minority, nodes))
+            return partitions.split(rng.sample(nodes, rng.randint(1, (len(nodes) - 1) // 2 or 1)),
+                                    nodes)
         if shape == "one_way":
-            src, dst = rng.sample(nodes, 2)
-            return Partition(f"one-way {src}->{dst}", ((src, dst),))
+            return partitions.one_way(*rng.sample(nodes, 2))
         if shape == "bridge":
-            bridge = rng.choice(nodes)
-            others = [n for n in nodes if n != bridge]
-            down = tuple((a, b) for a in others for b in others if a != b)
-            return Partition(f"bridge {bridge}", down)
+            return partitions.bridge(rng.choice(nodes), nodes)
         if shape == "clog":
-            a, b = rng.sample(nodes, 2)
-            return Partition(f"clog {a}<->{b}", (), ((a, b), (b, a)))
-        groups = {n: rng.randrange(3) for n in nodes}
-        down = tuple((a, b) for a in nodes for b in nodes if groups[a] != groups[b])
-        return Partition("random", down) if down else None
+            return partitions.clog(*rng.sample(nodes, 2))
+        return partitions.groups({n: rng.randrange(3) for n in nodes}, nodes, "random")
 
     def _crash(self, sim: Simulation) -> Event | None:
         alive = sim.alive_ids()
@@ -179,10 +171,3 @@ class Scheduler:
             return None
         alive = sim.alive_ids()
         return TakeSnapshot(self.rng.choice(alive)) if alive else None
-
-
-def _cut(group: Sequence[int], nodes: Sequence[int]) -> tuple[Link, ...]:
-    inside = set(group)
-    return tuple(
-        (a, b) for a in nodes for b in nodes if a != b and ((a in inside) != (b in inside))
-    )

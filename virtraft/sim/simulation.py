@@ -10,7 +10,6 @@ message delays, both seeded from the run's seed.
 from __future__ import annotations
 
 import functools
-import random
 import traceback
 from collections import Counter, deque
 from collections.abc import Callable
@@ -47,6 +46,7 @@ from virtraft.sim.events import (
 )
 from virtraft.sim.network import Envelope, Network
 from virtraft.sim.options import SimOptions
+from virtraft.sim.seeds import delays_rng, node_rng
 
 T = TypeVar("T")
 
@@ -88,11 +88,6 @@ class SimStats:
     max_term: int = 0
 
 
-def node_rng(seed: int, node_id: int) -> random.Random:
-    """Each node's own stream; seeding with a str is stable across processes."""
-    return random.Random(f"virtraft:{seed}:node:{node_id}")
-
-
 class Simulation:
     def __init__(
         self,
@@ -118,7 +113,7 @@ class Simulation:
         self.last_envelope: Envelope | None = None
         self.messages = messages_of(factory)
         self.network = Network(range(1, options.servers + 1), self.messages)
-        self._delay_rng = random.Random(f"virtraft:{seed}:delays")
+        self._delay_rng = delays_rng(seed)
         # choice() over the range draws what randint(min, max) would, for less.
         self._delays_ms = range(options.delay_ms_min, options.delay_ms_max + 1)
         self._delay_max = options.delay_ms_max
