@@ -81,6 +81,7 @@ _RECEIVERS = {
 
 class MinimalNode(NodeAdapter):
     refusals = (RaftError,)
+    server_class: type[RaftServer] = RaftServer
 
     def __init__(self, node_id: int, members: Membership, send: Send, rng: random.Random,
                  options: NodeOptions) -> None:
@@ -177,7 +178,7 @@ class MinimalNode(NodeAdapter):
 
     def restart(self) -> None:
         disk = self._disk
-        self._server = RaftServer.restore(
+        self._server = self.server_class.restore(
             self.node_id, disk, config=self._config, rng=self._rng, members=self._members,
             term=disk.term, voted_for=disk.voted_for,
             entries=[disk.entries[i] for i in sorted(disk.entries)], snapshot=None,
@@ -194,3 +195,19 @@ class MinimalNode(NodeAdapter):
 def factory(node_id: int, members: Membership, send: Send, rng: random.Random,
             options: NodeOptions) -> MinimalNode:
     return MinimalNode(node_id, members, send, rng, options)
+
+
+class _VotesForAnyone(RaftServer):
+    """Grants every vote request of its term (Raft §5.2 and §5.4.1 dropped)."""
+
+    def _may_grant_vote(self, msg) -> bool:  # type: ignore[no-untyped-def]
+        return msg.term == self.current_term
+
+
+class PromiscuousNode(MinimalNode):
+    server_class = _VotesForAnyone
+
+
+def promiscuous_factory(node_id: int, members: Membership, send: Send, rng: random.Random,
+                        options: NodeOptions) -> PromiscuousNode:
+    return PromiscuousNode(node_id, members, send, rng, options)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from virtraft import __version__
 from virtraft.sim.events import Event, EventError, event_from_json, event_to_json
 from virtraft.sim.options import OptionsError, SimOptions
 
@@ -35,8 +36,6 @@ class Trace:
 
 
 def versions() -> dict[str, str]:
-    from virtraft import __version__
-
     return {"virtraft": __version__, "python": platform.python_version()}
 
 
