@@ -201,15 +201,25 @@ def _run_dask(seeds, spec, workers, address, budget, on_result) -> list[SeedResu
     else:
         client = Client(address)
     results: list[SeedResult] = []
+    in_flight = max(1, workers) * DASK_SEEDS_IN_FLIGHT_PER_WORKER
+    todo = iter(seeds)
+    seed_of: dict[str, int] = {}
+    pending = as_completed()
     try:
-        seed_list = list(seeds)
-        futures = client.map(run_one_remote, seed_list, spec=spec, pure=False)
-        seed_of = {future.key: seed for future, seed in zip(futures, seed_list, strict=True)}
-        for future in as_completed(futures):
+        def submit_more() -> None:
+            while pending.count() < in_flight and not _out_of_time(started, budget):
+                seed = next(todo, None)
+                if seed is None:
+                    return
+                future = client.submit(run_one_remote, seed, spec=spec, pure=False)
+                seed_of[future.key] = seed
+                pending.add(future)
+
+        submit_more()
+        for future in pending:
             try:
                 result, lines = future.result()
             except Exception as exc:  # e.g. the node factory cannot be imported there
-                client.cancel(futures)
                 raise RuntimeError(
                     f"seed {seed_of[future.key]} failed on a Dask worker: "
                     f"{type(exc).__name__}: {exc}"
@@ -219,14 +229,18 @@ def _run_dask(seeds, spec, workers, address, budget, on_result) -> list[SeedResu
             results.append(result)
             if on_result:
                 on_result(result)
-            if _out_of_time(started, budget):
-                client.cancel(futures)
-                break
+            submit_more()
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
     return results
+
+
+# Seeds submitted to Dask ahead of the results, per worker: enough to keep
+# every worker busy, few enough that a 200,000-seed range costs no memory
+# and a time budget stops the campaign within one batch.
+DASK_SEEDS_IN_FLIGHT_PER_WORKER = 4
 
 
 def default_workers() -> int:
