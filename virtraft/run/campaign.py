@@ -55,6 +55,8 @@ class CampaignSpec:
     factory: str
     swarm: bool
     out_dir: str | None
+    # Under swarm, the option fields the user set, which the swarm keeps.
+    keep: frozenset[str] = frozenset()
 
 
 def settle_process() -> None:
@@ -97,7 +99,8 @@ def _save_trace(result: SeedResult, lines: list[str], out_dir: str) -> SeedResul
 
 def _run_seed(seed: int, spec: CampaignSpec) -> tuple[SeedResult, list[str]]:
     started = time.perf_counter()
-    result = run_seed(seed, spec.options, factory=spec.factory, swarm=spec.swarm)
+    result = run_seed(seed, spec.options, factory=spec.factory, swarm=spec.swarm,
+                      keep=spec.keep)
     lines = result.trace_lines()
     violation = result.violation
     return SeedResult(

@@ -66,10 +66,13 @@ def verdict_of(sim: Simulation, violation: Violation | None, liveness: Liveness)
     }
 
 
-def resolve_options(seed: int, options: SimOptions, swarm: bool) -> SimOptions:
+def resolve_options(seed: int, options: SimOptions, swarm: bool,
+                    keep: frozenset[str] = frozenset()) -> SimOptions:
+    """The options a seed runs with: under swarm, drawn from the seed except
+    for the fields in `keep`."""
     if not swarm:
         return options
-    return options_swarm(swarm_rng(seed), options)
+    return options_swarm(swarm_rng(seed), options, keep)
 
 
 def run_seed(
@@ -78,11 +81,12 @@ def run_seed(
     *,
     factory: str = DEFAULT_FACTORY,
     swarm: bool = False,
+    keep: frozenset[str] = frozenset(),
     check: bool = True,
     invariants: Iterable[str] | None = None,
     on_step: Callable[[Simulation], None] | None = None,
 ) -> RunResult:
-    options = resolve_options(seed, options, swarm)
+    options = resolve_options(seed, options, swarm, keep)
     sim = Simulation(
         options, seed, load_factory(factory),
         checker=Checker(invariants) if check else None,

@@ -149,12 +149,36 @@ def _validate_node(node: NodeOptions) -> None:
         raise OptionsError("node.request_timeout_ms must be below node.election_timeout_ms")
 
 
-def options_swarm(rng: random.Random, base: SimOptions) -> SimOptions:
+SWARM_FIELDS = ("drop_probability", "duplicate_probability", "reorder", "partition_rate",
+                "crash_rate", "client_rate", "member_rate", "snapshot_rate", "delay_ms_max",
+                "deliver_share", "node.max_entries_per_msg", "node.prevote",
+                "node.election_timeout_ms", "node.request_timeout_ms")
+"""What swarm testing draws; "node." names are fields of NodeOptions."""
+_TIMERS = ("node.election_timeout_ms", "node.request_timeout_ms")
+
+
+def options_swarm(rng: random.Random, base: SimOptions,
+                  keep: frozenset[str] = frozenset()) -> SimOptions:
     """Swarm testing: draw the fault mix from the seed (Groce et al., 2012).
 
     Each fault is switched off with some probability and otherwise given a
-    random intensity, so that a campaign tries many different mixes.
+    random intensity, so that a campaign tries many different mixes. The
+    fields named in `keep` (the user set them) keep their value from `base`;
+    both timers stay as given when either is kept, so they stay in order.
+    Everything is drawn all the same, so a kept field changes no other draw.
     """
+    unknown = sorted(keep - set(SWARM_FIELDS))
+    if unknown:
+        raise OptionsError(f"swarm cannot keep {', '.join(unknown)}: it does not draw them")
+    drawn = _draw_swarm(rng, base)
+    if keep & set(_TIMERS):
+        keep = keep | set(_TIMERS)
+    top = {name: getattr(base, name) for name in keep if not name.startswith("node.")}
+    node = {name[5:]: getattr(base.node, name[5:]) for name in keep if name.startswith("node.")}
+    return drawn.replace(**top, node=dataclasses.replace(drawn.node, **node))
+
+
+def _draw_swarm(rng: random.Random, base: SimOptions) -> SimOptions:
 
     def maybe(rate_max: float, off: float = 0.3) -> float:
         return 0.0 if rng.random() < off else round(rng.uniform(0.0, rate_max), 4)
