@@ -211,3 +211,22 @@ def test_bench_prints_a_table(capsys):
     for workload in bench.WORKLOADS:
         assert workload.name in out
     assert "overhead" in out
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ctrl_c_keeps_the_finished_seeds(workers):
+    from virtraft.run.campaign import CampaignInterrupted
+
+    spec = CampaignSpec(SimOptions(steps=300, liveness=False), DEFAULT_FACTORY, False, None)
+    seen = []
+
+    def on_result(result):
+        seen.append(result.seed)
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(CampaignInterrupted) as stopped:
+        run_campaign(range(50), spec, workers=workers, on_result=on_result)
+    kept = stopped.value.results
+    assert len(kept) >= 3 and len(kept) < 50
+    assert [r.seed for r in kept] == sorted(r.seed for r in kept)

@@ -138,3 +138,19 @@ def test_a_replay_budget_alone_gives_the_same_bytes_and_says_it_stopped(failing_
                           timeout=300)
     assert done.returncode == 1, done.stderr  # the story comes from memory, not the output
     assert "stopped after 20 replays" in done.stdout
+
+
+def test_ctrl_c_keeps_the_shortest_failing_trace_so_far(failing_run):
+    passes = []
+
+    def interrupt(name, size):
+        passes.append((name, size))
+        if len(passes) == 2:
+            raise KeyboardInterrupt
+
+    outcome = shrink_events(failing_run.seed, failing_run.options, FACTORY, failing_run.events,
+                            failing_run.violation.invariant, on_progress=interrupt)
+    assert outcome.stopped_by == "interrupted"
+    assert outcome.after < outcome.before
+    assert outcome.after <= passes[-1][1]
+    assert outcome.violation.invariant == failing_run.violation.invariant

@@ -13,8 +13,9 @@ from __future__ import annotations
 import dataclasses
 import gc
 import os
+import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,15 @@ class CampaignSpec:
     out_dir: str | None
     # Under swarm, the option fields the user set, which the swarm keeps.
     keep: frozenset[str] = frozenset()
+
+
+class CampaignInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the campaign; `results` holds the seeds that finished,
+    sorted by seed, so the caller can still write the summary and index."""
+
+    def __init__(self, results: list[SeedResult]) -> None:
+        super().__init__(f"interrupted after {len(results)} seeds")
+        self.results = results
 
 
 def settle_process() -> None:
@@ -136,13 +146,24 @@ def run_campaign(
     time_budget_s: float | None = None,
     on_result: Callable[[SeedResult], None] | None = None,
 ) -> list[SeedResult]:
-    """Run every seed (or as many as the time budget allows), sorted by seed."""
-    if executor == "dask":
-        results = _run_dask(seeds, spec, workers, scheduler, time_budget_s, on_result)
-    elif workers <= 1:
-        results = list(_run_serial(seeds, spec, time_budget_s, on_result))
-    else:
-        results = _run_processes(seeds, spec, workers, time_budget_s, on_result)
+    """Run every seed (or as many as the time budget allows), sorted by seed.
+    Ctrl-C raises CampaignInterrupted with the results of the finished seeds."""
+    results: list[SeedResult] = []
+
+    def collect(result: SeedResult) -> None:
+        results.append(result)
+        if on_result:
+            on_result(result)
+
+    try:
+        if executor == "dask":
+            _run_dask(seeds, spec, workers, scheduler, time_budget_s, collect)
+        elif workers <= 1:
+            _run_serial(seeds, spec, time_budget_s, collect)
+        else:
+            _run_processes(seeds, spec, workers, time_budget_s, collect)
+    except KeyboardInterrupt:
+        raise CampaignInterrupted(sorted(results, key=lambda r: r.seed)) from None
     return sorted(results, key=lambda r: r.seed)
 
 
@@ -150,22 +171,26 @@ def _out_of_time(started: float, budget: float | None) -> bool:
     return budget is not None and time.monotonic() - started >= budget
 
 
-def _run_serial(seeds, spec, budget, on_result) -> Iterator[SeedResult]:
+def _run_serial(seeds, spec, budget, on_result) -> None:
     started = time.monotonic()
     for seed in seeds:
         if _out_of_time(started, budget):
             return
-        result = run_one(seed, spec)
-        if on_result:
-            on_result(result)
-        yield result
+        on_result(run_one(seed, spec))
 
 
-def _run_processes(seeds, spec, workers, budget, on_result) -> list[SeedResult]:
+def _settle_worker() -> None:
+    """A campaign worker: Ctrl-C is the parent's to handle (it keeps the
+    finished seeds); the worker only settles for many runs."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    settle_process()
+
+
+def _run_processes(seeds, spec, workers, budget, on_result) -> None:
     started = time.monotonic()
-    results: list[SeedResult] = []
     todo = iter(seeds)
-    with ProcessPoolExecutor(max_workers=workers, initializer=settle_process) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_settle_worker)
+    try:
         running: set[Future] = set()
 
         def top_up() -> None:
@@ -180,15 +205,13 @@ def _run_processes(seeds, spec, workers, budget, on_result) -> list[SeedResult]:
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 running.discard(future)
-                result = future.result()
-                results.append(result)
-                if on_result:
-                    on_result(result)
+                on_result(future.result())
             top_up()
-    return results
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _run_dask(seeds, spec, workers, address, budget, on_result) -> list[SeedResult]:
+def _run_dask(seeds, spec, workers, address, budget, on_result) -> None:
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -203,7 +226,6 @@ def _run_dask(seeds, spec, workers, address, budget, on_result) -> list[SeedResu
         client = Client(cluster)
     else:
         client = Client(address)
-    results: list[SeedResult] = []
     in_flight = max(1, workers) * DASK_SEEDS_IN_FLIGHT_PER_WORKER
     todo = iter(seeds)
     seed_of: dict[str, int] = {}
@@ -229,15 +251,12 @@ def _run_dask(seeds, spec, workers, address, budget, on_result) -> list[SeedResu
                 ) from exc
             if lines is not None and spec.out_dir is not None:
                 result = _save_trace(result, lines, spec.out_dir)
-            results.append(result)
-            if on_result:
-                on_result(result)
+            on_result(result)
             submit_more()
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
-    return results
 
 
 # Seeds submitted to Dask ahead of the results, per worker: enough to keep

@@ -60,7 +60,7 @@ class ShrinkOutcome:
     violation: Violation
     verdict: dict  # the verdict line of the shrunk trace
     replays: int  # candidate traces replayed to get there
-    stopped_by: str  # "done" (no cut left to try), "replays" or "seconds": the budget
+    stopped_by: str  # "done" (no cut left), "replays" or "seconds" (the budget), "interrupted"
 
     seed: int
     factory: str
@@ -87,6 +87,8 @@ class _Shrinker:
         self.max_replays = max_replays
         self.attempts = 0
         self.stopped_by = "done"
+        # The shortest failing candidate so far, kept for an interrupted shrink.
+        self.best: tuple[list[Event], SimOptions] | None = None
 
     def out_of_time(self) -> bool:
         if self.attempts >= self.max_replays:
@@ -121,9 +123,11 @@ class _Shrinker:
               ) -> list[Event] | None:
         """The applied events up to the violation, if the same invariant breaks."""
         violation, applied = self.replay(events, options)
-        if violation is not None and violation.invariant == self.invariant:
-            return applied
-        return None
+        if violation is None or violation.invariant != self.invariant:
+            return None
+        if self.best is None or len(applied) < len(self.best[0]):
+            self.best = (applied, options or self.options)
+        return applied
 
     # ------------------------------------------------------------------ passes
 
@@ -318,16 +322,21 @@ def shrink_events(
         ("ticks", shrinker.merge_ticks),
         ("partitions", shrinker.shorten_partitions),
     )
-    while True:
-        size = len(current)
-        for name, run_pass in passes:
-            if shrinker.out_of_time():
+    try:
+        while True:
+            size = len(current)
+            for name, run_pass in passes:
+                if shrinker.out_of_time():
+                    break
+                current = run_pass(current)
+                if on_progress is not None:
+                    on_progress(name, len(current))
+            if len(current) >= size or shrinker.out_of_time():
                 break
-            current = run_pass(current)
-            if on_progress is not None:
-                on_progress(name, len(current))
-        if len(current) >= size or shrinker.out_of_time():
-            break
+    except KeyboardInterrupt:  # keep the work: the shortest failing trace so far
+        assert shrinker.best is not None
+        current, shrinker.options = shrinker.best
+        shrinker.stopped_by = "interrupted"
     # The proof that the result stands on its own: a strict replay.
     sim = Simulation(shrinker.options, seed, shrinker.factory, checker=Checker())
     violation, diverged, _why = replay_events(sim, current)
