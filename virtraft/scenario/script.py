@@ -63,6 +63,7 @@ class _Script:
         self.checks: list[Check] = []
         self.phase_failures: list[ExpectationOutcome] = []
         self.blocked = False
+        self.waiting: str | None = None  # why the next phase is not happening yet
         self.promotions: dict[int, int | None] = {}  # joining node -> last attempt ms
         self.violation: Violation | None = None
 
@@ -96,12 +97,40 @@ class _Script:
             if check.result is None:
                 check.observe()
 
-    def outcomes(self, why: str) -> list[ExpectationOutcome]:
+    def outcomes(self, why: str, ended: bool) -> list[ExpectationOutcome]:
+        """Every check's result, then every phase that failed, did not finish
+        or did not run. Windows close only when the script `ended`; a run
+        stopped first (max_steps, a violation) leaves them undecided."""
         for check in self.checks:
-            check.window_closed("the script ended")
+            if ended:
+                check.window_closed("the script ended")
             check.finish(why)
         results = [check.result for check in self.checks if check.result is not None]
-        return results + self.phase_failures
+        return results + self.phase_failures + self._unfinished(why)
+
+    def _unfinished(self, why: str) -> list[ExpectationOutcome]:
+        """A scenario passes only when it checked what it says: a phase cut
+        short or never run is a failure that says why."""
+        sim, phases = self.sim, self.scenario.phases
+        stopped = f"{why} at {sim.clock_ms} ms"
+        out = []
+        if self.ongoing is not None:
+            phase = phases[self.next - 1]
+            out.append(ExpectationOutcome(phase.describe(), False, f"did not finish: {stopped}"))
+        if self.blocked:
+            blocker = phases[self.next]
+            return out + [
+                ExpectationOutcome(phase.describe(), False,
+                                   f"did not run: phase {blocker.number} before it could not "
+                                   f"happen")
+                for phase in phases[self.next + 1:]
+            ]
+        for phase in phases[self.next:]:
+            waited = phase.number == self.next + 1 and self.waiting is not None
+            state = f"it was waiting: {self.waiting}" if waited else f"due at {phase.when()}"
+            out.append(ExpectationOutcome(phase.describe(), False,
+                                          f"did not run: {stopped}; {state}"))
+        return out
 
     # ---- the stage the actions act on
 
@@ -163,6 +192,7 @@ class _Script:
             try:
                 self._run(phase)
             except Wait as wait:
+                self.waiting = str(wait)
                 if sim.clock_ms - self.due_since_ms >= phase.wait_ms:
                     self._fail_phase(phase, f"could not happen within {phase.wait_ms} ms: {wait}")
                 return
@@ -172,6 +202,7 @@ class _Script:
             self.next += 1
             self.due_since_ms = None
             self.last_try_ms = None
+            self.waiting = None
 
     def _due(self, phase: Phase) -> bool:
         if phase.at_ms is not None:
@@ -296,12 +327,16 @@ def run_scenario(scenario: Scenario, seed: int, *, factory: str = DEFAULT_FACTOR
     script = _Script(scenario, sim)
     violation: Violation | None = None
     why = "the script ended"
+    ended = False
     while True:
         if sim.step >= scenario.max_steps:
             why = f"the run reached max_steps ({scenario.max_steps})"
             break
         violation = script.before_step()
-        if violation is not None or script.finished():
+        if violation is not None:
+            break
+        if script.finished():
+            ended = True
             break
         violation = sim.apply(scheduler.next_event(sim))
         script.observe()
@@ -316,6 +351,6 @@ def run_scenario(scenario: Scenario, seed: int, *, factory: str = DEFAULT_FACTOR
         liveness, violation = liveness_phase(sim, scheduler)
     else:
         liveness, violation = liveness_in_place(sim, scheduler)
-    expectations = script.outcomes(why)
+    expectations = script.outcomes(why, ended)
     run = RunResult(seed, options, factory, violation, liveness, sim)
     return ScenarioOutcome(scenario, run, expectations)
