@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from virtraft.adapter import NodeOptions
+from virtraft.adapter import Capabilities, NodeOptions
 from virtraft.check.checker import INVARIANTS
 from virtraft.scenario.actions import ACTIONS, Action
 from virtraft.scenario.expect import EXPECTS, Expectation
@@ -65,6 +65,29 @@ class Phase:
 
 
 @dataclass(frozen=True, slots=True)
+class Need:
+    """Something a scenario needs of the implementation, and where the file
+    asks for it: a capability (membership, snapshots), or a Raft option its
+    [raft] table sets, which the implementation must honour."""
+
+    capability: str  # a field of virtraft.adapter.Capabilities
+    where: str  # "phase 3 add_member"; for an option, its name
+    option: str | None = None  # for "options": the NodeOptions field
+
+    def met_by(self, capabilities: Capabilities) -> bool:
+        if self.capability == "membership":
+            return capabilities.membership
+        if self.capability == "snapshots":
+            return capabilities.snapshots
+        assert self.capability == "options" and self.option is not None
+        return self.option in capabilities.options
+
+    @property
+    def what(self) -> str:
+        return self.capability if self.option is None else "the raft options it sets"
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     name: str
     summary: str
@@ -77,10 +100,22 @@ class Scenario:
     liveness: bool
     liveness_heal: bool
     expect_failure: str | None
+    raft_options: frozenset[str] = frozenset()  # the NodeOptions fields [raft] sets
 
     @property
     def expects(self) -> str:
         return _expects_text(self.expect_failure)
+
+    def needs(self) -> tuple[Need, ...]:
+        """What the phases' actions and expectations need, and the options set."""
+        needs = []
+        for phase in self.phases:
+            for step in (phase.action, phase.expect):
+                if step is not None and step.needs is not None:
+                    needs.append(Need(step.needs, f"phase {phase.number} {step.name}"))
+        needs.extend(Need("options", option, option)
+                     for option in sorted(self.raft_options))
+        return tuple(needs)
 
 
 def _expects_text(failure: str | None) -> str:
@@ -145,7 +180,8 @@ def _parse(top: Table) -> Scenario:
     max_servers = cluster.whole("max_servers", minimum=servers, default=max(9, servers))
     min_voters = cluster.whole("min_voters", minimum=1, default=3)
     cluster.done()
-    node = _read_raft(top.table("raft"))
+    raft = top.table("raft")
+    node = _read_raft(raft)
     faults = _read_faults(top.table("faults"))
     length = _read_run(top.table("run"))
     live = _read_liveness(top.table("liveness"), failure)
@@ -160,7 +196,8 @@ def _parse(top: Table) -> Scenario:
     phases = _read_phases(top, servers)
     top.done()
     return Scenario(name, summary.strip(), top.path, options, phases, length.duration_ms or 0,
-                    length.steps, length.max_steps, live.check, live.heal, failure)
+                    length.steps, length.max_steps, live.check, live.heal, failure,
+                    frozenset(raft.data))
 
 
 def _read_raft(raft: Table) -> NodeOptions:

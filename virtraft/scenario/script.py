@@ -17,7 +17,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from virtraft.adapter import MembershipChange
+from virtraft.adapter import Capabilities, MembershipChange
 from virtraft.check.checker import Checker, Violation
 from virtraft.run.factory import DEFAULT_FACTORY, load_factory
 from virtraft.run.liveness import Liveness, liveness_in_place, liveness_phase
@@ -269,9 +269,20 @@ class _Script:
 
 @dataclass(frozen=True, slots=True)
 class ScenarioOutcome:
+    """How a scenario run ended. A skipped one (`skipped` says why) neither
+    passed nor failed: nothing ran, and `run` holds the cluster as built."""
+
     scenario: Scenario
     run: RunResult
     expectations: list[ExpectationOutcome] = field(default_factory=list)
+    skipped: str | None = None
+
+    @property
+    def status(self) -> str:
+        """"skipped", "as stated" (a pass, or the stated failure) or "not as stated"."""
+        if self.skipped is not None:
+            return "skipped"
+        return "as stated" if self.as_stated else "not as stated"
 
     @property
     def expected_failure(self) -> str | None:
@@ -280,11 +291,15 @@ class ScenarioOutcome:
     @property
     def failed(self) -> bool:
         """Safety, liveness or a stated expectation failed (exit code 1)."""
+        if self.skipped is not None:
+            return False
         return self.run.failed or not all(e.passed for e in self.expectations)
 
     @property
     def as_stated(self) -> bool:
         """The outcome is what the file says: a pass, or the stated failure only."""
+        if self.skipped is not None:
+            return False
         stated = self.expected_failure
         run = self.run
         expectations_held = all(e.passed for e in self.expectations)
@@ -299,18 +314,18 @@ class ScenarioOutcome:
         return run.violation is not None and run.violation.invariant == stated
 
     def verdict(self) -> dict[str, Any]:
-        return {
-            **self.run.verdict(),
-            "scenario": {
-                "name": self.scenario.name,
-                "expected_failure": self.expected_failure,
-                "as_stated": self.as_stated,
-                "expectations": [
-                    {"description": e.description, "passed": e.passed, "detail": e.detail}
-                    for e in self.expectations
-                ],
-            },
+        scenario: dict[str, Any] = {
+            "name": self.scenario.name,
+            "expected_failure": self.expected_failure,
+            "as_stated": self.as_stated,
+            "expectations": [
+                {"description": e.description, "passed": e.passed, "detail": e.detail}
+                for e in self.expectations
+            ],
         }
+        if self.skipped is not None:
+            scenario["skipped"] = self.skipped
+        return {**self.run.verdict(), "scenario": scenario}
 
     def trace_lines(self) -> list[str]:
         run = self.run
@@ -320,9 +335,14 @@ class ScenarioOutcome:
 
 def run_scenario(scenario: Scenario, seed: int, *, factory: str = DEFAULT_FACTORY
                  ) -> ScenarioOutcome:
-    """Run the script with the background events of `seed`, then the liveness phase."""
+    """Run the script with the background events of `seed`, then the liveness
+    phase; skip it, saying why, when the implementation lacks what it needs."""
     options = scenario.options
     sim = Simulation(options, seed, load_factory(factory), checker=Checker())
+    lacking = _lacking(scenario, sim.capabilities, factory)
+    if lacking is not None:
+        run = RunResult(seed, options, factory, None, Liveness("skipped", lacking), sim)
+        return ScenarioOutcome(scenario, run, skipped=lacking)
     scheduler = Scheduler(random.Random(f"virtraft:{seed}:scheduler"), options)
     script = _Script(scenario, sim)
     violation: Violation | None = None
@@ -354,3 +374,16 @@ def run_scenario(scenario: Scenario, seed: int, *, factory: str = DEFAULT_FACTOR
     expectations = script.outcomes(why, ended)
     run = RunResult(seed, options, factory, violation, liveness, sim)
     return ScenarioOutcome(scenario, run, expectations)
+
+
+def _lacking(scenario: Scenario, capabilities: Capabilities, factory: str) -> str | None:
+    """Why the implementation cannot run the scenario as it is written, or
+    None: a scenario that needs what it lacks would test nothing it says."""
+    unmet: dict[str, list[str]] = {}
+    for need in scenario.needs():
+        if not need.met_by(capabilities):
+            unmet.setdefault(need.what, []).append(need.where)
+    if not unmet:
+        return None
+    what = "; ".join(f"{name} ({', '.join(where)})" for name, where in unmet.items())
+    return f"{factory} lacks what this scenario needs: {what}"
