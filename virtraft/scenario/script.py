@@ -345,25 +345,9 @@ def run_scenario(scenario: Scenario, seed: int, *, factory: str = DEFAULT_FACTOR
         return ScenarioOutcome(scenario, run, skipped=lacking)
     scheduler = Scheduler(random.Random(f"virtraft:{seed}:scheduler"), options)
     script = _Script(scenario, sim)
-    violation: Violation | None = None
-    why = "the script ended"
-    ended = False
-    while True:
-        if sim.step >= scenario.max_steps:
-            why = f"the run reached max_steps ({scenario.max_steps})"
-            break
-        violation = script.before_step()
-        if violation is not None:
-            break
-        if script.finished():
-            ended = True
-            break
-        violation = sim.apply(scheduler.next_event(sim))
-        script.observe()
-        if violation is not None:
-            break
+    stop = _run_script(script, scheduler)
+    violation = stop.violation
     if violation is not None:
-        why = f"safety was violated at step {violation.step}"
         liveness = Liveness("skipped", "safety was violated")
     elif not scenario.liveness:
         liveness = Liveness("skipped", "the scenario switches the liveness phase off")
@@ -371,9 +355,34 @@ def run_scenario(scenario: Scenario, seed: int, *, factory: str = DEFAULT_FACTOR
         liveness, violation = liveness_phase(sim, scheduler)
     else:
         liveness, violation = liveness_in_place(sim, scheduler)
-    expectations = script.outcomes(why, ended)
+    expectations = script.outcomes(stop.why, stop.ended)
     run = RunResult(seed, options, factory, violation, liveness, sim)
     return ScenarioOutcome(scenario, run, expectations)
+
+
+@dataclass(frozen=True, slots=True)
+class _Stop:
+    """Why the script stopped; `ended` only when it ran to its end."""
+
+    why: str
+    ended: bool = False
+    violation: Violation | None = None
+
+
+def _run_script(script: _Script, scheduler: Scheduler) -> _Stop:
+    """Scripted events, each step's background event, and the checks after
+    every one, until the script ends, a violation, or max_steps."""
+    sim, max_steps = script.sim, script.scenario.max_steps
+    while sim.step < max_steps:
+        violation = script.before_step()
+        if violation is None and script.finished():
+            return _Stop("the script ended", ended=True)
+        if violation is None:
+            violation = sim.apply(scheduler.next_event(sim))
+            script.observe()
+        if violation is not None:
+            return _Stop(f"safety was violated at step {violation.step}", violation=violation)
+    return _Stop(f"the run reached max_steps ({max_steps})")
 
 
 def _lacking(scenario: Scenario, capabilities: Capabilities, factory: str) -> str | None:
