@@ -15,15 +15,14 @@ import pytest
 from virtraft.check.checker import Checker
 from virtraft.cli.commands import main
 from virtraft.run.factory import load_factory
-from virtraft.scenario.script import (
+from virtraft.scenario.schema import (
     SCENARIO_DIR,
     ScenarioError,
-    ScenarioOutcome,
     list_scenarios,
     load_scenario,
     read_scenario,
-    run_scenario,
 )
+from virtraft.scenario.script import ScenarioOutcome, run_scenario
 from virtraft.sim.events import ChangeMembership, ClientRequest, Heal, Partition
 from virtraft.sim.simulation import Simulation
 from virtraft.trace.format import read_trace, write_trace
@@ -117,8 +116,8 @@ def test_the_no_prevote_twin_fails_liveness_where_prevote_and_check_quorum_succe
     assert ok.scenario.options.node.prevote and ok.scenario.options.node.check_quorum
     node = stuck.scenario.options.node
     assert not node.prevote and not node.check_quorum
-    assert [p.shape for p in ok.scenario.phases if p.shape] == [
-        p.shape for p in stuck.scenario.phases if p.shape]
+    assert [p.action for p in ok.scenario.phases if p.action] == [
+        p.action for p in stuck.scenario.phases if p.action]
     # Without pre-vote the servers cut off from the old leader run their terms up.
     sim = stuck.run.sim
     leader = sim.leader()
@@ -343,7 +342,7 @@ def test_malformed_file_names_file_field_and_expectation(tmp_path, text, field, 
 
 
 def test_shipped_file_whose_name_disagrees_is_refused(tmp_path, monkeypatch):
-    import virtraft.scenario.script as scenario_module
+    import virtraft.scenario.schema as scenario_module
 
     (tmp_path / "alpha.toml").write_text('name = "beta"\nsummary = "s"\n[run]\nsteps = 10\n')
     monkeypatch.setattr(scenario_module, "SCENARIO_DIR", tmp_path)
