@@ -162,7 +162,7 @@ def test_flapping_link_expectation_fails_without_prevote(tmp_path):
         ("leader_isolated", "within_ms = 3000\n", "within_ms = 300\n", "a new leader"),
         # Without compaction the follower is caught up by AppendEntries alone.
         ("snapshot_catch_up", 'action = "snapshot"\nnodes = "all"\n',
-         'action = "client"\ncount = 1\n', "by InstallSnapshot"),
+         'action = "client"\ncount = 1\n', "by a snapshot transfer"),
     ],
 )
 def test_an_expectation_that_does_not_hold_fails_the_run(tmp_path, name, old, new, failing):
@@ -185,7 +185,7 @@ def test_removed_node_keeps_campaigning_while_the_leader_stays():
 def test_snapshot_catch_up_goes_through_install_snapshot():
     outcome = outcome_of("snapshot_catch_up")
     assert outcome.run.sim.stats.snapshots_installed >= 1
-    caught_up = [e for e in outcome.expectations if "InstallSnapshot" in e.description]
+    caught_up = [e for e in outcome.expectations if "snapshot transfer" in e.description]
     assert caught_up and caught_up[0].passed
 
 

@@ -16,6 +16,7 @@ from typing import ClassVar, Protocol
 
 from virtraft.adapter import MembershipChange, NodeAdapter
 from virtraft.scenario.fields import PhaseTable, Ref, ScenarioError
+from virtraft.sim import partitions
 from virtraft.sim.events import (
     ChangeMembership,
     ClientRequest,
@@ -152,11 +153,6 @@ def read_shape(t: PhaseTable) -> Shape:
     return Shape(kind, tuple(t.refs(kind, exactly=2)))
 
 
-def _links(nodes: list[int], cut: Callable[[int, int], bool]) -> tuple[tuple[int, int], ...]:
-    """Every directed link between two different nodes that `cut` takes down."""
-    return tuple((a, b) for a in nodes for b in nodes if a != b and cut(a, b))
-
-
 def partition_of(shape: Shape, stage: Stage) -> tuple[Partition, int | None]:
     """The partition event a shape makes now, and the one node it names."""
     nodes = list(stage.sim.node_ids)
@@ -171,26 +167,23 @@ def partition_of(shape: Shape, stage: Stage) -> tuple[Partition, int | None]:
         # A node in no group is cut off from everyone.
         for node in nodes:
             group_of.setdefault(node, -node)
-        down = _links(nodes, lambda a, b: group_of[a] != group_of[b])
-        text = " | ".join(",".join(str(stage.resolve(r)) for r in g) for g in shape.groups)
-        return Partition(f"groups {text}", down), None
+        text = "groups " + " | ".join(
+            ",".join(str(stage.resolve(r)) for r in g) for g in shape.groups)
+        return partitions.groups(group_of, nodes, text) or Partition(text, ()), None
     ends = [stage.resolve(r) for r in shape.nodes]
     if shape.kind == "isolate":
         (lonely,) = ends
-        down = _links(nodes, lambda a, b: (a == lonely) != (b == lonely))
-        return Partition(f"isolate {lonely}", down), lonely
+        return partitions.isolate(lonely, nodes), lonely
     if shape.kind == "bridge":
         (bridge,) = ends
-        others = [n for n in nodes if n != bridge]
-        return Partition(f"bridge {bridge}", _links(others, lambda a, b: True)), bridge
+        return partitions.bridge(bridge, nodes), bridge
     a, b = ends
     if a == b:
         raise NotApplicable(f"{shape.kind} needs two different nodes, got {a} twice")
-    if shape.kind == "one_way":
-        return Partition(f"one-way {a}->{b}", ((a, b),)), None
-    if shape.kind == "cut":
-        return Partition(f"cut {a}<->{b}", ((a, b), (b, a))), None
-    return Partition(f"clog {a}<->{b}", (), ((a, b), (b, a))), None
+    return _TWO_NODE_SHAPES[shape.kind](a, b), None
+
+
+_TWO_NODE_SHAPES = {"one_way": partitions.one_way, "cut": partitions.cut, "clog": partitions.clog}
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ import abc
 from dataclasses import dataclass
 from typing import ClassVar
 
-from virtraft.adapter import Role, Submitted
+from virtraft.adapter import MessageRole, Role, Submitted
 from virtraft.scenario.fields import PhaseTable, Ref
 from virtraft.sim.events import ClientRequest, Deliver, Event
 from virtraft.sim.simulation import Simulation
@@ -366,7 +366,7 @@ class _CommitCheck(Check):
 @dataclass(frozen=True, slots=True)
 class NodeCaughtUp(Expectation):
     """The node's commit index reaches the highest one in the cluster when
-    the phase ran; with `via_snapshot`, it also received an InstallSnapshot."""
+    the phase ran; with `via_snapshot`, it also received a snapshot transfer."""
 
     name: ClassVar[str] = "node_caught_up"
     within_ms: int
@@ -393,7 +393,7 @@ class NodeCaughtUp(Expectation):
         return (self.node,)
 
     def describe(self) -> str:
-        how = " by InstallSnapshot" if self.via_snapshot else ""
+        how = " by a snapshot transfer" if self.via_snapshot else ""
         return f"node {self.node} catches up{how} within {self.within_ms} ms"
 
     def open(self, title: str, sim: Simulation, nodes: tuple[int, ...],
@@ -414,8 +414,9 @@ class _CaughtUpCheck(Check):
     def observe(self) -> None:
         sim = self.sim
         last = sim.events[-1] if sim.events else None
-        if (isinstance(last, Deliver) and last.dst == self.node_id
-                and last.msg == "InstallSnapshot"):
+        env = sim.last_envelope
+        if (isinstance(last, Deliver) and last.dst == self.node_id and env is not None
+                and sim.messages.role(env.message) is MessageRole.SNAPSHOT):
             self.snapshots_received += 1
         node = sim.nodes.get(self.node_id)
         ready = node is not None and node.alive and node.commit_index >= self.target
@@ -423,11 +424,11 @@ class _CaughtUpCheck(Check):
             assert node is not None
             self.settle(True, f"node {self.node_id} reached commit index {node.commit_index} "
                         f"(>= {self.target}) at {sim.clock_ms} ms; "
-                        f"{self.snapshots_received} InstallSnapshot messages received")
+                        f"{self.snapshots_received} snapshot messages received")
             return
         have = node.commit_index if node is not None and node.alive else "down"
         self._timed_out(f"node {self.node_id} at commit index {have} of {self.target}, "
-                        f"{self.snapshots_received} InstallSnapshot messages received,")
+                        f"{self.snapshots_received} snapshot messages received,")
 
 
 # The expectations a phase may state, in the order error messages list them.

@@ -213,7 +213,7 @@ def _read_raft(raft: Table) -> NodeOptions:
         max_entries_per_msg=raft.whole("max_entries_per_msg", minimum=1,
                                        default=defaults.max_entries_per_msg),
     )
-    if node.request_timeout_ms >= node.election_timeout_ms:
+    if not node.heartbeat_beats_election():
         raft.fail("request_timeout_ms",
                   f"less than election_timeout_ms ({node.election_timeout_ms})",
                   node.request_timeout_ms)
