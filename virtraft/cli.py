@@ -174,6 +174,13 @@ def _factory(args: argparse.Namespace) -> str:
     return spec
 
 
+def _factory_words(spec: str) -> list[str]:
+    """The option that names `spec` again, on a command that reads a trace."""
+    from virtraft.runner import DEFAULT_FACTORY
+
+    return [] if spec == DEFAULT_FACTORY else ["--node-factory", spec]
+
+
 def _reproduce_command(args: argparse.Namespace, seed: int) -> str:
     """The command line that reruns exactly this seed."""
     words = ["virtraft", "run", "--seed", str(seed)]
@@ -331,7 +338,8 @@ def cmd_fuzz(args: argparse.Namespace, console: Console) -> int:
                        key=lambda r: r.step or 0, default=None)
         if shortest is not None:
             small = str(shortest.trace).removesuffix(".jsonl") + ".small.jsonl"
-            command = shlex.join(["virtraft", "shrink", str(shortest.trace), "-o", small])
+            command = shlex.join(["virtraft", "shrink", str(shortest.trace), "-o", small,
+                                  *_factory_words(factory)])
             console.print(f"shrink the shortest with: [bold]{escape(command)}[/]")
         _write_campaign_index(out_dir, results)
     if len(results) < len(seeds):
@@ -353,7 +361,7 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
     from virtraft.simulator import Simulation
 
     trace = _read_trace_or_exit(args.trace)
-    factory = load_factory(args.node_factory or trace.factory)
+    factory = load_factory(_trace_factory(args, trace))
     if args.story:
         from virtraft.story import print_story
 
@@ -397,6 +405,17 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+def _trace_factory(args: argparse.Namespace, trace) -> str:
+    """The node factory to run a trace with: the one the user named, or the
+    default; never one the trace names by itself."""
+    from virtraft.runner import FactoryError, factory_for_trace
+
+    try:
+        return factory_for_trace(trace.factory, args.node_factory)
+    except FactoryError as exc:
+        raise UsageError(f"{args.trace}: {exc}") from None
+
+
 def _read_trace_or_exit(path: str):
     from virtraft.trace import TraceError, read_trace
 
@@ -407,6 +426,7 @@ def _read_trace_or_exit(path: str):
 
 
 def cmd_shrink(args: argparse.Namespace, console: Console) -> int:
+    from virtraft.runner import load_factory
     from virtraft.shrink import MAX_REPLAYS, ShrinkError, shrink_file
     from virtraft.story import STORY_MAX_EVENTS, print_story
 
@@ -430,15 +450,17 @@ def cmd_shrink(args: argparse.Namespace, console: Console) -> int:
     elif outcome.stopped_by == "replays":
         console.print(f"stopped after {outcome.replays} replays (--max-replays)")
     if outcome.after <= STORY_MAX_EVENTS:
-        print_story(console, outcome.trace(args.trace))
+        print_story(console, outcome.trace(args.trace), load_factory(outcome.factory))
     return EXIT_VIOLATION
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from virtraft.report import write_report
+    from virtraft.runner import load_factory
 
     trace = _read_trace_or_exit(args.trace)
-    write_report(args.trace, args.output, trace=trace)
+    factory = load_factory(_trace_factory(args, trace))
+    write_report(args.trace, args.output, trace=trace, factory=factory)
     console.print(f"wrote {args.output}")
     return EXIT_OK
 
@@ -542,6 +564,9 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write a self-contained HTML report of a trace")
     report.add_argument("trace", metavar="TRACE")
     report.add_argument("-o", "--output", required=True, metavar="HTML")
+    report.add_argument("--node-factory", default=None, metavar="MODULE:CALLABLE",
+                        help="replay against another implementation (a trace recorded with "
+                             "one other than the default needs it named)")
     report.set_defaults(handler=cmd_report)
 
     scenarios = sub.add_parser("scenarios", help="list the named scenarios")

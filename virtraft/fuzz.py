@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from virtraft.options import SimOptions
-from virtraft.runner import run_seed
+from virtraft.runner import load_factory, run_seed
 from virtraft.trace import digest, write_trace
 
 
@@ -74,7 +74,7 @@ def run_one(seed: int, spec: CampaignSpec) -> SeedResult:
     that share the campaign's filesystem (this machine's processes)."""
     result, lines = _run_seed(seed, spec)
     if result.failed and spec.out_dir is not None:
-        result = _save_trace(result, lines, spec.out_dir)
+        result = _save_trace(result, lines, spec.out_dir, spec.factory)
     return result
 
 
@@ -86,12 +86,12 @@ def run_one_remote(seed: int, spec: CampaignSpec) -> tuple[SeedResult, list[str]
     return result, lines if result.failed else None
 
 
-def _save_trace(result: SeedResult, lines: list[str], out_dir: str) -> SeedResult:
+def _save_trace(result: SeedResult, lines: list[str], out_dir: str, factory: str) -> SeedResult:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     trace_path = str(out / f"seed-{result.seed}.jsonl")
     write_trace(trace_path, lines)
-    _write_report(trace_path)
+    _write_report(trace_path, factory)
     return dataclasses.replace(result, trace=trace_path)
 
 
@@ -115,12 +115,14 @@ def _run_seed(seed: int, spec: CampaignSpec) -> tuple[SeedResult, list[str]]:
     ), lines
 
 
-def _write_report(trace_path: str) -> None:
+def _write_report(trace_path: str, factory: str) -> None:
+    """The report of a failing seed, replayed with the campaign's own factory."""
     try:
         from virtraft.report import write_report
     except ImportError:  # reports are optional for a campaign
         return
-    write_report(trace_path, trace_path.removesuffix(".jsonl") + ".html")
+    write_report(trace_path, trace_path.removesuffix(".jsonl") + ".html",
+                 factory=load_factory(factory))
 
 
 def run_campaign(
@@ -215,7 +217,7 @@ def _run_dask(seeds, spec, workers, address, budget, on_result) -> list[SeedResu
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
             if lines is not None and spec.out_dir is not None:
-                result = _save_trace(result, lines, spec.out_dir)
+                result = _save_trace(result, lines, spec.out_dir, spec.factory)
             results.append(result)
             if on_result:
                 on_result(result)

@@ -12,6 +12,7 @@ import dataclasses
 import importlib
 import os
 import random
+import shlex
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -48,6 +49,21 @@ def load_factory(spec: str) -> NodeFactory:
     if not callable(target):
         raise FactoryError(f"{spec} is not callable")
     return target
+
+
+def factory_for_trace(recorded: str, named: str | None) -> str:
+    """The node factory to run a trace's events with. A trace is data: the
+    factory it records is never imported on the trace's word. The user names
+    one (`--node-factory`), or the trace must have been recorded with the
+    default one."""
+    if named is not None:
+        return named
+    if recorded == DEFAULT_FACTORY:
+        return DEFAULT_FACTORY
+    raise FactoryError(
+        f"the trace was recorded with node factory {recorded!r}, which a trace alone never "
+        f"runs; to run it, pass --node-factory {shlex.quote(recorded)}"
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,14 @@ from dataclasses import dataclass
 from virtraft.checker import Checker, Violation
 from virtraft.events import MESSAGE_EVENTS, Event, Partition, Tick, strip_refs
 from virtraft.options import SimOptions
-from virtraft.runner import FactoryError, Liveness, load_factory, replay_events, verdict_of
+from virtraft.runner import (
+    FactoryError,
+    Liveness,
+    factory_for_trace,
+    load_factory,
+    replay_events,
+    verdict_of,
+)
 from virtraft.simulator import NotApplicable, Simulation
 from virtraft.trace import Trace, TraceError, read_trace, trace_lines, write_trace
 
@@ -348,12 +355,15 @@ def shrink_file(
         trace = read_trace(trace_path)
     except TraceError as exc:
         raise ShrinkError(str(exc)) from None
+    try:
+        factory = factory_for_trace(trace.factory, node_factory)
+    except FactoryError as exc:
+        raise ShrinkError(f"{trace_path}: {exc}") from None
     recorded = trace.verdict.get("violation")
     if not recorded or not isinstance(recorded, dict) or "invariant" not in recorded:
         raise ShrinkError(
             f"{trace_path}: the trace records no safety violation; only those are shrunk"
         )
-    factory = node_factory or trace.factory
     try:
         load_factory(factory)
     except FactoryError as exc:
