@@ -34,9 +34,8 @@ def load_factory(spec: str) -> NodeFactory:
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise FactoryError(f"node factory {spec!r} must look like module:callable")
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        # Like `python -m`: a factory in the current directory is found.
-        sys.path.insert(0, os.getcwd())
+    if spec != DEFAULT_FACTORY:
+        _search_cwd_last()
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -49,6 +48,15 @@ def load_factory(spec: str) -> NodeFactory:
     if not callable(target):
         raise FactoryError(f"{spec} is not callable")
     return target
+
+
+def _search_cwd_last() -> None:
+    """A factory the user names may live in the current directory, which is
+    searched, but after everything else: a file there named like an
+    installed package (raftcore.py) never stands in for it."""
+    cwd = os.getcwd()
+    if "" not in sys.path and cwd not in sys.path:
+        sys.path.append(cwd)
 
 
 def factory_for_trace(recorded: str, named: str | None) -> str:
