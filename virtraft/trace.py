@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,6 +127,46 @@ def _parse(path: str | Path, number: int, line: str) -> dict[str, Any]:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
         raise TraceError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise TraceError(f"{path}:{number}: JSON nested too deeply") from None
+    except ValueError:  # an integer longer than int() reads
+        raise TraceError(f"{path}:{number}: a number with more than "
+                         f"{sys.get_int_max_str_digits()} digits") from None
     if not isinstance(record, dict):
         raise TraceError(f"{path}:{number}: expected a JSON object")
+    _check_json(path, number, line, record)
     return record
+
+
+# No line of a trace this version writes is nested deeper than a few levels.
+MAX_DEPTH = 32
+
+
+def _check_json(path: str | Path, number: int, line: str, record: dict[str, Any]) -> None:
+    """Refuse what json.loads lets through but no trace holds: nesting deep
+    enough to exhaust the stack of whatever walks it, and strings with a lone
+    surrogate (an escape like \\ud800), which are not text and cannot be
+    written out again. Both checks are skipped for lines that cannot need them."""
+    if line.count("[") + line.count("{") > MAX_DEPTH and _depth(record) > MAX_DEPTH:
+        raise TraceError(f"{path}:{number}: JSON nested deeper than {MAX_DEPTH} levels")
+    if "\\u" in line:
+        try:
+            json.dumps(record, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise TraceError(f"{path}:{number}: a string holds a lone surrogate (an escape "
+                             "\\ud800 to \\udfff without its pair), which is not text") from None
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in `value`, without recursion."""
+    deepest = 0
+    todo = [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth)
+            if depth <= MAX_DEPTH:
+                todo.extend((child, depth + 1) for child in item)
+    return deepest

@@ -1,0 +1,92 @@
+"""Every malformed input ends with one line on stderr and exit 2 (hardening
+issue, item 2): each input found to end in a traceback, a hang or a wrong
+verdict, one test each. The broad sweep is test_malformed_traces.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.hardening.util import cli, small_trace_lines
+
+
+@pytest.fixture(scope="module")
+def lines() -> list[str]:
+    return small_trace_lines()
+
+
+def write(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def replace_line(lines: list[str], index: int, text: str) -> list[str]:
+    out = list(lines)
+    out[index] = text
+    return out
+
+
+def with_header(lines: list[str], **changes) -> list[str]:
+    header = json.loads(lines[0])
+    header.update(changes)
+    return replace_line(lines, 0, json.dumps(header))
+
+
+def replay_and_report(trace: Path, *needles: str) -> None:
+    """Both commands refuse the trace with one line naming every needle."""
+    cli("replay", str(trace)).one_line_error(*needles)
+    cli("report", str(trace), "-o", str(trace.with_suffix(".html"))).one_line_error(*needles)
+
+
+# ------------------------------------------------------------ JSON values
+
+
+def test_json_nested_1000_deep(lines, tmp_path):
+    deep = "[" * 1000 + "]" * 1000
+    replay_and_report(write(tmp_path / "t.jsonl", replace_line(lines, 3, deep)), ":4:", "nested")
+
+
+def test_json_nested_deep_enough_to_parse_but_not_to_walk(lines, tmp_path):
+    verdict = json.loads(lines[-1])
+    verdict["stats"]["deep"] = "@"
+    text = json.dumps(verdict).replace('"@"', "[" * 500 + "]" * 500)
+    trace = write(tmp_path / "t.jsonl", replace_line(lines, len(lines) - 1, text))
+    replay_and_report(trace, f":{len(lines)}:", "nested")
+
+
+def test_an_integer_longer_than_4300_digits(lines, tmp_path):
+    tick = next(i for i, line in enumerate(lines) if '"e":"tick"' in line)
+    event = json.loads(lines[tick])
+    text = json.dumps(event).replace(f'"ms": {event["ms"]}', '"ms": ' + "9" * 5000)
+    assert text != json.dumps(event)
+    replay_and_report(write(tmp_path / "t.jsonl", replace_line(lines, tick, text)),
+                      f":{tick + 1}:", "digits")
+
+
+@pytest.mark.parametrize("where", ["factory", "versions", "note"])
+def test_a_lone_surrogate_in_the_header(lines, tmp_path, where):
+    value = {"virtraft": "\ud800"} if where == "versions" else "a\ud800b"
+    trace = write(tmp_path / "t.jsonl", with_header(lines, **{where: value}))
+    assert "\\ud800" in trace.read_text()
+    replay_and_report(trace, ":1:", "surrogate")
+
+
+def test_a_lone_surrogate_in_an_event_and_in_the_verdict(lines, tmp_path):
+    client = next(i for i, line in enumerate(lines) if '"e":"client"' in line)
+    event = json.loads(lines[client])
+    event["key"] = "\udc80"
+    trace = write(tmp_path / "e.jsonl", replace_line(lines, client, json.dumps(event)))
+    replay_and_report(trace, f":{client + 1}:", "surrogate")
+    verdict = json.loads(lines[-1])
+    verdict["liveness"]["reason"] = "\ud800"
+    trace = write(tmp_path / "v.jsonl", replace_line(lines, len(lines) - 1, json.dumps(verdict)))
+    replay_and_report(trace, f":{len(lines)}:", "surrogate")
+
+
+def test_a_surrogate_pair_is_text(lines, tmp_path):
+    trace = write(tmp_path / "t.jsonl", with_header(lines, note="\U0001f600"))
+    assert "\\ud83d\\ude00" in trace.read_text()
+    ran = cli("replay", str(trace))
+    assert ran.code == 0, ran.err
