@@ -90,3 +90,14 @@ def test_a_surrogate_pair_is_text(lines, tmp_path):
     assert "\\ud83d\\ude00" in trace.read_text()
     ran = cli("replay", str(trace))
     assert ran.code == 0, ran.err
+
+
+# ------------------------------------------------------------------ events
+
+
+@pytest.mark.parametrize("kind", [["tick"], {"tick": 1}, 3, None, True])
+def test_an_event_whose_kind_is_not_a_string(lines, tmp_path, kind):
+    event = json.loads(lines[1])
+    event["e"] = kind
+    trace = write(tmp_path / "t.jsonl", replace_line(lines, 1, json.dumps(event)))
+    replay_and_report(trace, ":2:", '"e"', "string")
