@@ -90,7 +90,7 @@ def read_trace(path: str | Path) -> Trace:
     header = _parse(path, 1, lines[0])
     if header.get("type") != "header":
         raise TraceError(f"{path}:1: the first line must be the trace header")
-    if header.get("format") != FORMAT_VERSION:
+    if type(header.get("format")) is not int or header["format"] != FORMAT_VERSION:
         raise TraceError(
             f"{path}:1: trace format {header.get('format')!r} is not {FORMAT_VERSION}"
         )

@@ -101,3 +101,12 @@ def test_an_event_whose_kind_is_not_a_string(lines, tmp_path, kind):
     event["e"] = kind
     trace = write(tmp_path / "t.jsonl", replace_line(lines, 1, json.dumps(event)))
     replay_and_report(trace, ":2:", '"e"', "string")
+
+
+# ------------------------------------------------------------------ header
+
+
+@pytest.mark.parametrize("value", [True, 1.0, "1", [1], None])
+def test_a_format_that_is_not_the_integer_1(lines, tmp_path, value):
+    trace = write(tmp_path / "t.jsonl", with_header(lines, format=value))
+    replay_and_report(trace, ":1:", "trace format")
