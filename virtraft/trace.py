@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
+import stat
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -79,7 +81,7 @@ def write_trace(path: str | Path, lines: Iterable[str]) -> None:
 
 def read_trace(path: str | Path) -> Trace:
     try:
-        text = Path(path).read_text()
+        text = _read_text(path)
     except OSError as exc:
         raise TraceError(f"cannot read trace {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
@@ -120,6 +122,16 @@ def read_trace(path: str | Path) -> Trace:
         except EventError as exc:
             raise TraceError(f"{path}:{number}: {exc}") from None
     return Trace(seed, options, factory, tuple(events), last, header)
+
+
+def _read_text(path: str | Path) -> str:
+    """The text of a regular file. It is opened without waiting: a FIFO (or
+    a terminal, a device) is refused, where reading it could block forever."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise TraceError(f"{path} is not a regular file")
+        return file.read().decode("utf-8")
 
 
 def _parse(path: str | Path, number: int, line: str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ verdict, one test each. The broad sweep is test_malformed_traces.py."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,35 @@ def test_an_event_whose_kind_is_not_a_string(lines, tmp_path, kind):
 def test_a_format_that_is_not_the_integer_1(lines, tmp_path, value):
     trace = write(tmp_path / "t.jsonl", with_header(lines, format=value))
     replay_and_report(trace, ":1:", "trace format")
+
+
+# ------------------------------------------------------------------- files
+
+
+def run_with_timeout(seconds: float, *argv: str):
+    """cli(*argv), or None when it has not returned after `seconds`."""
+    import threading
+
+    result = []
+    worker = threading.Thread(target=lambda: result.append(cli(*argv)), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    return result[0] if result else None
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+@pytest.mark.parametrize("command", ["replay", "report", "shrink"])
+def test_a_fifo_is_refused_not_waited_on(tmp_path, command):
+    fifo = tmp_path / "trace.jsonl"
+    os.mkfifo(fifo)
+    extra = [] if command == "replay" else ["-o", str(tmp_path / "out")]
+    ran = run_with_timeout(10, command, str(fifo), *extra)
+    if ran is None:  # set the blocked reader free before failing
+        with open(fifo, "w"):
+            pass
+        pytest.fail(f"{command} waits on a FIFO")
+    ran.one_line_error("not a regular file")
+
+
+def test_a_directory_is_refused(tmp_path):
+    cli("replay", str(tmp_path)).one_line_error(str(tmp_path))
