@@ -12,12 +12,12 @@ import os
 import platform
 import stat
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from virtraft.events import Event, EventError, event_from_json, event_to_json
+from virtraft.events import Event, EventError, event_from_json, event_to_json, json_type
 from virtraft.options import OptionsError, SimOptions
 
 FORMAT_VERSION = 1
@@ -106,6 +106,7 @@ def read_trace(path: str | Path) -> Trace:
         options = SimOptions.from_json(header.get("options"))
     except OptionsError as exc:
         raise TraceError(f"{path}:1: {exc}") from None
+    _check_record(path, 1, "header", header, HEADER_FIELDS)
     last = _parse(path, len(lines), lines[-1])
     if last.get("type") != "verdict":
         raise TraceError(
@@ -114,6 +115,10 @@ def read_trace(path: str | Path) -> Trace:
     for name in ("violation", "liveness"):
         if last.get(name) is not None and not isinstance(last.get(name), dict):
             raise TraceError(f"{path}:{len(lines)}: verdict.{name} must be an object or null")
+    _check_record(path, len(lines), "verdict", last, VERDICT_FIELDS)
+    for name, fields in (("violation", VIOLATION_FIELDS), ("liveness", LIVENESS_FIELDS)):
+        if last.get(name) is not None:
+            _check_record(path, len(lines), f"verdict.{name}", last[name], fields)
     events = []
     for number, line in enumerate(lines[1:-1], start=2):
         record = _parse(path, number, line)
@@ -122,6 +127,52 @@ def read_trace(path: str | Path) -> Trace:
         except EventError as exc:
             raise TraceError(f"{path}:{number}: {exc}") from None
     return Trace(seed, options, factory, tuple(events), last, header)
+
+
+def _whole(value: Any) -> bool:
+    return type(value) is int and value >= 0
+
+
+# Fields of the header and the verdict that commands read, beyond those
+# checked on the way (type, format, seed, factory, options): (what is
+# expected, the check, whether the field must be there).
+_Fields = dict[str, tuple[str, Callable[[Any], bool], bool]]
+HEADER_FIELDS: _Fields = {
+    "versions": ("an object of strings", lambda v: isinstance(v, dict) and all(
+        isinstance(x, str) for x in v.values()), False),
+}
+VERDICT_FIELDS: _Fields = {
+    "safety": ("a string", lambda v: isinstance(v, str), False),
+    "steps": ("a whole number", _whole, False),
+    "clock_ms": ("a whole number", _whole, False),
+    "stats": ("an object", lambda v: isinstance(v, dict), False),
+}
+VIOLATION_FIELDS: _Fields = {
+    "invariant": ("a string", lambda v: isinstance(v, str), True),
+    "step": ("a whole number", _whole, True),
+    "nodes": ("a list of node ids", lambda v: isinstance(v, list) and all(map(_whole, v)),
+              False),
+    "message": ("a string", lambda v: isinstance(v, str), False),
+    "witness": ("an object", lambda v: isinstance(v, dict), False),
+}
+LIVENESS_FIELDS: _Fields = {
+    "verdict": ("a string", lambda v: isinstance(v, str), False),
+    "reason": ("a string", lambda v: isinstance(v, str), False),
+    "leader_at_ms": ("a whole number or null", lambda v: v is None or _whole(v), False),
+    "committed_at_ms": ("a whole number or null", lambda v: v is None or _whole(v), False),
+}
+
+
+def _check_record(path: str | Path, number: int, where: str, record: dict[str, Any],
+                  fields: _Fields) -> None:
+    for name, (expected, check, required) in fields.items():
+        if name not in record:
+            if required:
+                raise TraceError(f"{path}:{number}: {where}.{name} is missing")
+            continue
+        if not check(record[name]):
+            raise TraceError(f"{path}:{number}: {where}.{name} must be {expected}, got "
+                             f"{json_type(record[name])}")
 
 
 def _read_text(path: str | Path) -> str:

@@ -143,3 +143,49 @@ def test_a_fifo_is_refused_not_waited_on(tmp_path, command):
 
 def test_a_directory_is_refused(tmp_path):
     cli("replay", str(tmp_path)).one_line_error(str(tmp_path))
+
+
+# ----------------------------------------------------------------- verdict
+
+VIOLATION = {"invariant": "VoteOnce", "step": 3, "nodes": [1, 2], "message": "two votes",
+             "witness": {"term": 1}}
+
+
+def with_verdict(lines: list[str], **changes) -> list[str]:
+    verdict = json.loads(lines[-1])
+    verdict.update(changes)
+    return replace_line(lines, len(lines) - 1, json.dumps(verdict))
+
+
+@pytest.mark.parametrize("field, value", [
+    ("nodes", True), ("nodes", 7), ("nodes", 2.5), ("nodes", [[1]]), ("nodes", {"a": 1}),
+    ("step", "3"), ("step", None), ("invariant", ["VoteOnce"]), ("message", {}),
+    ("witness", [1]),
+])
+def test_a_recorded_violation_with_a_field_of_the_wrong_type(lines, tmp_path, field, value):
+    trace = write(tmp_path / "t.jsonl", with_verdict(lines, safety="violation",
+                                                     violation={**VIOLATION, field: value}))
+    replay_and_report(trace, f":{len(lines)}:", f"verdict.violation.{field}")
+
+
+@pytest.mark.parametrize("field, value", [
+    ("verdict", ["failed"]), ("reason", 3), ("leader_at_ms", "soon"), ("committed_at_ms", {}),
+])
+def test_a_recorded_liveness_verdict_with_a_field_of_the_wrong_type(lines, tmp_path, field,
+                                                                   value):
+    liveness = {**json.loads(lines[-1])["liveness"], field: value}
+    trace = write(tmp_path / "t.jsonl", with_verdict(lines, liveness=liveness))
+    replay_and_report(trace, f":{len(lines)}:", f"verdict.liveness.{field}")
+
+
+@pytest.mark.parametrize("field, value", [
+    ("steps", "150"), ("clock_ms", -1), ("stats", [1]), ("safety", False),
+])
+def test_a_verdict_field_of_the_wrong_type(lines, tmp_path, field, value):
+    trace = write(tmp_path / "t.jsonl", with_verdict(lines, **{field: value}))
+    replay_and_report(trace, f":{len(lines)}:", f"verdict.{field}")
+
+
+def test_header_versions_must_be_an_object_of_strings(lines, tmp_path):
+    trace = write(tmp_path / "t.jsonl", with_header(lines, versions={"python": [3, 11]}))
+    replay_and_report(trace, ":1:", "header.versions")
