@@ -135,6 +135,9 @@ def validate(options: SimOptions) -> None:
         raise OptionsError("need 1 <= tick_ms_min <= tick_ms_max")
     if options.max_servers < options.servers:
         raise OptionsError("max_servers must be at least servers")
+    for name in ("reorder", "liveness"):
+        if not isinstance(getattr(options, name), bool):
+            raise OptionsError(f"{name} must be true or false")
 
 
 def _validate_node(node: NodeOptions) -> None:

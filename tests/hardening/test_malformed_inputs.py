@@ -189,3 +189,15 @@ def test_a_verdict_field_of_the_wrong_type(lines, tmp_path, field, value):
 def test_header_versions_must_be_an_object_of_strings(lines, tmp_path):
     trace = write(tmp_path / "t.jsonl", with_header(lines, versions={"python": [3, 11]}))
     replay_and_report(trace, ":1:", "header.versions")
+
+
+# ----------------------------------------------------------------- options
+
+
+@pytest.mark.parametrize("name", ["reorder", "liveness"])
+@pytest.mark.parametrize("value", [None, 1, 0.0, "yes", [], {}])
+def test_a_switch_in_the_options_must_be_true_or_false(lines, tmp_path, name, value):
+    header = json.loads(lines[0])
+    header["options"][name] = value
+    trace = write(tmp_path / "t.jsonl", replace_line(lines, 0, json.dumps(header)))
+    replay_and_report(trace, ":1:", name, "true or false")
