@@ -19,6 +19,7 @@ from rich.markup import escape
 
 from virtraft.adapter import NodeOptions
 from virtraft.options import OptionsError, SimOptions
+from virtraft.trace import one_line
 
 EXIT_OK, EXIT_VIOLATION, EXIT_USAGE = 0, 1, 2
 
@@ -29,7 +30,7 @@ class UsageError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"virtraft: error: {message} (see --help)\n")
+        sys.stderr.write(one_line(f"virtraft: error: {message} (see --help)") + "\n")
         raise SystemExit(EXIT_USAGE)
 
 
@@ -621,11 +622,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args, console)
     except (UsageError, FactoryError) as exc:
-        sys.stderr.write(f"virtraft: error: {exc}\n")
+        sys.stderr.write(one_line(f"virtraft: error: {exc}") + "\n")
         return EXIT_USAGE
     except OSError as exc:
         where = f" {exc.filename}" if exc.filename else ""
-        sys.stderr.write(f"virtraft: error: cannot write{where}: {exc.strerror or exc}\n")
+        sys.stderr.write(one_line(f"virtraft: error: cannot write{where}: {exc.strerror or exc}")
+                         + "\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
         sys.stderr.write("virtraft: interrupted\n")

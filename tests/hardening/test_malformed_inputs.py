@@ -201,3 +201,22 @@ def test_a_switch_in_the_options_must_be_true_or_false(lines, tmp_path, name, va
     header["options"][name] = value
     trace = write(tmp_path / "t.jsonl", replace_line(lines, 0, json.dumps(header)))
     replay_and_report(trace, ":1:", name, "true or false")
+
+
+# ----------------------------------------------------- one line, printable
+
+
+@pytest.mark.parametrize("text", ["two\nlines", "carriage\rreturn", "\x1b[2Jclear",
+                                  "\x1b]8;;http://example.com\x1b\\link\x1b]8;;\x1b\\"])
+def test_text_from_a_trace_reaches_stderr_as_one_printable_line(lines, tmp_path, text):
+    trace = write(tmp_path / "t.jsonl", with_verdict(
+        lines, safety="violation", violation={**VIOLATION, "invariant": text}))
+    line = cli("replay", str(trace)).one_line_error("replay ended without the recorded")
+    assert line.isprintable()
+    assert text.split("\x1b")[-1].split("\n")[-1].split("\r")[-1] in line
+
+
+def test_a_path_with_a_newline_is_one_line(tmp_path):
+    missing = tmp_path / "no\nsuch\x1b[1m.jsonl"
+    line = cli("replay", str(missing)).one_line_error("cannot read")
+    assert line.isprintable()
