@@ -28,6 +28,12 @@ class UsageError(Exception):
     """Bad input from the user: printed as one line, exit code 2."""
 
 
+def shown(text: object) -> str:
+    """Text from outside (a path, a trace, a server) for console.print:
+    printable, and never read as console markup."""
+    return escape(one_line(str(text)))
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(one_line(f"virtraft: error: {message} (see --help)") + "\n")
@@ -216,7 +222,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     trace_path = _save_trace(args, result.failed, f"seed-{args.seed}", result.trace_lines)
     print_run(console, result, reproduce=_reproduce_command(args, args.seed))
     if trace_path is not None:
-        console.print(f"trace: {trace_path}")
+        console.print(f"trace: {shown(trace_path)}")
     return EXIT_VIOLATION if result.failed else EXIT_OK
 
 
@@ -273,7 +279,7 @@ def _run_scenario(args: argparse.Namespace, console: Console) -> int:
         verdict = "as stated" if outcome.as_stated else "[red]NOT as stated[/]"
         console.print(f"this scenario states it fails: {outcome.expected_failure} ({verdict})")
     if trace_path is not None:
-        console.print(f"trace: {trace_path}")
+        console.print(f"trace: {shown(trace_path)}")
     return EXIT_VIOLATION if outcome.failed or not outcome.as_stated else EXIT_OK
 
 
@@ -374,10 +380,10 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
             f"{args.trace}: the trace diverges at step {diverged} of {len(trace.events)}: {why}"
         )
     recorded = trace.verdict.get("violation")
-    console.print(f"replayed {sim.step} of {len(trace.events)} events from {args.trace}")
+    console.print(f"replayed {sim.step} of {len(trace.events)} events from {shown(args.trace)}")
     if violation is not None:
-        console.print(f"[bold red]safety: {violation.invariant} violated[/] at step "
-                      f"{violation.step}: {violation.message}")
+        console.print(f"[bold red]safety: {shown(violation.invariant)} violated[/] at step "
+                      f"{violation.step}: {shown(violation.message)}")
         if recorded is None:
             raise UsageError(f"{args.trace}: replay found {violation.invariant} at step "
                              f"{violation.step}, but the trace recorded no violation")
@@ -401,7 +407,7 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
     console.print("[bold green]safety: ok[/], as recorded")
     liveness = trace.verdict.get("liveness") or {}
     if liveness.get("verdict") == "failed":
-        console.print(f"[bold red]liveness (recorded): failed[/] ({liveness.get('reason')})")
+        console.print(f"[bold red]liveness (recorded): failed[/] ({shown(liveness.get('reason'))})")
         return EXIT_VIOLATION
     return EXIT_OK
 
@@ -443,7 +449,8 @@ def cmd_shrink(args: argparse.Namespace, console: Console) -> int:
         raise UsageError(str(exc)) from None
     console.print(
         f"shrunk {outcome.before} events to {outcome.after} "
-        f"({outcome.invariant} still fails at step {outcome.step}); wrote {args.output}"
+        f"({shown(outcome.invariant)} still fails at step {outcome.step}); "
+        f"wrote {shown(args.output)}"
     )
     if outcome.stopped_by == "seconds":
         console.print(f"stopped by the time limit after {outcome.replays} replays; "
@@ -462,7 +469,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     trace = _read_trace_or_exit(args.trace)
     factory = load_factory(_trace_factory(args, trace))
     write_report(args.trace, args.output, trace=trace, factory=factory)
-    console.print(f"wrote {args.output}")
+    console.print(f"wrote {shown(args.output)}")
     return EXIT_OK
 
 

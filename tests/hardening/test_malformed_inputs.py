@@ -220,3 +220,49 @@ def test_a_path_with_a_newline_is_one_line(tmp_path):
     missing = tmp_path / "no\nsuch\x1b[1m.jsonl"
     line = cli("replay", str(missing)).one_line_error("cannot read")
     assert line.isprintable()
+
+
+# ----------------------------------------------------- the console, stdout
+
+MARKUP = "[/x] [node 3] [bold]"
+LINK = "\x1b]8;;http://example.com\x1b\\here\x1b]8;;\x1b\\"
+
+
+@pytest.fixture
+def wide(monkeypatch):
+    """A console wide enough that rich wraps none of these lines."""
+    monkeypatch.setenv("COLUMNS", "500")
+
+
+def test_markup_and_escapes_in_a_recorded_reason_print_as_text(lines, tmp_path, wide):
+    liveness = {**json.loads(lines[-1])["liveness"], "verdict": "failed",
+                "reason": MARKUP + LINK}
+    trace = write(tmp_path / "t.jsonl", with_verdict(lines, liveness=liveness))
+    ran = cli("replay", str(trace))
+    assert ran.code == 1, ran.err
+    assert MARKUP in ran.out
+    assert LINK not in ran.out and "\\x1b]8;;" in ran.out
+
+
+def test_a_trace_path_that_looks_like_markup(lines, tmp_path, wide):
+    (tmp_path / "[").mkdir()
+    trace = write(tmp_path / "[" / "x] [node 3].jsonl", lines)
+    ran = cli("replay", str(trace))
+    assert ran.code == 0, ran.err
+    assert "[/x] [node 3].jsonl" in ran.out
+    report = tmp_path / "[/y].html"
+    ran = cli("report", str(trace), "-o", str(report))
+    assert ran.code == 0, ran.err
+    assert f"wrote {report}" in ran.out
+
+
+def test_the_story_prints_text_of_the_trace_as_text(lines, tmp_path, wide):
+    client = next(i for i, line in enumerate(lines) if '"e":"client"' in line)
+    event = json.loads(lines[client])
+    event["key"] = MARKUP + LINK
+    trace = write(tmp_path / "t.jsonl", replace_line(lines, client, json.dumps(event)))
+    ran = cli("replay", str(trace), "--story")
+    assert ran.code in (0, 2), ran.err
+    assert "Traceback" not in ran.err
+    assert MARKUP in ran.out
+    assert LINK not in ran.out
