@@ -81,6 +81,22 @@ def _raised_by_harness(exc: BaseException) -> bool:
     return True
 
 
+# What the simulator calls on every node (the door's required calls).
+_DOOR_CALLS = ("begin_step", "deliver", "tick", "submit", "change_membership", "take_snapshot",
+               "crash", "restart", "is_committed")
+
+
+def _check_node(factory: NodeFactory, node_id: int, node: object) -> None:
+    """Refuse what a factory returned when it is not a node."""
+    missing = [name for name in _DOOR_CALLS if not callable(getattr(node, name, None))]
+    if missing:
+        name = getattr(factory, "__name__", repr(factory))
+        what = "None" if node is None else (
+            f"an object of type {type(node).__name__} without {missing[0]}()")
+        raise FactoryError(f"node factory {name} returned {what} for node {node_id}, "
+                           "not a node")
+
+
 def node_rng(seed: int, node_id: int) -> random.Random:
     """Each node's own stream; seeding with a str is stable across processes."""
     return random.Random(f"virtraft:{seed}:node:{node_id}")
@@ -138,6 +154,8 @@ class Simulation:
         for node_id in range(1, options.servers + 1):
             try:
                 self._add_node(node_id, bootstrap)
+            except FactoryError:
+                raise
             except Exception as exc:
                 name = getattr(factory, "__name__", repr(factory))
                 raise FactoryError(
@@ -151,6 +169,7 @@ class Simulation:
         send = functools.partial(self._send, node_id)  # send(dst, message) from node_id
         node = self.factory(node_id, members, send, node_rng(self.seed, node_id),
                             self.options.node)
+        _check_node(self.factory, node_id, node)
         self.nodes[node_id] = node
         self.node_ids.append(node_id)
         self.node_ids.sort()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -266,3 +267,27 @@ def test_the_story_prints_text_of_the_trace_as_text(lines, tmp_path, wide):
     assert "Traceback" not in ran.err
     assert MARKUP in ran.out
     assert LINK not in ran.out
+
+
+# --------------------------------------------------------- node factories
+
+BROKEN_FACTORIES = {
+    "syntax": ("def make(:\n", "invalid syntax"),
+    "raises": ("raise RuntimeError('no config file')\n", "RuntimeError: no config file"),
+    "none": ("def make(*args):\n    return None\n", "returned None for node 1"),
+    "number": ("def make(*args):\n    return 42\n", "an object of type int without begin_step()"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BROKEN_FACTORIES))
+def test_a_broken_node_factory(tmp_path, monkeypatch, lines, kind):
+    source, needle = BROKEN_FACTORIES[kind]
+    name = f"hardening_broken_{kind}"
+    (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    spec = f"{name}:make"
+    cli("run", "--steps", "10", "--node-factory", spec).one_line_error(needle)
+    trace = write(tmp_path / "t.jsonl", lines)
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    cli("replay", str(trace), "--node-factory", spec).one_line_error(needle)
