@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from virtraft.adapter import NodeOptions
-from virtraft.options import OptionsError, SimOptions
+from virtraft.options import MAX_MS, OptionsError, SimOptions
 from virtraft.trace import one_line
 
 EXIT_OK, EXIT_VIOLATION, EXIT_USAGE = 0, 1, 2
@@ -50,7 +50,7 @@ def probability(text: str) -> float:
     return value
 
 
-def whole(minimum: int) -> Callable[[str], int]:
+def whole(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -58,6 +58,8 @@ def whole(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{value} is less than {minimum}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{value} is more than {maximum}")
         return value
 
     parse.__name__ = f"whole number >= {minimum}"
@@ -78,6 +80,10 @@ def seconds(text: str) -> float:
     return value
 
 
+# The most seeds one campaign runs (a range must have a length to count it).
+MAX_SEEDS = 1_000_000_000
+
+
 def seed_range(text: str) -> range:
     start, sep, stop = text.partition(":")
     try:
@@ -86,6 +92,8 @@ def seed_range(text: str) -> range:
         raise argparse.ArgumentTypeError(f"{text!r} is not a range A:B of seeds") from None
     if not sep or first < 0 or last <= first:
         raise argparse.ArgumentTypeError(f"{text!r} must be A:B with 0 <= A < B")
+    if last - first > MAX_SEEDS:
+        raise argparse.ArgumentTypeError(f"{text!r} is more than {MAX_SEEDS} seeds")
     return range(first, last)
 
 
@@ -113,9 +121,9 @@ def _add_sim_options(p: argparse.ArgumentParser, *, steps: int, client_rate: flo
                    help="per-step probability of a membership change")
     g.add_argument("--snapshot-rate", type=probability, default=0.0,
                    help="per-step probability that a server snapshots its log")
-    g.add_argument("--delay-max-ms", type=whole(0), default=10,
+    g.add_argument("--delay-max-ms", type=whole(0, MAX_MS), default=10,
                    help="largest message delay in virtual ms (10)")
-    g.add_argument("--tick-ms-max", type=whole(1), default=10,
+    g.add_argument("--tick-ms-max", type=whole(1, MAX_MS), default=10,
                    help="most virtual ms one tick moves the clock (10); near the election "
                         "timeout, a single tick can fire a timer")
     g.add_argument("--swarm", action="store_true",
@@ -124,9 +132,9 @@ def _add_sim_options(p: argparse.ArgumentParser, *, steps: int, client_rate: flo
     g.add_argument("--liveness", action=argparse.BooleanOptionalAction, default=True,
                    help="after the faults, require a leader and a commit in bounded time")
     r = p.add_argument_group("raft options")
-    r.add_argument("--election-timeout-ms", type=whole(2), default=1000,
+    r.add_argument("--election-timeout-ms", type=whole(2, MAX_MS), default=1000,
                    help="base election timeout T; each wait is random in [T, 2T) (1000)")
-    r.add_argument("--request-timeout-ms", type=whole(1), default=200,
+    r.add_argument("--request-timeout-ms", type=whole(1, MAX_MS), default=200,
                    help="heartbeat interval of a leader (200)")
     r.add_argument("--prevote", action=argparse.BooleanOptionalAction, default=True,
                    help="ask for votes before bumping the term (on)")

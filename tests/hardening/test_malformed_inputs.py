@@ -291,3 +291,29 @@ def test_a_broken_node_factory(tmp_path, monkeypatch, lines, kind):
     trace = write(tmp_path / "t.jsonl", lines)
     monkeypatch.delitem(sys.modules, name, raising=False)
     cli("replay", str(trace), "--node-factory", spec).one_line_error(needle)
+
+
+# ------------------------------------------------------- numbers too large
+
+HUGE = "100000000000000000000"  # 1e20
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["run", "--steps", "300", "--tick-ms-max", HUGE], "--tick-ms-max"),
+    (["run", "--steps", "300", "--delay-max-ms", HUGE], "--delay-max-ms"),
+    (["run", "--steps", "300", "--election-timeout-ms", HUGE], "--election-timeout-ms"),
+    (["fuzz", "--seeds", f"0:{HUGE}", "--steps", "10", "--workers", "1"], "--seeds"),
+    (["zoo", "--seeds", f"5:{HUGE}"], "--seeds"),
+])
+def test_a_huge_number_on_the_command_line(argv, option):
+    ran = cli(*argv)
+    assert "NodeException" not in ran.out
+    ran.one_line_error(option)
+
+
+@pytest.mark.parametrize("name", ["tick_ms_max", "delay_ms_max", "liveness_bound_ms"])
+def test_a_huge_time_in_a_trace(lines, tmp_path, name):
+    header = json.loads(lines[0])
+    header["options"][name] = int(HUGE)
+    trace = write(tmp_path / "t.jsonl", replace_line(lines, 0, json.dumps(header)))
+    replay_and_report(trace, ":1:", name, "at most")
