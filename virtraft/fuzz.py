@@ -201,7 +201,7 @@ def _run_dask(seeds, spec, workers, address, budget, on_result) -> list[SeedResu
                                processes=True, dashboard_address=None)
         client = Client(cluster)
     else:
-        client = Client(address)
+        client = _connect(Client, address)
     results: list[SeedResult] = []
     try:
         seed_list = list(seeds)
@@ -229,6 +229,19 @@ def _run_dask(seeds, spec, workers, address, budget, on_result) -> list[SeedResu
         if cluster is not None:
             cluster.close()
     return results
+
+
+# How long a campaign waits to reach the Dask scheduler it was given.
+CONNECT_SECONDS = 5
+
+
+def _connect(client_class: type, address: str):
+    """A client of the scheduler at `address`; a RuntimeError saying why not
+    (an address Dask cannot read, or no scheduler there in time)."""
+    try:
+        return client_class(address, timeout=CONNECT_SECONDS)
+    except (OSError, ValueError) as exc:
+        raise RuntimeError(f"cannot reach the Dask scheduler at {address!r}: {exc}") from None
 
 
 def default_workers() -> int:

@@ -317,3 +317,25 @@ def test_a_huge_time_in_a_trace(lines, tmp_path, name):
     header["options"][name] = int(HUGE)
     trace = write(tmp_path / "t.jsonl", replace_line(lines, 0, json.dumps(header)))
     replay_and_report(trace, ":1:", name, "at most")
+
+
+# -------------------------------------------------------- Dask scheduler
+
+
+@pytest.mark.parametrize("address, needle", [
+    ("not a url", "missing port"),
+    ("foo://bar:1", "unknown address scheme"),
+    ("tcp://127.0.0.1:1", "Timed out"),
+])
+def test_a_scheduler_that_cannot_be_reached(monkeypatch, address, needle):
+    pytest.importorskip("distributed")
+    import time
+
+    from virtraft import fuzz
+
+    monkeypatch.setattr(fuzz, "CONNECT_SECONDS", 1, raising=False)
+    started = time.monotonic()
+    ran = cli("fuzz", "--seeds", "0:2", "--steps", "10", "--executor", "dask",
+              "--scheduler", address, "--quiet")
+    assert time.monotonic() - started < 15
+    ran.one_line_error("Dask scheduler", repr(address), needle)
