@@ -69,6 +69,12 @@ FAILURES = ("liveness", "expectation", *INVARIANTS, "NodeException")
 RETRY_MS = 100
 DEFAULT_WAIT_MS = 10_000
 DEFAULT_MAX_STEPS = 1_000_000
+# What a scenario may ask for at most, so that a typo cannot run it out of
+# memory or time: any time (ten minutes of virtual time), any number of
+# steps (the default hard stop), and commands or flaps in one phase.
+MAX_SCENARIO_MS = 600_000
+MAX_SCENARIO_STEPS = DEFAULT_MAX_STEPS
+MAX_PHASE_REPEATS = 1_000
 _NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
 _LABEL = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 
@@ -244,10 +250,15 @@ class _Table:
             self.fail(key, expected, value)
         return value
 
-    def whole(self, key: str, *, minimum: int = 0, unit: str = "", default: Any = _MISSING
-              ) -> Any:
+    def whole(self, key: str, *, minimum: int = 0, unit: str = "", default: Any = _MISSING,
+              maximum: int | None = None) -> Any:
         what = f"a whole number{' of ' + unit if unit else ''} >= {minimum}"
-        return self.get(key, what, lambda v: type(v) is int and v >= minimum, default)
+        value = self.get(key, what, lambda v: type(v) is int and v >= minimum, default)
+        if maximum is None and unit == "ms":
+            maximum = MAX_SCENARIO_MS
+        if maximum is not None and type(value) is int and value > maximum:
+            self.fail(key, f"at most {maximum}{' ' + unit if unit else ''}", value)
+        return value
 
     def flag(self, key: str, default: bool) -> bool:
         return self.get(key, "true or false", lambda v: type(v) is bool, default)
@@ -339,8 +350,9 @@ def _parse(top: _Table) -> Scenario:
 
     run = top.table("run")
     duration_ms = run.whole("duration_ms", unit="ms", default=None)
-    steps = run.whole("steps", minimum=1, default=None)
-    max_steps = run.whole("max_steps", minimum=1, default=DEFAULT_MAX_STEPS)
+    steps = run.whole("steps", minimum=1, default=None, maximum=MAX_SCENARIO_STEPS)
+    max_steps = run.whole("max_steps", minimum=1, default=DEFAULT_MAX_STEPS,
+                          maximum=MAX_SCENARIO_STEPS)
     if duration_ms is None and steps is None:
         run.fail("duration_ms", "duration_ms (virtual ms) or steps to say how long to run")
     run.done()
@@ -410,7 +422,7 @@ def _parse_phase(t: _Table, number: int, servers: int, labels: set[str]) -> Phas
     if not t.has("at_ms") and not t.has("at_step"):
         t.fail("at_ms", "at_ms (virtual ms) or at_step: when the phase happens")
     at_ms = t.whole("at_ms", unit="ms", default=None)
-    at_step = t.whole("at_step", default=None)
+    at_step = t.whole("at_step", default=None, maximum=MAX_SCENARIO_STEPS)
     action = t.get("action", f"one of: {', '.join(ACTIONS)}", lambda v: v in ACTIONS, None)
     expect_kind = t.get("expect", f"one of: {', '.join(EXPECTS)}", lambda v: v in EXPECTS, None)
     if action is None and expect_kind is None:
@@ -441,7 +453,7 @@ def _parse_phase(t: _Table, number: int, servers: int, labels: set[str]) -> Phas
         if action == "flap":
             if at_ms is None:
                 t.fail("at_ms", "at_ms: a flap is timed in virtual ms")
-            kw["times"] = t.whole("times", minimum=1)
+            kw["times"] = t.whole("times", minimum=1, maximum=MAX_PHASE_REPEATS)
             kw["down_ms"] = t.whole("down_ms", minimum=1, unit="ms")
             kw["up_ms"] = t.whole("up_ms", minimum=1, unit="ms")
             single = None
@@ -460,7 +472,7 @@ def _parse_phase(t: _Table, number: int, servers: int, labels: set[str]) -> Phas
     elif action == "add_member":
         kw["promote"] = t.flag("promote", True)
     elif action == "client":
-        kw["count"] = t.whole("count", minimum=1, default=1)
+        kw["count"] = t.whole("count", minimum=1, default=1, maximum=MAX_PHASE_REPEATS)
 
     label = None
     if t.has("label"):

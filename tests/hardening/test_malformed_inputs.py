@@ -339,3 +339,45 @@ def test_a_scheduler_that_cannot_be_reached(monkeypatch, address, needle):
               "--scheduler", address, "--quiet")
     assert time.monotonic() - started < 15
     ran.one_line_error("Dask scheduler", repr(address), needle)
+
+
+# --------------------------------------------------------------- scenarios
+
+SCENARIO = """\
+name = "huge"
+summary = "asks for too much"
+
+[run]
+duration_ms = {duration_ms}
+max_steps = {max_steps}
+
+[[phases]]
+at_ms = {at_ms}
+action = "client"
+count = {count}
+"""
+FITS = {"duration_ms": 2000, "max_steps": 100000, "at_ms": 100, "count": 2}
+
+
+@pytest.mark.parametrize("field, value", [
+    ("count", 10_000_000), ("duration_ms", 10**15), ("max_steps", 10**12), ("at_ms", 10**15),
+])
+def test_a_scenario_asking_for_too_much_is_refused(tmp_path, field, value):
+    import threading
+
+    path = tmp_path / "huge.toml"
+    path.write_text(SCENARIO.format(**{**FITS, field: value}))
+    result = []
+    worker = threading.Thread(target=lambda: result.append(cli("run", "--scenario", str(path))),
+                              daemon=True)
+    worker.start()
+    worker.join(20)
+    assert result, "the scenario ran instead of being refused"
+    result[0].one_line_error(field, "at most")
+
+
+def test_a_scenario_within_the_bounds_runs(tmp_path):
+    path = tmp_path / "fits.toml"
+    path.write_text(SCENARIO.format(**FITS))
+    ran = cli("run", "--scenario", str(path))
+    assert ran.code == 0, ran.err
