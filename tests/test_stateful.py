@@ -79,8 +79,8 @@ def test_an_invariant_fails_only_for_its_own_violation() -> None:
 
 def test_a_failing_run_names_the_invariant_and_writes_a_replayable_trace(tmp_path) -> None:
     path = tmp_path / "failing.jsonl"
-    machine = machine_for("virtraft.zoo.mutants:commit_index_goes_back",
-                          trace_path=str(path))
+    spec = "virtraft.zoo.mutants:commit_index_goes_back"
+    machine = machine_for(spec, trace_path=str(path))
     error = _find(machine)
     assert error.violation.invariant == "CommitMonotonic"
     trace = read_trace(path)
@@ -88,7 +88,7 @@ def test_a_failing_run_names_the_invariant_and_writes_a_replayable_trace(tmp_pat
     assert machine.last_failure is not None
     assert len(trace.events) == machine.last_failure.events
     assert trace.verdict["violation"]["invariant"] == "CommitMonotonic"
-    assert cli.main(["replay", str(path), "--quiet"]) == cli.EXIT_VIOLATION
+    assert cli.main(["replay", str(path), "--node-factory", spec, "--quiet"]) == cli.EXIT_VIOLATION
 
 
 def test_a_callable_factory_works_too() -> None:

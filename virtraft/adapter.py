@@ -353,9 +353,10 @@ def build_node(factory: NodeFactory, node_id: int, members: Membership, send: Se
     except Exception as exc:
         raise ServerFailure(exc) from exc
     if not isinstance(node, NodeAdapter):
+        what = "None" if node is None else f"an object of type {type(node).__name__}"
         raise FactoryError(
-            f"node factory {factory_name(factory)} returned {type(node).__name__}, "
-            "not a virtraft.adapter.NodeAdapter"
+            f"node factory {factory_name(factory)} returned {what} for node {node_id}, "
+            "not a node (a virtraft.adapter.NodeAdapter)"
         )
     return node
 

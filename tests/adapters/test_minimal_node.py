@@ -37,7 +37,7 @@ def test_a_factory_that_is_not_a_node_adapter_is_refused(tmp_path: Path, capsys)
                  "--steps", "10", "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
-    assert len(err) == 1 and "not a virtraft.adapter.NodeAdapter" in err[0]
+    assert len(err) == 1 and "not a node (a virtraft.adapter.NodeAdapter)" in err[0]
 
 
 def not_a_node(*args: object) -> object:

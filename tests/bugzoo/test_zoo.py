@@ -117,7 +117,8 @@ def test_shrinking_cuts_the_median_counterexample_below_a_tenth(tmp_path) -> Non
     for r in reports:
         shrunk = tmp_path / f"{r.name}.shrunk.jsonl"
         assert len(shrunk.read_text().splitlines()) - 2 == r.shrunk_events
-        assert cli.main(["replay", str(shrunk), "--quiet"]) == cli.EXIT_VIOLATION, r.name
+        assert cli.main(["replay", str(shrunk), "--node-factory", mutants.factory_spec(r.name),
+                         "--quiet"]) == cli.EXIT_VIOLATION, r.name
         verdict = json.loads(shrunk.read_text().splitlines()[-1])
         assert verdict["violation"]["invariant"] == r.fuzz.verdict
 

@@ -125,7 +125,8 @@ def test_a_server_exception_is_a_finding_with_a_trace(tmp_path):
     assert "Traceback" not in done.stderr
     traces = list(tmp_path.glob("seed-0.jsonl"))
     assert traces, "the failing run's trace is saved"
-    assert virtraft("replay", str(traces[0])).returncode == 1
+    replayed = virtraft("replay", str(traces[0]), "--node-factory", "tests.sim.factories:exploding")
+    assert replayed.returncode == 1, replayed.stderr
 
 
 def test_python_dash_m_matches_the_console_script():
@@ -168,4 +169,5 @@ def test_replay_refuses_a_trace_whose_violation_moved(tmp_path):
     lines[-1] = json.dumps(verdict)
     moved = tmp_path / "moved.jsonl"
     moved.write_text("\n".join(lines) + "\n")
-    _one_line_error(virtraft("replay", str(moved)), "recorded", "at step")
+    _one_line_error(virtraft("replay", str(moved), "--node-factory",
+                             "tests.sim.factories:votes_for_anyone"), "recorded", "at step")

@@ -63,7 +63,8 @@ def test_cli_shrink_writes_a_trace_that_replays(failing_run, tmp_path):
     big = tmp_path / "big.jsonl"
     small = tmp_path / "small.jsonl"
     write_trace(big, failing_run.trace_lines())
-    done = subprocess.run([sys.executable, "-m", "virtraft", "shrink", str(big), "-o", str(small)],
+    done = subprocess.run([sys.executable, "-m", "virtraft", "shrink", str(big), "-o", str(small),
+                           "--node-factory", FACTORY],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stderr
     said = " ".join(done.stdout.split())
@@ -72,7 +73,8 @@ def test_cli_shrink_writes_a_trace_that_replays(failing_run, tmp_path):
     shrunk_events = len(small.read_text().splitlines()) - 2
     assert f"Step by step ({shrunk_events} events)" in said
     assert f"{failing_run.violation.invariant} violated at step {shrunk_events}" in said
-    replay = subprocess.run([sys.executable, "-m", "virtraft", "replay", str(small), "--story"],
+    replay = subprocess.run([sys.executable, "-m", "virtraft", "replay", str(small), "--story",
+                             "--node-factory", FACTORY],
                             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert replay.returncode == 1
     assert "same violation as recorded" in replay.stdout
@@ -129,13 +131,14 @@ def test_a_replay_budget_alone_gives_the_same_bytes_and_says_it_stopped(failing_
     outputs = []
     for name in ("a", "b"):
         out = tmp_path / f"{name}.jsonl"
-        assert main(["shrink", str(big), "-o", str(out), "--max-replays", "20", "--quiet"]) == 1
+        assert main(["shrink", str(big), "-o", str(out), "--max-replays", "20",
+                     "--node-factory", FACTORY, "--quiet"]) == 1
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1]
     assert len(outputs[0].splitlines()) < len(big.read_bytes().splitlines())  # it did shrink
     done = subprocess.run([sys.executable, "-m", "virtraft", "shrink", str(big), "-o", os.devnull,
-                           "--max-replays", "20"], cwd=REPO, capture_output=True, text=True,
-                          timeout=300)
+                           "--max-replays", "20", "--node-factory", FACTORY], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stderr  # the story comes from memory, not the output
     assert "stopped after 20 replays" in done.stdout
 

@@ -18,7 +18,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from virtraft.adapter import NodeOptions
-from virtraft.sim.options import OptionsError, SimOptions
+from virtraft.sim.options import MAX_MS, OptionsError, SimOptions
+from virtraft.trace.format import one_line
 
 EXIT_OK, EXIT_VIOLATION, EXIT_USAGE = 0, 1, 2
 
@@ -27,9 +28,15 @@ class UsageError(Exception):
     """Bad input from the user: printed as one line, exit code 2."""
 
 
+def shown(text: object) -> str:
+    """Text from outside (a path, a trace, a server) for console.print:
+    printable, and never read as console markup."""
+    return escape(one_line(str(text)))
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"virtraft: error: {message} (see --help)\n")
+        sys.stderr.write(one_line(f"virtraft: error: {message} (see --help)") + "\n")
         raise SystemExit(EXIT_USAGE)
 
 
@@ -43,7 +50,7 @@ def probability(text: str) -> float:
     return value
 
 
-def whole(minimum: int) -> Callable[[str], int]:
+def whole(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -51,6 +58,8 @@ def whole(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{value} is less than {minimum}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{value} is more than {maximum}")
         return value
 
     parse.__name__ = f"whole number >= {minimum}"
@@ -71,6 +80,10 @@ def seconds(text: str) -> float:
     return value
 
 
+# The most seeds one campaign runs (a range must have a length to count it).
+MAX_SEEDS = 1_000_000_000
+
+
 def seed_range(text: str) -> range:
     start, sep, stop = text.partition(":")
     try:
@@ -79,6 +92,8 @@ def seed_range(text: str) -> range:
         raise argparse.ArgumentTypeError(f"{text!r} is not a range A:B of seeds") from None
     if not sep or first < 0 or last <= first:
         raise argparse.ArgumentTypeError(f"{text!r} must be A:B with 0 <= A < B")
+    if last - first > MAX_SEEDS:
+        raise argparse.ArgumentTypeError(f"{text!r} is more than {MAX_SEEDS} seeds")
     return range(first, last)
 
 
@@ -106,9 +121,9 @@ def _add_sim_options(p: argparse.ArgumentParser, *, steps: int, client_rate: flo
                    help="per-step probability of a membership change")
     g.add_argument("--snapshot-rate", type=probability, default=0.0,
                    help="per-step probability that a server snapshots its log")
-    g.add_argument("--delay-max-ms", type=whole(0), default=10,
+    g.add_argument("--delay-max-ms", type=whole(0, MAX_MS), default=10,
                    help="largest message delay in virtual ms (10)")
-    g.add_argument("--tick-ms-max", type=whole(1), default=10,
+    g.add_argument("--tick-ms-max", type=whole(1, MAX_MS), default=10,
                    help="most virtual ms one tick moves the clock (10); near the election "
                         "timeout, a single tick can fire a timer")
     g.add_argument("--swarm", action="store_true",
@@ -117,9 +132,9 @@ def _add_sim_options(p: argparse.ArgumentParser, *, steps: int, client_rate: flo
     g.add_argument("--liveness", action=argparse.BooleanOptionalAction, default=True,
                    help="after the faults, require a leader and a commit in bounded time")
     r = p.add_argument_group("raft options")
-    r.add_argument("--election-timeout-ms", type=whole(2), default=1000,
+    r.add_argument("--election-timeout-ms", type=whole(2, MAX_MS), default=1000,
                    help="base election timeout T; each wait is random in [T, 2T) (1000)")
-    r.add_argument("--request-timeout-ms", type=whole(1), default=200,
+    r.add_argument("--request-timeout-ms", type=whole(1, MAX_MS), default=200,
                    help="heartbeat interval of a leader (200)")
     r.add_argument("--prevote", action=argparse.BooleanOptionalAction, default=True,
                    help="ask for votes before bumping the term (on)")
@@ -175,6 +190,13 @@ def _factory(args: argparse.Namespace) -> str:
     return spec
 
 
+def _factory_words(spec: str) -> list[str]:
+    """The option that names `spec` again, on a command that reads a trace."""
+    from virtraft.run.factory import DEFAULT_FACTORY
+
+    return [] if spec == DEFAULT_FACTORY else ["--node-factory", spec]
+
+
 def _reproduce_command(args: argparse.Namespace, seed: int) -> str:
     """The command line that reruns exactly this seed."""
     words = ["virtraft", "run", "--seed", str(seed)]
@@ -209,7 +231,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     trace_path = _save_trace(args, result.failed, f"seed-{args.seed}", result.trace_lines)
     print_run(console, result, reproduce=_reproduce_command(args, args.seed))
     if trace_path is not None:
-        console.print(f"trace: {trace_path}")
+        console.print(f"trace: {shown(trace_path)}")
     return EXIT_VIOLATION if result.failed else EXIT_OK
 
 
@@ -269,7 +291,7 @@ def _run_scenario(args: argparse.Namespace, console: Console) -> int:
         verdict = "as stated" if outcome.as_stated else "[red]NOT as stated[/]"
         console.print(f"this scenario states it fails: {outcome.expected_failure} ({verdict})")
     if trace_path is not None:
-        console.print(f"trace: {trace_path}")
+        console.print(f"trace: {shown(trace_path)}")
     return EXIT_VIOLATION if outcome.failed or not outcome.as_stated else EXIT_OK
 
 
@@ -335,7 +357,8 @@ def cmd_fuzz(args: argparse.Namespace, console: Console) -> int:
                        key=lambda r: r.step or 0, default=None)
         if shortest is not None:
             small = str(shortest.trace).removesuffix(".jsonl") + ".small.jsonl"
-            command = shlex.join(["virtraft", "shrink", str(shortest.trace), "-o", small])
+            command = shlex.join(["virtraft", "shrink", str(shortest.trace), "-o", small,
+                                  *_factory_words(factory)])
             console.print(f"shrink the shortest with: [bold]{escape(command)}[/]")
         _write_campaign_index(out_dir, results)
     if len(results) < len(seeds):
@@ -358,7 +381,7 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
     from virtraft.trace.replay import replay_events
 
     trace = _read_trace_or_exit(args.trace)
-    factory = load_factory(args.node_factory or trace.factory)
+    factory = load_factory(_trace_factory(args, trace))
     if args.story:
         from virtraft.report.story import print_story
 
@@ -370,10 +393,10 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
             f"{args.trace}: the trace diverges at step {diverged} of {len(trace.events)}: {why}"
         )
     recorded = trace.verdict.get("violation")
-    console.print(f"replayed {sim.step} of {len(trace.events)} events from {args.trace}")
+    console.print(f"replayed {sim.step} of {len(trace.events)} events from {shown(args.trace)}")
     if violation is not None:
-        console.print(f"[bold red]safety: {violation.invariant} violated[/] at step "
-                      f"{violation.step}: {violation.message}")
+        console.print(f"[bold red]safety: {shown(violation.invariant)} violated[/] at step "
+                      f"{violation.step}: {shown(violation.message)}")
         if recorded is None:
             raise UsageError(f"{args.trace}: replay found {violation.invariant} at step "
                              f"{violation.step}, but the trace recorded no violation")
@@ -397,9 +420,21 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
     console.print("[bold green]safety: ok[/], as recorded")
     liveness = trace.verdict.get("liveness") or {}
     if liveness.get("verdict") == "failed":
-        console.print(f"[bold red]liveness (recorded): failed[/] ({liveness.get('reason')})")
+        console.print(f"[bold red]liveness (recorded): failed[/] ({shown(liveness.get('reason'))})")
         return EXIT_VIOLATION
     return EXIT_OK
+
+
+def _trace_factory(args: argparse.Namespace, trace) -> str:
+    """The node factory to run a trace with: the one the user named, or the
+    default; never one the trace names by itself."""
+    from virtraft.adapter import FactoryError
+    from virtraft.run.factory import factory_for_trace
+
+    try:
+        return factory_for_trace(trace.factory, args.node_factory)
+    except FactoryError as exc:
+        raise UsageError(f"{args.trace}: {exc}") from None
 
 
 def _read_trace_or_exit(path: str):
@@ -413,6 +448,7 @@ def _read_trace_or_exit(path: str):
 
 def cmd_shrink(args: argparse.Namespace, console: Console) -> int:
     from virtraft.report.story import STORY_MAX_EVENTS, print_story
+    from virtraft.run.factory import load_factory
     from virtraft.run.shrink import MAX_REPLAYS, ShrinkError, shrink_file
 
     max_replays = args.max_replays or MAX_REPLAYS
@@ -427,7 +463,8 @@ def cmd_shrink(args: argparse.Namespace, console: Console) -> int:
         raise UsageError(str(exc)) from None
     console.print(
         f"shrunk {outcome.before} events to {outcome.after} "
-        f"({outcome.invariant} still fails at step {outcome.step}); wrote {args.output}"
+        f"({shown(outcome.invariant)} still fails at step {outcome.step}); "
+        f"wrote {shown(args.output)}"
     )
     if outcome.stopped_by == "seconds":
         console.print(f"stopped by the time limit after {outcome.replays} replays; "
@@ -435,16 +472,18 @@ def cmd_shrink(args: argparse.Namespace, console: Console) -> int:
     elif outcome.stopped_by == "replays":
         console.print(f"stopped after {outcome.replays} replays (--max-replays)")
     if outcome.after <= STORY_MAX_EVENTS:
-        print_story(console, outcome.trace(args.trace))
+        print_story(console, outcome.trace(args.trace), load_factory(outcome.factory))
     return EXIT_VIOLATION
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from virtraft.report.html import write_report
+    from virtraft.run.factory import load_factory
 
     trace = _read_trace_or_exit(args.trace)
-    write_report(args.trace, args.output, trace=trace)
-    console.print(f"wrote {args.output}")
+    factory = load_factory(_trace_factory(args, trace))
+    write_report(args.trace, args.output, trace=trace, factory=factory)
+    console.print(f"wrote {shown(args.output)}")
     return EXIT_OK
 
 
@@ -548,6 +587,9 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write a self-contained HTML report of a trace")
     report.add_argument("trace", metavar="TRACE")
     report.add_argument("-o", "--output", required=True, metavar="HTML")
+    report.add_argument("--node-factory", default=None, metavar="MODULE:CALLABLE",
+                        help="replay against another implementation (a trace recorded with "
+                             "one other than the default needs it named)")
     report.set_defaults(handler=cmd_report)
 
     scenarios = sub.add_parser("scenarios", help="list the named scenarios")
@@ -602,11 +644,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args, console)
     except (UsageError, FactoryError) as exc:
-        sys.stderr.write(f"virtraft: error: {exc}\n")
+        sys.stderr.write(one_line(f"virtraft: error: {exc}") + "\n")
         return EXIT_USAGE
     except OSError as exc:
         where = f" {exc.filename}" if exc.filename else ""
-        sys.stderr.write(f"virtraft: error: cannot write{where}: {exc.strerror or exc}\n")
+        sys.stderr.write(one_line(f"virtraft: error: cannot write{where}: {exc.strerror or exc}")
+                         + "\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
         sys.stderr.write("virtraft: interrupted\n")

@@ -442,10 +442,10 @@ def replay_trace(trace: Trace, factory: NodeFactory | None = None) -> Replay:
     then says why, and holds what the events alone tell."""
     if factory is None:
         from virtraft.adapter import FactoryError
-        from virtraft.run.factory import load_factory
+        from virtraft.run.factory import factory_for_trace, load_factory
 
         try:
-            factory = load_factory(trace.factory)
+            factory = load_factory(factory_for_trace(trace.factory, None))
         except FactoryError as exc:
             return _events_only(trace, f"could not load the node factory: {exc}")
     try:
@@ -1091,10 +1091,11 @@ def _header(trace: Trace, replay: Replay, focus: _Focus, trace_path: str) -> str
     out.append("<h2>Verdict</h2>")
     out.append(_verdict_html(trace, replay, focus))
     quoted = shlex.quote(trace_path)
+    named = esc(_factory_option(trace.factory))
     out.append("<h2>Reproduce</h2><pre>"
-               f"virtraft replay {esc(quoted)}\n"
-               f"virtraft shrink {esc(quoted)} -o small.jsonl\n"
-               f"virtraft report {esc(quoted)} -o report.html</pre>"
+               f"virtraft replay {esc(quoted)}{named}\n"
+               f"virtraft shrink {esc(quoted)} -o small.jsonl{named}\n"
+               f"virtraft report {esc(quoted)} -o report.html{named}</pre>"
                '<p class="note">replay runs the recorded events (not the random stream), so it '
                "reproduces the run exactly; shrink removes events while the same invariant "
                "still fails.</p>")
@@ -1102,6 +1103,13 @@ def _header(trace: Trace, replay: Replay, focus: _Focus, trace_path: str) -> str
                f"{esc(json.dumps(trace.options.to_json(), indent=1, sort_keys=True))}"
                "</pre></details>")
     return "".join(out)
+
+
+def _factory_option(spec: str) -> str:
+    """` --node-factory SPEC` for a trace recorded with another factory than the default."""
+    from virtraft.run.factory import DEFAULT_FACTORY
+
+    return "" if spec == DEFAULT_FACTORY else f" --node-factory {shlex.quote(spec)}"
 
 
 def _options_summary(options: SimOptions) -> str:

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from virtraft.adapter import NodeFactory
 from virtraft.report.html import Replay, event_text, replay_trace
-from virtraft.trace.format import Trace
+from virtraft.trace.format import Trace, one_line
 
 # `virtraft shrink` tells the story of a result up to this long by itself.
 STORY_MAX_EVENTS = 80
@@ -31,8 +31,9 @@ def story_table(trace: Trace, replay: Replay) -> Table:
         if step > replay.steps:
             break
         # Message contents are the server's own text: never read as markup.
-        table.add_row(str(step), str(replay.ms(step)), escape(event_text(event, replay, step)),
-                      escape("; ".join(replay.notes.get(step, []))))
+        table.add_row(str(step), str(replay.ms(step)),
+                      escape(one_line(event_text(event, replay, step))),
+                      escape(one_line("; ".join(replay.notes.get(step, [])))))
     return table
 
 
@@ -40,15 +41,15 @@ def print_story(console: Console, trace: Trace, factory: NodeFactory | None = No
     """Replay `trace` and print its story and how it ended."""
     replay = replay_trace(trace, factory)
     if replay.problem is not None:
-        console.print(f"cannot tell the story: {escape(replay.problem)}")
+        console.print(f"cannot tell the story: {escape(one_line(replay.problem))}")
         return
     console.print(story_table(trace, replay))
     if replay.diverged is not None:
         step, why = replay.diverged
-        console.print(f"[bold red]the trace diverges at step {step}[/]: {escape(why)}")
+        console.print(f"[bold red]the trace diverges at step {step}[/]: {escape(one_line(why))}")
     elif replay.violation is not None:
         v = replay.violation
         console.print(f"[bold red]{v.invariant} violated at step {v.step}[/]: "
-                      f"{escape(v.message)}")
+                      f"{escape(one_line(v.message))}")
     else:
         console.print("[bold green]every invariant held[/]")

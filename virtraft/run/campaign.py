@@ -20,6 +20,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 from pathlib import Path
 
+from virtraft.run.factory import load_factory
 from virtraft.run.seed import run_seed
 from virtraft.sim.options import SimOptions
 from virtraft.trace.format import digest, write_trace
@@ -86,7 +87,7 @@ def run_one(seed: int, spec: CampaignSpec) -> SeedResult:
     that share the campaign's filesystem (this machine's processes)."""
     result, lines = _run_seed(seed, spec)
     if result.failed and spec.out_dir is not None:
-        result = _save_trace(result, lines, spec.out_dir)
+        result = _save_trace(result, lines, spec.out_dir, spec.factory)
     return result
 
 
@@ -98,12 +99,12 @@ def run_one_remote(seed: int, spec: CampaignSpec) -> tuple[SeedResult, list[str]
     return result, lines if result.failed else None
 
 
-def _save_trace(result: SeedResult, lines: list[str], out_dir: str) -> SeedResult:
+def _save_trace(result: SeedResult, lines: list[str], out_dir: str, factory: str) -> SeedResult:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     trace_path = str(out / f"seed-{result.seed}.jsonl")
     write_trace(trace_path, lines)
-    _write_report(trace_path)
+    _write_report(trace_path, factory)
     return dataclasses.replace(result, trace=trace_path)
 
 
@@ -128,12 +129,14 @@ def _run_seed(seed: int, spec: CampaignSpec) -> tuple[SeedResult, list[str]]:
     ), lines
 
 
-def _write_report(trace_path: str) -> None:
+def _write_report(trace_path: str, factory: str) -> None:
+    """The report of a failing seed, replayed with the campaign's own factory."""
     try:
         from virtraft.report.html import write_report
     except ImportError:  # reports are optional for a campaign
         return
-    write_report(trace_path, trace_path.removesuffix(".jsonl") + ".html")
+    write_report(trace_path, trace_path.removesuffix(".jsonl") + ".html",
+                 factory=load_factory(factory))
 
 
 def run_campaign(
@@ -225,7 +228,7 @@ def _run_dask(seeds, spec, workers, address, budget, on_result) -> None:
                                processes=True, dashboard_address=None)
         client = Client(cluster)
     else:
-        client = Client(address)
+        client = _connect(Client, address)
     in_flight = max(1, workers) * DASK_SEEDS_IN_FLIGHT_PER_WORKER
     todo = iter(seeds)
     seed_of: dict[str, int] = {}
@@ -250,7 +253,7 @@ def _run_dask(seeds, spec, workers, address, budget, on_result) -> None:
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
             if lines is not None and spec.out_dir is not None:
-                result = _save_trace(result, lines, spec.out_dir)
+                result = _save_trace(result, lines, spec.out_dir, spec.factory)
             on_result(result)
             submit_more()
     finally:
@@ -263,6 +266,19 @@ def _run_dask(seeds, spec, workers, address, budget, on_result) -> None:
 # every worker busy, few enough that a 200,000-seed range costs no memory
 # and a time budget stops the campaign within one batch.
 DASK_SEEDS_IN_FLIGHT_PER_WORKER = 4
+
+
+# How long a campaign waits to reach the Dask scheduler it was given.
+CONNECT_SECONDS = 5
+
+
+def _connect(client_class: type, address: str):
+    """A client of the scheduler at `address`; a RuntimeError saying why not
+    (an address Dask cannot read, or no scheduler there in time)."""
+    try:
+        return client_class(address, timeout=CONNECT_SECONDS)
+    except (OSError, ValueError) as exc:
+        raise RuntimeError(f"cannot reach the Dask scheduler at {address!r}: {exc}") from None
 
 
 def default_workers() -> int:

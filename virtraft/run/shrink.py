@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from virtraft.adapter import FactoryError
 from virtraft.check.checker import Checker, Violation
-from virtraft.run.factory import load_factory
+from virtraft.run.factory import factory_for_trace, load_factory
 from virtraft.run.liveness import Liveness
 from virtraft.run.seed import verdict_of
 from virtraft.sim.events import MESSAGE_EVENTS, Event, Partition, Tick, strip_refs
@@ -361,12 +361,15 @@ def shrink_file(
         trace = read_trace(trace_path)
     except TraceError as exc:
         raise ShrinkError(str(exc)) from None
+    try:
+        factory = factory_for_trace(trace.factory, node_factory)
+    except FactoryError as exc:
+        raise ShrinkError(f"{trace_path}: {exc}") from None
     recorded = trace.verdict.get("violation")
     if not recorded or not isinstance(recorded, dict) or "invariant" not in recorded:
         raise ShrinkError(
             f"{trace_path}: the trace records no safety violation; only those are shrunk"
         )
-    factory = node_factory or trace.factory
     try:
         load_factory(factory)
     except FactoryError as exc:

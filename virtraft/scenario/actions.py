@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 from virtraft.adapter import MembershipChange, NodeAdapter
-from virtraft.scenario.fields import PhaseTable, Ref, ScenarioError
+from virtraft.scenario.fields import MAX_PHASE_REPEATS, PhaseTable, Ref, ScenarioError
 from virtraft.sim import partitions
 from virtraft.sim.events import (
     ChangeMembership,
@@ -225,8 +225,8 @@ class FlapAction(Action):
         shape = read_shape(t)
         if not t.has("at_ms"):
             t.fail("at_ms", "at_ms: a flap is timed in virtual ms")
-        return cls(shape, t.whole("times", minimum=1), t.whole("down_ms", minimum=1, unit="ms"),
-                   t.whole("up_ms", minimum=1, unit="ms"))
+        return cls(shape, t.whole("times", minimum=1, maximum=MAX_PHASE_REPEATS),
+                   t.whole("down_ms", minimum=1, unit="ms"), t.whole("up_ms", minimum=1, unit="ms"))
 
     def check_expect(self, t: PhaseTable, kind: str) -> None:
         if kind not in ("no_leader_change", "no_leader"):
@@ -465,7 +465,7 @@ class ClientAction(Action):
 
     @classmethod
     def read(cls, t: PhaseTable) -> ClientAction:
-        return cls(t.whole("count", minimum=1, default=1))
+        return cls(t.whole("count", minimum=1, default=1, maximum=MAX_PHASE_REPEATS))
 
     def describe(self) -> str:
         return f"{self.count} client command{'s' if self.count != 1 else ''}"

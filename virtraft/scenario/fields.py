@@ -21,6 +21,14 @@ ROLES = ("leader", "follower")
 MISSING: Any = object()
 
 
+# What a scenario may ask for at most, so that a typo cannot run it out of
+# memory or time: any time (ten minutes of virtual time), any number of
+# steps (the default hard stop), and commands or flaps in one phase.
+MAX_SCENARIO_MS = 600_000
+MAX_SCENARIO_STEPS = 1_000_000
+MAX_PHASE_REPEATS = 1_000
+
+
 class ScenarioError(ValueError):
     """A scenario cannot be read: one line naming the file, field and expectation."""
 
@@ -56,10 +64,16 @@ class Table:
             self.fail(key, expected, value)
         return value
 
-    def whole(self, key: str, *, minimum: int = 0, unit: str = "", default: Any = MISSING
-              ) -> Any:
+    def whole(self, key: str, *, minimum: int = 0, unit: str = "", default: Any = MISSING,
+              maximum: int | None = None) -> Any:
+        """A whole number; a time in ms is at most MAX_SCENARIO_MS unless told."""
         what = f"a whole number{' of ' + unit if unit else ''} >= {minimum}"
-        return self.get(key, what, lambda v: type(v) is int and v >= minimum, default)
+        value = self.get(key, what, lambda v: type(v) is int and v >= minimum, default)
+        if maximum is None and unit == "ms":
+            maximum = MAX_SCENARIO_MS
+        if maximum is not None and type(value) is int and value > maximum:
+            self.fail(key, f"at most {maximum}{' ' + unit if unit else ''}", value)
+        return value
 
     def flag(self, key: str, default: bool) -> bool:
         return self.get(key, "true or false", lambda v: type(v) is bool, default)

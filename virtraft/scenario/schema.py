@@ -21,7 +21,13 @@ from virtraft.adapter import Capabilities, NodeOptions
 from virtraft.check.checker import INVARIANTS
 from virtraft.scenario.actions import ACTIONS, Action
 from virtraft.scenario.expect import EXPECTS, Expectation
-from virtraft.scenario.fields import ROLES, PhaseTable, ScenarioError, Table
+from virtraft.scenario.fields import (
+    MAX_SCENARIO_STEPS,
+    ROLES,
+    PhaseTable,
+    ScenarioError,
+    Table,
+)
 from virtraft.sim.options import OptionsError, SimOptions
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
@@ -31,7 +37,7 @@ SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 FAILURES = ("liveness", "expectation", *INVARIANTS, "NodeException")
 
 DEFAULT_WAIT_MS = 10_000
-DEFAULT_MAX_STEPS = 1_000_000
+DEFAULT_MAX_STEPS = MAX_SCENARIO_STEPS
 _NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
 _LABEL = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 
@@ -236,8 +242,9 @@ def _read_faults(faults: Table) -> dict[str, Any]:
 
 def _read_run(run: Table) -> _RunLength:
     duration_ms = run.whole("duration_ms", unit="ms", default=None)
-    steps = run.whole("steps", minimum=1, default=None)
-    max_steps = run.whole("max_steps", minimum=1, default=DEFAULT_MAX_STEPS)
+    steps = run.whole("steps", minimum=1, default=None, maximum=MAX_SCENARIO_STEPS)
+    max_steps = run.whole("max_steps", minimum=1, default=DEFAULT_MAX_STEPS,
+                          maximum=MAX_SCENARIO_STEPS)
     if duration_ms is None and steps is None:
         run.fail("duration_ms", "duration_ms (virtual ms) or steps to say how long to run")
     run.done()
@@ -288,7 +295,7 @@ def _read_phase(t: PhaseTable, number: int) -> Phase:
     if not t.has("at_ms") and not t.has("at_step"):
         t.fail("at_ms", "at_ms (virtual ms) or at_step: when the phase happens")
     at_ms = t.whole("at_ms", unit="ms", default=None)
-    at_step = t.whole("at_step", default=None)
+    at_step = t.whole("at_step", default=None, maximum=MAX_SCENARIO_STEPS)
     action_name = t.choice("action", ACTIONS, None)
     expect_name = t.choice("expect", EXPECTS, None)
     if action_name is None and expect_name is None:

@@ -10,6 +10,7 @@ events removed (shrinking) still finds the messages it means.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
@@ -166,10 +167,23 @@ def event_to_json(event: Event) -> dict[str, Any]:
     return out
 
 
+def json_type(value: Any) -> str:
+    """What a JSON value is, in JSON's words, for error messages."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    for kind, name in ((int, "an integer"), (float, "a number"), (str, "a string"),
+                       (list, "a list"), (dict, "an object")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
 def event_from_json(data: Any) -> Event:
     """Parse one trace event; raise EventError saying what is wrong."""
     if not isinstance(data, dict) or "e" not in data:
         raise EventError(f"not an event object: {data!r:.80}")
+    if not isinstance(data["e"], str):
+        raise EventError(f"the event's kind \"e\" must be a string, got {json_type(data['e'])}")
     cls = EVENT_TYPES.get(data["e"])
     if cls is None:
         raise EventError(f"unknown event {data['e']!r}; known: {', '.join(sorted(EVENT_TYPES))}")

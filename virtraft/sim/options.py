@@ -20,6 +20,14 @@ class OptionsError(ValueError):
     """A setting is out of range; the message names it."""
 
 
+# The most virtual milliseconds any time setting may say: about 11.6 days,
+# far beyond any timeout, and small enough for every draw the scheduler and
+# the network make from a range of times.
+MAX_MS = 1_000_000_000
+MS_FIELDS = ("delay_ms_min", "delay_ms_max", "tick_ms_min", "tick_ms_max", "liveness_stable_ms",
+             "liveness_bound_ms", "liveness_delay_ms_max")
+
+
 RATE_FIELDS = (
     "drop_probability",
     "duplicate_probability",
@@ -135,6 +143,20 @@ def validate(options: SimOptions) -> None:
         raise OptionsError("need 1 <= tick_ms_min <= tick_ms_max")
     if options.max_servers < options.servers:
         raise OptionsError("max_servers must be at least servers")
+    for name in ("reorder", "liveness"):
+        if not isinstance(getattr(options, name), bool):
+            raise OptionsError(f"{name} must be true or false")
+    _validate_times(options)
+
+
+def _validate_times(options: SimOptions) -> None:
+    node = options.node
+    values = [(name, getattr(options, name)) for name in MS_FIELDS] + [
+        (f"node.{name}", getattr(node, name))
+        for name in ("election_timeout_ms", "request_timeout_ms")]
+    for name, value in values:
+        if value > MAX_MS:
+            raise OptionsError(f"{name} must be at most {MAX_MS} ms, got {value}")
 
 
 def _validate_node(node: NodeOptions) -> None:

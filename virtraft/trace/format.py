@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
-from collections.abc import Iterable
+import stat
+import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from virtraft import __version__
-from virtraft.sim.events import Event, EventError, event_from_json, event_to_json
+from virtraft.sim.events import Event, EventError, event_from_json, event_to_json, json_type
 from virtraft.sim.options import OptionsError, SimOptions
 
 FORMAT_VERSION = 1
@@ -63,6 +66,15 @@ def trace_lines(
     return lines
 
 
+def one_line(text: str) -> str:
+    """`text` as one line of printable characters: a newline, an escape
+    character or a lone surrogate that came from a file, an argument or a
+    server shows as its Python escape instead of reaching the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def digest(lines: Iterable[str]) -> str:
     h = hashlib.sha256()
     for line in lines:
@@ -77,7 +89,7 @@ def write_trace(path: str | Path, lines: Iterable[str]) -> None:
 
 def read_trace(path: str | Path) -> Trace:
     try:
-        text = Path(path).read_text()
+        text = _read_text(path)
     except OSError as exc:
         raise TraceError(f"cannot read trace {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
@@ -88,7 +100,7 @@ def read_trace(path: str | Path) -> Trace:
     header = _parse(path, 1, lines[0])
     if header.get("type") != "header":
         raise TraceError(f"{path}:1: the first line must be the trace header")
-    if header.get("format") != FORMAT_VERSION:
+    if type(header.get("format")) is not int or header["format"] != FORMAT_VERSION:
         raise TraceError(
             f"{path}:1: trace format {header.get('format')!r} is not {FORMAT_VERSION}"
         )
@@ -102,6 +114,7 @@ def read_trace(path: str | Path) -> Trace:
         options = SimOptions.from_json(header.get("options"))
     except OptionsError as exc:
         raise TraceError(f"{path}:1: {exc}") from None
+    _check_record(path, 1, "header", header, HEADER_FIELDS)
     last = _parse(path, len(lines), lines[-1])
     if last.get("type") != "verdict":
         raise TraceError(
@@ -110,6 +123,10 @@ def read_trace(path: str | Path) -> Trace:
     for name in ("violation", "liveness"):
         if last.get(name) is not None and not isinstance(last.get(name), dict):
             raise TraceError(f"{path}:{len(lines)}: verdict.{name} must be an object or null")
+    _check_record(path, len(lines), "verdict", last, VERDICT_FIELDS)
+    for name, fields in (("violation", VIOLATION_FIELDS), ("liveness", LIVENESS_FIELDS)):
+        if last.get(name) is not None:
+            _check_record(path, len(lines), f"verdict.{name}", last[name], fields)
     events = []
     for number, line in enumerate(lines[1:-1], start=2):
         record = _parse(path, number, line)
@@ -120,11 +137,107 @@ def read_trace(path: str | Path) -> Trace:
     return Trace(seed, options, factory, tuple(events), last, header)
 
 
+def _whole(value: Any) -> bool:
+    return type(value) is int and value >= 0
+
+
+# Fields of the header and the verdict that commands read, beyond those
+# checked on the way (type, format, seed, factory, options): (what is
+# expected, the check, whether the field must be there).
+_Fields = dict[str, tuple[str, Callable[[Any], bool], bool]]
+HEADER_FIELDS: _Fields = {
+    "versions": ("an object of strings", lambda v: isinstance(v, dict) and all(
+        isinstance(x, str) for x in v.values()), False),
+}
+VERDICT_FIELDS: _Fields = {
+    "safety": ("a string", lambda v: isinstance(v, str), False),
+    "steps": ("a whole number", _whole, False),
+    "clock_ms": ("a whole number", _whole, False),
+    "stats": ("an object", lambda v: isinstance(v, dict), False),
+}
+VIOLATION_FIELDS: _Fields = {
+    "invariant": ("a string", lambda v: isinstance(v, str), True),
+    "step": ("a whole number", _whole, True),
+    "nodes": ("a list of node ids", lambda v: isinstance(v, list) and all(map(_whole, v)),
+              False),
+    "message": ("a string", lambda v: isinstance(v, str), False),
+    "witness": ("an object", lambda v: isinstance(v, dict), False),
+}
+LIVENESS_FIELDS: _Fields = {
+    "verdict": ("a string", lambda v: isinstance(v, str), False),
+    "reason": ("a string", lambda v: isinstance(v, str), False),
+    "leader_at_ms": ("a whole number or null", lambda v: v is None or _whole(v), False),
+    "committed_at_ms": ("a whole number or null", lambda v: v is None or _whole(v), False),
+}
+
+
+def _check_record(path: str | Path, number: int, where: str, record: dict[str, Any],
+                  fields: _Fields) -> None:
+    for name, (expected, check, required) in fields.items():
+        if name not in record:
+            if required:
+                raise TraceError(f"{path}:{number}: {where}.{name} is missing")
+            continue
+        if not check(record[name]):
+            raise TraceError(f"{path}:{number}: {where}.{name} must be {expected}, got "
+                             f"{json_type(record[name])}")
+
+
+def _read_text(path: str | Path) -> str:
+    """The text of a regular file. It is opened without waiting: a FIFO (or
+    a terminal, a device) is refused, where reading it could block forever."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise TraceError(f"{path} is not a regular file")
+        return file.read().decode("utf-8")
+
+
 def _parse(path: str | Path, number: int, line: str) -> dict[str, Any]:
     try:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
         raise TraceError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise TraceError(f"{path}:{number}: JSON nested too deeply") from None
+    except ValueError:  # an integer longer than int() reads
+        raise TraceError(f"{path}:{number}: a number with more than "
+                         f"{sys.get_int_max_str_digits()} digits") from None
     if not isinstance(record, dict):
         raise TraceError(f"{path}:{number}: expected a JSON object")
+    _check_json(path, number, line, record)
     return record
+
+
+# No line of a trace this version writes is nested deeper than a few levels.
+MAX_DEPTH = 32
+
+
+def _check_json(path: str | Path, number: int, line: str, record: dict[str, Any]) -> None:
+    """Refuse what json.loads lets through but no trace holds: nesting deep
+    enough to exhaust the stack of whatever walks it, and strings with a lone
+    surrogate (an escape like \\ud800), which are not text and cannot be
+    written out again. Both checks are skipped for lines that cannot need them."""
+    if line.count("[") + line.count("{") > MAX_DEPTH and _depth(record) > MAX_DEPTH:
+        raise TraceError(f"{path}:{number}: JSON nested deeper than {MAX_DEPTH} levels")
+    if "\\u" in line:
+        try:
+            json.dumps(record, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise TraceError(f"{path}:{number}: a string holds a lone surrogate (an escape "
+                             "\\ud800 to \\udfff without its pair), which is not text") from None
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in `value`, without recursion."""
+    deepest = 0
+    todo = [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth)
+            if depth <= MAX_DEPTH:
+                todo.extend((child, depth + 1) for child in item)
+    return deepest
