@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from virtraft.adapter import NodeFactory
-from virtraft.report.html import Replay, event_text, replay_trace
+from virtraft.report.observe import Replay, event_text, replay_trace
 from virtraft.trace.format import Trace
 
 # `virtraft shrink` tells the story of a result up to this long by itself.

@@ -55,6 +55,10 @@ class CampaignSpec:
     factory: str
     swarm: bool
     out_dir: str | None
+    # Called with the path of each failing seed's trace once it is written
+    # (the CLI writes the seed's report). It travels to worker processes, so
+    # it must be picklable: a module-level function.
+    on_failure: Callable[[str], None] | None = None
 
 
 def settle_process() -> None:
@@ -70,11 +74,12 @@ def settle_process() -> None:
 
 
 def run_one(seed: int, spec: CampaignSpec) -> SeedResult:
-    """Run one seed; write its trace (and report) when it fails. For workers
-    that share the campaign's filesystem (this machine's processes)."""
+    """Run one seed; write its trace (and call `on_failure`) when it fails.
+    For workers that share the campaign's filesystem (this machine's
+    processes)."""
     result, lines = _run_seed(seed, spec)
     if result.failed and spec.out_dir is not None:
-        result = _save_trace(result, lines, spec.out_dir)
+        result = _save_trace(result, lines, spec)
     return result
 
 
@@ -86,12 +91,14 @@ def run_one_remote(seed: int, spec: CampaignSpec) -> tuple[SeedResult, list[str]
     return result, lines if result.failed else None
 
 
-def _save_trace(result: SeedResult, lines: list[str], out_dir: str) -> SeedResult:
-    out = Path(out_dir)
+def _save_trace(result: SeedResult, lines: list[str], spec: CampaignSpec) -> SeedResult:
+    assert spec.out_dir is not None
+    out = Path(spec.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     trace_path = str(out / f"seed-{result.seed}.jsonl")
     write_trace(trace_path, lines)
-    _write_report(trace_path)
+    if spec.on_failure is not None:
+        spec.on_failure(trace_path)
     return dataclasses.replace(result, trace=trace_path)
 
 
@@ -113,14 +120,6 @@ def _run_seed(seed: int, spec: CampaignSpec) -> tuple[SeedResult, list[str]]:
         trace=None,
         seconds=time.perf_counter() - started,
     ), lines
-
-
-def _write_report(trace_path: str) -> None:
-    try:
-        from virtraft.report.html import write_report
-    except ImportError:  # reports are optional for a campaign
-        return
-    write_report(trace_path, trace_path.removesuffix(".jsonl") + ".html")
 
 
 def run_campaign(
@@ -215,7 +214,7 @@ def _run_dask(seeds, spec, workers, address, budget, on_result) -> list[SeedResu
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
             if lines is not None and spec.out_dir is not None:
-                result = _save_trace(result, lines, spec.out_dir)
+                result = _save_trace(result, lines, spec)
             results.append(result)
             if on_result:
                 on_result(result)

@@ -32,7 +32,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from virtraft.adapter import NodeOptions
+from virtraft.cli.parser import UsageError, build_parser, sim_options
 from virtraft.run.seed import RunResult, run_seed
+from virtraft.run.shrink import shrink_events
 from virtraft.sim.options import SimOptions
 from virtraft.trace.format import write_trace
 
@@ -80,15 +83,11 @@ def load_mutants() -> ModuleType:
 
 def profile_options(profile: str) -> SimOptions:
     """The options `virtraft fuzz` builds from the profile's command line."""
-    from virtraft.cli.commands import _sim_options, build_parser
-
     args = build_parser().parse_args(["fuzz", *PROFILES[profile]])
-    return _sim_options(args)
+    return sim_options(args)
 
 
 def _swarm(profile: str) -> bool:
-    from virtraft.cli.commands import build_parser
-
     return bool(build_parser().parse_args(["fuzz", *PROFILES[profile]]).swarm)
 
 
@@ -170,10 +169,10 @@ def hunt_stateful(spec: str, servers: Sequence[int] = STATEFUL_SERVERS,
                   ) -> Finding | None:
     """Let the Hypothesis machine look for a violation (no shrinking: the
     zoo only asks whether and how soon it finds one)."""
+    # Hypothesis is heavy to import: only this hunt needs it.
     from hypothesis import HealthCheck, Phase, settings
     from hypothesis.stateful import run_state_machine_as_test
 
-    from virtraft.adapter import NodeOptions
     from virtraft.run.stateful import MACHINE_OPTIONS, InvariantViolated, machine_for
 
     started = time.perf_counter()
@@ -198,8 +197,6 @@ def hunt_stateful(spec: str, servers: Sequence[int] = STATEFUL_SERVERS,
 def shrink_finding(name: str, spec: str, result: RunResult, out_dir: Path | None) -> int:
     """Shrink the finding's trace (the shrinker proves its result with a
     strict replay); write it under `out_dir` if given."""
-    from virtraft.run.shrink import shrink_events
-
     assert result.violation is not None
     outcome = shrink_events(result.seed, result.options, spec, result.events,
                             result.violation.invariant, max_seconds=float("inf"),
@@ -299,8 +296,6 @@ def print_table(console: Console, reports: Sequence[MutantReport]) -> None:
 
 def main(args: argparse.Namespace, console: Console) -> int:
     """`virtraft zoo [--seeds A:B] [--mutant NAME]... [--time-budget S] [--json]`."""
-    from virtraft.cli.commands import UsageError
-
     try:
         module = load_mutants()
     except ZooError as exc:
