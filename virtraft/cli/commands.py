@@ -8,15 +8,16 @@ Errors are one line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from virtraft.adapter import FactoryError
 from virtraft.check.checker import Checker
@@ -34,7 +35,8 @@ from virtraft.cli.parser import (
 from virtraft.report.campaign import write_campaign_index, write_seed_report
 from virtraft.report.html import write_report
 from virtraft.report.story import STORY_MAX_EVENTS, print_story
-from virtraft.report.summary import print_run
+from virtraft.report.summary import print_bench, print_run
+from virtraft.report.terminal import shown, visible
 from virtraft.run import bench
 from virtraft.run.campaign import (
     CampaignSpec,
@@ -93,13 +95,14 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         return _run_scenario(args, console)
     options = sim_options(args)
     factory = _factory(args)
-    console.print(f"[bold]virtraft run[/] seed={args.seed} servers={options.servers} "
-                  f"steps={options.steps} swarm={args.swarm} factory={factory}")
+    console.print(Text.assemble(
+        ("virtraft run", "bold"), f" seed={args.seed} servers={options.servers} "
+        f"steps={options.steps} swarm={args.swarm} factory=", shown(factory)))
     result = run_seed(args.seed, options, factory=factory, swarm=args.swarm)
     trace_path = _save_trace(args, result.failed, f"seed-{args.seed}", result.trace_lines)
     print_run(console, result, reproduce=reproduce_command(args, args.seed))
     if trace_path is not None:
-        console.print(f"trace: {trace_path}")
+        console.print(Text.assemble("trace: ", shown(trace_path)))
     return EXIT_VIOLATION if result.failed else EXIT_OK
 
 
@@ -118,8 +121,9 @@ def _run_scenario(args: argparse.Namespace, console: Console) -> int:
     if ignored:
         console.print(f"[yellow]note: a scenario sets its own cluster, options and faults; "
                       f"ignoring {', '.join(ignored)}[/]")
-    console.print(f"[bold]virtraft run --scenario {scenario.name}[/] seed={args.seed}: "
-                  f"{scenario.summary}")
+    console.print(Text.assemble(
+        shown(f"virtraft run --scenario {scenario.name}", "bold"), f" seed={args.seed}: ",
+        shown(scenario.summary)))
     outcome = run_scenario(scenario, args.seed, factory=factory)
     result = outcome.run
     trace_path = _save_trace(args, outcome.failed, f"{scenario.name}-seed-{args.seed}",
@@ -130,13 +134,16 @@ def _run_scenario(args: argparse.Namespace, console: Console) -> int:
     table.add_column("held")
     table.add_column("detail")
     for check in outcome.expectations:
-        table.add_row(check.description, "yes" if check.passed else "[red]no[/]", check.detail)
+        table.add_row(shown(check.description),
+                      Text("yes") if check.passed else Text("no", style="red"),
+                      shown(check.detail))
     console.print(table)
     if outcome.expected_failure:
-        verdict = "as stated" if outcome.as_stated else "[red]NOT as stated[/]"
-        console.print(f"this scenario states it fails: {outcome.expected_failure} ({verdict})")
+        verdict = Text("as stated") if outcome.as_stated else Text("NOT as stated", style="red")
+        console.print(Text.assemble("this scenario states it fails: ",
+                                    shown(outcome.expected_failure), " (", verdict, ")"))
     if trace_path is not None:
-        console.print(f"trace: {trace_path}")
+        console.print(Text.assemble("trace: ", shown(trace_path)))
     return EXIT_VIOLATION if outcome.failed or not outcome.as_stated else EXIT_OK
 
 
@@ -149,11 +156,10 @@ def cmd_fuzz(args: argparse.Namespace, console: Console) -> int:
     seeds = args.seeds
     out_dir = str(Path(args.out) / f"fuzz-{seeds.start}-{seeds.stop}")
     spec = CampaignSpec(options, factory, args.swarm, out_dir, on_failure=write_seed_report)
-    console.print(
-        f"[bold]virtraft fuzz[/] seeds {seeds.start}:{seeds.stop} ({len(seeds)}), "
+    console.print(Text.assemble(
+        ("virtraft fuzz", "bold"), f" seeds {seeds.start}:{seeds.stop} ({len(seeds)}), "
         f"{options.steps} steps each, swarm={args.swarm}, workers={args.workers}, "
-        f"executor={args.executor}, factory={factory}"
-    )
+        f"executor={args.executor}, factory=", shown(factory)))
     results = _run_with_progress(args, console, spec)
     failed = [r for r in results if r.failed]
     console.print(_campaign_table(results))
@@ -210,18 +216,18 @@ def _print_failures(args: argparse.Namespace, console: Console,
     for r in failed[:50]:
         what = r.message if r.safety != "ok" else r.liveness_reason
         verdict = r.invariant if r.safety != "ok" else "liveness"
-        detail.add_row(str(r.seed), str(verdict), str(r.step or "-"), str(what),
-                       str(r.trace or "-"))
+        detail.add_row(str(r.seed), shown(verdict), str(r.step or "-"), shown(what),
+                       shown(r.trace or "-"))
     console.print(detail)
     first = failed[0]
-    console.print("reproduce the first with: "
-                  f"[bold]{escape(reproduce_command(args, first.seed))}[/]")
+    console.print(Text.assemble("reproduce the first with: ",
+                                shown(reproduce_command(args, first.seed), "bold")))
     shortest = min((r for r in failed if r.safety != "ok" and r.trace),
                    key=lambda r: r.step or 0, default=None)
     if shortest is not None:
         small = str(shortest.trace).removesuffix(".jsonl") + ".small.jsonl"
         command = shlex.join(["virtraft", "shrink", str(shortest.trace), "-o", small])
-        console.print(f"shrink the shortest with: [bold]{escape(command)}[/]")
+        console.print(Text.assemble("shrink the shortest with: ", shown(command, "bold")))
 
 
 # ------------------------------------------------------------------- replay
@@ -239,10 +245,12 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
             f"{args.trace}: the trace diverges at step {diverged} of {len(trace.events)}: {why}"
         )
     recorded = trace.verdict.get("violation")
-    console.print(f"replayed {sim.step} of {len(trace.events)} events from {args.trace}")
+    console.print(Text.assemble(f"replayed {sim.step} of {len(trace.events)} events from ",
+                                shown(args.trace)))
     if violation is not None:
-        console.print(f"[bold red]safety: {violation.invariant} violated[/] at step "
-                      f"{violation.step}: {violation.message}")
+        console.print(Text.assemble(
+            shown(f"safety: {violation.invariant} violated", "bold red"),
+            f" at step {violation.step}: ", shown(violation.message)))
         if recorded is None:
             raise UsageError(f"{args.trace}: replay found {violation.invariant} at step "
                              f"{violation.step}, but the trace recorded no violation")
@@ -266,7 +274,8 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
     console.print("[bold green]safety: ok[/], as recorded")
     liveness = trace.verdict.get("liveness") or {}
     if liveness.get("verdict") == "failed":
-        console.print(f"[bold red]liveness (recorded): failed[/] ({liveness.get('reason')})")
+        console.print(Text.assemble(("liveness (recorded): failed", "bold red"), " (",
+                                    shown(liveness.get("reason")), ")"))
         return EXIT_VIOLATION
     return EXIT_OK
 
@@ -285,10 +294,9 @@ def cmd_shrink(args: argparse.Namespace, console: Console) -> int:
                               console=console)
     except ShrinkError as exc:
         raise UsageError(str(exc)) from None
-    console.print(
-        f"shrunk {outcome.before} events to {outcome.after} "
-        f"({outcome.invariant} still fails at step {outcome.step}); wrote {args.output}"
-    )
+    console.print(Text.assemble(
+        f"shrunk {outcome.before} events to {outcome.after} (", shown(outcome.invariant),
+        f" still fails at step {outcome.step}); wrote ", shown(args.output)))
     if outcome.stopped_by == "seconds":
         console.print(f"stopped by the time limit after {outcome.replays} replays; "
                       f"--max-replays {outcome.replays} gives this result on any machine")
@@ -302,7 +310,7 @@ def cmd_shrink(args: argparse.Namespace, console: Console) -> int:
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
     trace = _read_trace_or_exit(args.trace)
     write_report(args.trace, args.output, trace=trace)
-    console.print(f"wrote {args.output}")
+    console.print(Text.assemble("wrote ", shown(args.output)))
     return EXIT_OK
 
 
@@ -316,13 +324,18 @@ def cmd_scenarios(args: argparse.Namespace, console: Console) -> int:
     table.add_column("expects", no_wrap=True)
     table.add_column("what it does")
     for info in infos:
-        table.add_row(info.name, info.expects, info.summary)
+        table.add_row(shown(info.name), shown(info.expects), shown(info.summary))
     console.print(table)
     return EXIT_OK
 
 
 def cmd_bench(args: argparse.Namespace, console: Console) -> int:
-    return bench.main(args, console)
+    report = bench.run_bench(args.events, args.long)
+    if args.json:
+        print(json.dumps(report, indent=2, sort_keys=True))
+    else:
+        print_bench(console, report)
+    return EXIT_OK
 
 
 def cmd_zoo(args: argparse.Namespace, console: Console) -> int:
@@ -354,11 +367,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args, console)
     except (UsageError, FactoryError) as exc:
-        sys.stderr.write(f"virtraft: error: {exc}\n")
+        sys.stderr.write(f"virtraft: error: {visible(exc)}\n")
         return EXIT_USAGE
     except OSError as exc:
         where = f" {exc.filename}" if exc.filename else ""
-        sys.stderr.write(f"virtraft: error: cannot write{where}: {exc.strerror or exc}\n")
+        sys.stderr.write(f"virtraft: error: cannot write{visible(where)}: "
+                         f"{visible(exc.strerror or exc)}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
         sys.stderr.write("virtraft: interrupted\n")

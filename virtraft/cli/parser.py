@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from virtraft.adapter import NodeOptions
+from virtraft.report.terminal import visible
 from virtraft.sim.options import OptionsError, SimOptions
 
 # Exit codes: 0 no violation, 1 a violation (safety or liveness) was found,
@@ -31,7 +32,7 @@ class UsageError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"virtraft: error: {message} (see --help)\n")
+        sys.stderr.write(f"virtraft: error: {visible(message)} (see --help)\n")
         raise SystemExit(EXIT_USAGE)
 
 

@@ -31,9 +31,11 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from virtraft.adapter import NodeOptions
 from virtraft.cli.parser import UsageError, build_parser, sim_options
+from virtraft.report.terminal import shown
 from virtraft.run.seed import RunResult, run_seed
 from virtraft.run.shrink import shrink_events
 from virtraft.sim.options import SimOptions
@@ -279,19 +281,21 @@ def print_table(console: Console, reports: Sequence[MutantReport]) -> None:
         s = r.stateful
         stateful = f"{s.verdict}, {s.events} events" if s is not None else r.stateful_note
         table.add_row(
-            r.name, r.kind, ", ".join(r.expected) if r.expected else "-", _fuzz_cell(r),
-            str(f.events) if f else "-", f"{f.seconds:.2f}" if f else f"{r.fuzz_seconds:.1f}",
-            stateful, str(r.shrunk_events) if r.shrunk_events is not None else r.shrink_note,
-            "[green]yes[/]" if r.ok else f"[red]NO[/]: {r.why}",
+            shown(r.name), shown(r.kind), shown(", ".join(r.expected) if r.expected else "-"),
+            shown(_fuzz_cell(r)), str(f.events) if f else "-",
+            f"{f.seconds:.2f}" if f else f"{r.fuzz_seconds:.1f}", shown(stateful),
+            shown(r.shrunk_events if r.shrunk_events is not None else r.shrink_note),
+            Text("yes", style="green") if r.ok
+            else Text.assemble(("NO", "red"), ": ", shown(r.why)),
         )
     console.print(table)
     ratio = median_shrink_ratio(reports)
     if ratio is not None:
         console.print(f"Shrinking left {ratio:.1%} of a failing trace's events (the median).")
-    console.print("Command lines (after `virtraft fuzz --seeds A:B --node-factory "
-                  f"{MUTANTS_MODULE}:NAME`):")
+    console.print(shown("Command lines (after `virtraft fuzz --seeds A:B --node-factory "
+                        f"{MUTANTS_MODULE}:NAME`):"))
     for profile, words in PROFILES.items():
-        console.print(f"  {profile}: {shlex.join(words) or '(defaults)'}")
+        console.print(shown(f"  {profile}: {shlex.join(words) or '(defaults)'}"))
 
 
 def main(args: argparse.Namespace, console: Console) -> int:
@@ -318,7 +322,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
                             out_dir=out_dir)
         reports.append(report)
         if not args.json:
-            console.print(f"{name}: {report.why}")
+            console.print(Text.assemble(shown(name), ": ", shown(report.why)))
     ok = all(r.ok for r in reports)
     if args.json:
         print(json.dumps({"ok": ok, "seeds": [args.seeds.start, args.seeds.stop],
