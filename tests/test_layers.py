@@ -1,8 +1,10 @@
-"""The architecture holds: the layers contract, no product import of tests,
-and no lazy import hiding a cycle.
+"""The architecture holds: the layers contract, no import cycle, no product
+import of tests, and no lazy import hiding a dependency.
 
 The contract itself is `[tool.importlinter]` in pyproject.toml: raftcore
 never imports virtraft, and each virtraft layer imports only those below it.
+Every import counts here, also one inside a function: a lazy import hides a
+dependency from the reader, not from the interpreter.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import networkx as nx
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("raftcore", "virtraft")
@@ -84,3 +88,39 @@ def test_the_contract_would_catch_an_upward_import(tmp_path: Path) -> None:
     done = _lint(tmp_path, tmp_path)
     assert done.returncode != 0
     assert "virtraft.sim.probe" in done.stdout
+
+
+def _modules(package: str) -> dict[str, Path]:
+    modules = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        modules[".".join(parts)] = path
+    return modules
+
+
+def _names(path: Path) -> set[str]:
+    """Every module name an absolute import in `path` names (`from a import b`
+    names a and a.b)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_no_import_cycle_between_virtraft_modules() -> None:
+    modules = _modules("virtraft")
+    graph = nx.DiGraph()
+    for module, path in modules.items():
+        for name in _names(path):
+            while name and name not in modules:  # a.b.c names module a.b, or a
+                name = name.rpartition(".")[0]
+            if name and name != module:
+                graph.add_edge(module, name)
+    cycles = list(nx.simple_cycles(graph))
+    assert cycles == [], " ; ".join(" -> ".join(c) for c in cycles[:5])

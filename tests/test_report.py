@@ -19,13 +19,10 @@ from raftcore.messages import RequestVote
 from virtraft.adapter import NodeFactory, NodeOptions
 from virtraft.check.checker import Checker, Violation
 from virtraft.nodes import raftcore as raftcore_node
-from virtraft.report.html import (
-    WINDOW_STEPS,
-    render_report,
-    replay_trace,
-    write_campaign_index,
-    write_report,
-)
+from virtraft.report.campaign import write_campaign_index
+from virtraft.report.diagram import WINDOW_STEPS
+from virtraft.report.html import render_report, write_report
+from virtraft.report.observe import replay_trace
 from virtraft.run.campaign import SeedResult
 from virtraft.run.liveness import Liveness
 from virtraft.run.seed import run_seed, verdict_of

@@ -9,12 +9,13 @@ so the person handed a failure reads the bug rather than decodes it.
 from __future__ import annotations
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from virtraft.adapter import NodeFactory
-from virtraft.report.html import Replay, event_text, replay_trace
-from virtraft.trace.format import Trace, one_line
+from virtraft.report.observe import Replay, event_text, replay_trace
+from virtraft.report.terminal import shown
+from virtraft.trace.format import Trace
 
 # `virtraft shrink` tells the story of a result up to this long by itself.
 STORY_MAX_EVENTS = 80
@@ -31,9 +32,8 @@ def story_table(trace: Trace, replay: Replay) -> Table:
         if step > replay.steps:
             break
         # Message contents are the server's own text: never read as markup.
-        table.add_row(str(step), str(replay.ms(step)),
-                      escape(one_line(event_text(event, replay, step))),
-                      escape(one_line("; ".join(replay.notes.get(step, [])))))
+        table.add_row(str(step), str(replay.ms(step)), shown(event_text(event, replay, step)),
+                      shown("; ".join(replay.notes.get(step, []))))
     return table
 
 
@@ -41,15 +41,16 @@ def print_story(console: Console, trace: Trace, factory: NodeFactory | None = No
     """Replay `trace` and print its story and how it ended."""
     replay = replay_trace(trace, factory)
     if replay.problem is not None:
-        console.print(f"cannot tell the story: {escape(one_line(replay.problem))}")
+        console.print(Text.assemble("cannot tell the story: ", shown(replay.problem)))
         return
     console.print(story_table(trace, replay))
     if replay.diverged is not None:
         step, why = replay.diverged
-        console.print(f"[bold red]the trace diverges at step {step}[/]: {escape(one_line(why))}")
+        console.print(Text.assemble((f"the trace diverges at step {step}", "bold red"), ": ",
+                                    shown(why)))
     elif replay.violation is not None:
         v = replay.violation
-        console.print(f"[bold red]{v.invariant} violated at step {v.step}[/]: "
-                      f"{escape(one_line(v.message))}")
+        console.print(Text.assemble(shown(f"{v.invariant} violated at step {v.step}", "bold red"),
+                                    ": ", shown(v.message)))
     else:
         console.print("[bold green]every invariant held[/]")

@@ -25,19 +25,13 @@ recovery, not throughput.
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
 import platform
 import time
 import tracemalloc
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-
-from rich import box
-from rich.console import Console
-from rich.table import Table
 
 from virtraft import __version__
 from virtraft.run.campaign import settle_process
@@ -231,48 +225,3 @@ def run_bench(events: int | None = None, long: bool = False,
     finally:
         gc.unfreeze()
     return report
-
-
-def print_report(console: Console, report: dict[str, Any]) -> None:
-    table = Table(title=f"virtraft bench (seed {report['seed']}, Python {report['python']}, "
-                        f"fastest of {report['repeat']})", title_justify="left",
-                  box=box.SIMPLE_HEAD, pad_edge=False)
-    # Checked run: events/s, delivered messages/s, committed entries/s, peak
-    # memory; then events/s with the checker off, and checked time / unchecked.
-    for column in ("workload", "events", "ev/s", "msg/s", "commit/s", "peak MB", "ev/s off",
-                   "on/off"):
-        table.add_column(column, justify="left" if column == "workload" else "right",
-                         no_wrap=True)
-    for w in report["workloads"]:
-        on, off = w["checked"], w["unchecked"]
-        table.add_row(w["name"], f"{w['events']:,}", f"{on['events_per_s']:,}",
-                      f"{on['delivered_per_s']:,}", f"{on['committed_per_s']:,}",
-                      f"{w['peak_memory_mb']:.1f}", f"{off['events_per_s']:,}",
-                      f"{w['checker_overhead']:.2f}x")
-    console.print(table)
-    console.print("ev/s (events), msg/s (delivered messages), commit/s (committed entries) "
-                  "and peak MB with every invariant on; ev/s off: the checker off; on/off: "
-                  "the checker's overhead, time on / time off.")
-    for w in report["workloads"]:
-        console.print(f"  {w['name']}: {w['description']}")
-        if w["checked"]["violation"]:
-            console.print(f"  [red]{w['name']} stopped early: {w['checked']['violation']}[/]")
-    if "long" in report:
-        lg = report["long"]
-        verdict = "[green]within[/]" if lg["within_tolerance"] else "[red]NOT within[/]"
-        console.print(
-            f"{lg['workload']}, checker on: {lg['short']['events']:,} events at "
-            f"{lg['short']['events_per_s']:,}/s, {lg['long']['events']:,} events at "
-            f"{lg['long']['events_per_s']:,}/s: ratio {lg['ratio']:.2f} "
-            f"({verdict} {lg['tolerance']:.0%})"
-        )
-
-
-def main(args: argparse.Namespace, console: Console) -> int:
-    """`virtraft bench [--json] [--events N] [--long]`."""
-    report = run_bench(args.events, args.long)
-    if args.json:
-        print(json.dumps(report, indent=2, sort_keys=True))
-    else:
-        print_report(console, report)
-    return 0

@@ -20,7 +20,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 from pathlib import Path
 
-from virtraft.run.factory import load_factory
 from virtraft.run.seed import run_seed
 from virtraft.sim.options import SimOptions
 from virtraft.trace.format import digest, write_trace
@@ -59,6 +58,11 @@ class CampaignSpec:
     out_dir: str | None
     # Under swarm, the option fields the user set, which the swarm keeps.
     keep: frozenset[str] = frozenset()
+    # Called with the path of each failing seed's trace once it is written,
+    # and the campaign's node factory (the CLI writes the seed's report). It
+    # travels to worker processes, so it must be picklable: a module-level
+    # function.
+    on_failure: Callable[[str, str], None] | None = None
 
 
 class CampaignInterrupted(KeyboardInterrupt):
@@ -83,11 +87,12 @@ def settle_process() -> None:
 
 
 def run_one(seed: int, spec: CampaignSpec) -> SeedResult:
-    """Run one seed; write its trace (and report) when it fails. For workers
-    that share the campaign's filesystem (this machine's processes)."""
+    """Run one seed; write its trace (and call `on_failure`) when it fails.
+    For workers that share the campaign's filesystem (this machine's
+    processes)."""
     result, lines = _run_seed(seed, spec)
     if result.failed and spec.out_dir is not None:
-        result = _save_trace(result, lines, spec.out_dir, spec.factory)
+        result = _save_trace(result, lines, spec)
     return result
 
 
@@ -99,12 +104,14 @@ def run_one_remote(seed: int, spec: CampaignSpec) -> tuple[SeedResult, list[str]
     return result, lines if result.failed else None
 
 
-def _save_trace(result: SeedResult, lines: list[str], out_dir: str, factory: str) -> SeedResult:
-    out = Path(out_dir)
+def _save_trace(result: SeedResult, lines: list[str], spec: CampaignSpec) -> SeedResult:
+    assert spec.out_dir is not None
+    out = Path(spec.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     trace_path = str(out / f"seed-{result.seed}.jsonl")
     write_trace(trace_path, lines)
-    _write_report(trace_path, factory)
+    if spec.on_failure is not None:
+        spec.on_failure(trace_path, spec.factory)
     return dataclasses.replace(result, trace=trace_path)
 
 
@@ -127,16 +134,6 @@ def _run_seed(seed: int, spec: CampaignSpec) -> tuple[SeedResult, list[str]]:
         trace=None,
         seconds=time.perf_counter() - started,
     ), lines
-
-
-def _write_report(trace_path: str, factory: str) -> None:
-    """The report of a failing seed, replayed with the campaign's own factory."""
-    try:
-        from virtraft.report.html import write_report
-    except ImportError:  # reports are optional for a campaign
-        return
-    write_report(trace_path, trace_path.removesuffix(".jsonl") + ".html",
-                 factory=load_factory(factory))
 
 
 def run_campaign(
@@ -253,7 +250,7 @@ def _run_dask(seeds, spec, workers, address, budget, on_result) -> None:
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
             if lines is not None and spec.out_dir is not None:
-                result = _save_trace(result, lines, spec.out_dir, spec.factory)
+                result = _save_trace(result, lines, spec)
             on_result(result)
             submit_more()
     finally:

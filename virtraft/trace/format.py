@@ -66,15 +66,6 @@ def trace_lines(
     return lines
 
 
-def one_line(text: str) -> str:
-    """`text` as one line of printable characters: a newline, an escape
-    character or a lone surrogate that came from a file, an argument or a
-    server shows as its Python escape instead of reaching the terminal."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
 def digest(lines: Iterable[str]) -> str:
     h = hashlib.sha256()
     for line in lines:

@@ -29,10 +29,18 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis.stateful import run_state_machine_as_test
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from virtraft.adapter import NodeOptions
+from virtraft.cli.parser import UsageError, build_parser, sim_options
+from virtraft.report.terminal import shown
 from virtraft.run.seed import RunResult, run_seed
+from virtraft.run.shrink import shrink_events
+from virtraft.run.stateful import MACHINE_OPTIONS, InvariantViolated, machine_for
 from virtraft.sim.options import SimOptions
 from virtraft.trace.format import write_trace
 
@@ -80,15 +88,11 @@ def load_mutants() -> ModuleType:
 
 def profile_options(profile: str) -> SimOptions:
     """The options `virtraft fuzz` builds from the profile's command line."""
-    from virtraft.cli.commands import _sim_options, build_parser
-
     args = build_parser().parse_args(["fuzz", *PROFILES[profile]])
-    return _sim_options(args)
+    return sim_options(args)
 
 
 def _swarm(profile: str) -> bool:
-    from virtraft.cli.commands import build_parser
-
     return bool(build_parser().parse_args(["fuzz", *PROFILES[profile]]).swarm)
 
 
@@ -170,12 +174,6 @@ def hunt_stateful(spec: str, servers: Sequence[int] = STATEFUL_SERVERS,
                   ) -> Finding | None:
     """Let the Hypothesis machine look for a violation (no shrinking: the
     zoo only asks whether and how soon it finds one)."""
-    from hypothesis import HealthCheck, Phase, settings
-    from hypothesis.stateful import run_state_machine_as_test
-
-    from virtraft.adapter import NodeOptions
-    from virtraft.run.stateful import MACHINE_OPTIONS, InvariantViolated, machine_for
-
     started = time.perf_counter()
     for count in servers:
         options = MACHINE_OPTIONS.replace(
@@ -198,8 +196,6 @@ def hunt_stateful(spec: str, servers: Sequence[int] = STATEFUL_SERVERS,
 def shrink_finding(name: str, spec: str, result: RunResult, out_dir: Path | None) -> int:
     """Shrink the finding's trace (the shrinker proves its result with a
     strict replay); write it under `out_dir` if given."""
-    from virtraft.run.shrink import shrink_events
-
     assert result.violation is not None
     outcome = shrink_events(result.seed, result.options, spec, result.events,
                             result.violation.invariant, max_seconds=float("inf"),
@@ -282,25 +278,25 @@ def print_table(console: Console, reports: Sequence[MutantReport]) -> None:
         s = r.stateful
         stateful = f"{s.verdict}, {s.events} events" if s is not None else r.stateful_note
         table.add_row(
-            r.name, r.kind, ", ".join(r.expected) if r.expected else "-", _fuzz_cell(r),
-            str(f.events) if f else "-", f"{f.seconds:.2f}" if f else f"{r.fuzz_seconds:.1f}",
-            stateful, str(r.shrunk_events) if r.shrunk_events is not None else r.shrink_note,
-            "[green]yes[/]" if r.ok else f"[red]NO[/]: {r.why}",
+            shown(r.name), shown(r.kind), shown(", ".join(r.expected) if r.expected else "-"),
+            shown(_fuzz_cell(r)), str(f.events) if f else "-",
+            f"{f.seconds:.2f}" if f else f"{r.fuzz_seconds:.1f}", shown(stateful),
+            shown(r.shrunk_events if r.shrunk_events is not None else r.shrink_note),
+            Text("yes", style="green") if r.ok
+            else Text.assemble(("NO", "red"), ": ", shown(r.why)),
         )
     console.print(table)
     ratio = median_shrink_ratio(reports)
     if ratio is not None:
         console.print(f"Shrinking left {ratio:.1%} of a failing trace's events (the median).")
-    console.print("Command lines (after `virtraft fuzz --seeds A:B --node-factory "
-                  f"{MUTANTS_MODULE}:NAME`):")
+    console.print(shown("Command lines (after `virtraft fuzz --seeds A:B --node-factory "
+                        f"{MUTANTS_MODULE}:NAME`):"))
     for profile, words in PROFILES.items():
-        console.print(f"  {profile}: {shlex.join(words) or '(defaults)'}")
+        console.print(shown(f"  {profile}: {shlex.join(words) or '(defaults)'}"))
 
 
 def main(args: argparse.Namespace, console: Console) -> int:
     """`virtraft zoo [--seeds A:B] [--mutant NAME]... [--time-budget S] [--json]`."""
-    from virtraft.cli.commands import UsageError
-
     try:
         module = load_mutants()
     except ZooError as exc:
@@ -323,7 +319,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
                             out_dir=out_dir)
         reports.append(report)
         if not args.json:
-            console.print(f"{name}: {report.why}")
+            console.print(Text.assemble(shown(name), ": ", shown(report.why)))
     ok = all(r.ok for r in reports)
     if args.json:
         print(json.dumps({"ok": ok, "seeds": [args.seeds.start, args.seeds.stop],
