@@ -435,14 +435,15 @@ class WillemtNode(NodeAdapter):
         self._members = None
         self._done(lib.vr_add_node(me, self.node_id, 1, 0))
         disk = self.disk
-        snapshot = disk.snapshot
+        # Read before restoring: raft_set_current_term persists (term, no vote).
+        term, vote, snapshot = disk.term, disk.vote, disk.snapshot
         if snapshot is not None:
             self._done(lib.vr_begin_load_snapshot(me, snapshot.last_term, snapshot.last_idx))
             self._load_members(snapshot.members)
             self._done(lib.vr_end_load_snapshot(me))
             self.kv = dict(snapshot.state)
             self.config = dict(snapshot.members)
-        if founders and not disk.entries and snapshot is None and disk.term == 0:
+        if founders and not disk.entries and snapshot is None and term == 0:
             self._done(lib.vr_set_current_term(me, BOOTSTRAP_TERM))
             for founder in founders:
                 self._append(Entry(BOOTSTRAP_TERM, 0, ADD_NODE, founder))
@@ -452,10 +453,10 @@ class WillemtNode(NodeAdapter):
         base = snapshot.last_idx if snapshot is not None else 0
         for index in sorted(i for i in disk.entries if i > base):
             self._append(disk.entries[index])
-        if disk.term:
-            self._done(lib.vr_set_current_term(me, disk.term))
-        if disk.vote is not None:
-            self._done(lib.vr_vote_for_nodeid(me, disk.vote))
+        if term:
+            self._done(lib.vr_set_current_term(me, term))
+        if vote is not None:
+            self._done(lib.vr_vote_for_nodeid(me, vote))
 
     def _append(self, entry: Entry) -> None:
         ety = self._c_entry(entry)
