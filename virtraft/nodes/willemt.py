@@ -359,6 +359,9 @@ class WillemtNode(NodeAdapter):
     # Plain fields, not properties: read for every touched node after every event.
     alive = False
     recent_applied: list[tuple[int, int, int]] = []
+    # Finish a snapshot at the next tick, as a server writing it in the
+    # background would (commits may move in between); False: at once.
+    background_snapshots = True
 
     def __init__(self, node_id: int, members: Membership, send: Send, rng: random.Random,
                  options: NodeOptions) -> None:
@@ -763,6 +766,8 @@ class WillemtNode(NodeAdapter):
             lib.raft_get_snapshot_last_idx(me), lib.raft_get_snapshot_last_term(me),
             tuple(sorted(self.config.items())), tuple(sorted(self.kv.items())),
         )
+        if not self.background_snapshots:
+            self._finish_snapshot()
         return True
 
     def _finish_snapshot(self) -> None:
@@ -916,3 +921,19 @@ def factory(node_id: int, members: Sequence[tuple[int, bool]], send: Send, rng: 
 
 
 factory.messages = MESSAGES  # type: ignore[attr-defined]
+
+
+class AtomicSnapshotNode(WillemtNode):
+    """Ends every snapshot in the call that began it: no commit can move in
+    between, so campaigns see past raft_end_snapshot's assertion."""
+
+    background_snapshots = False
+
+
+def atomic_snapshots(node_id: int, members: Sequence[tuple[int, bool]], send: Send,
+                     rng: random.Random, options: NodeOptions) -> WillemtNode:
+    """willemt/raft with snapshots begun and ended in one call."""
+    return AtomicSnapshotNode(node_id, tuple(members), send, rng, options)
+
+
+atomic_snapshots.messages = MESSAGES  # type: ignore[attr-defined]
