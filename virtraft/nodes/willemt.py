@@ -920,6 +920,7 @@ def factory(node_id: int, members: Sequence[tuple[int, bool]], send: Send, rng: 
     return WillemtNode(node_id, tuple(members), send, rng, options)
 
 
+factory.__name__ = "willemt"  # as errors name it: "node factory willemt could not build..."
 factory.messages = MESSAGES  # type: ignore[attr-defined]
 
 
@@ -936,4 +937,5 @@ def atomic_snapshots(node_id: int, members: Sequence[tuple[int, bool]], send: Se
     return AtomicSnapshotNode(node_id, tuple(members), send, rng, options)
 
 
+atomic_snapshots.__name__ = "willemt_atomic_snapshots"
 atomic_snapshots.messages = MESSAGES  # type: ignore[attr-defined]
