@@ -636,8 +636,9 @@ class WillemtNode(NodeAdapter):
         if m.term < term:
             self._send(src, AppendEntriesResponse(term, 0, lib.raft_get_current_idx(me), 0))
             return
-        if m.term > term:
+        if m.term > term:  # as raft_recv_appendentries does for a newer leader
             self._done(lib.vr_set_current_term(me, m.term))
+            self._done(lib.vr_become_follower(me))
         rc = self._done(lib.vr_begin_load_snapshot(me, m.last_term, m.last_idx))
         if rc == lib.RAFT_ERR_SNAPSHOT_ALREADY_LOADED:
             self._send(src, AppendEntriesResponse(lib.raft_get_current_term(me), 1,

@@ -125,6 +125,7 @@ int vr_set_voting(raft_server_t* me, raft_node_id_t id, int voting);
 int vr_set_active(raft_server_t* me, raft_node_id_t id, int active);
 int vr_append_entry(raft_server_t* me, raft_entry_t* ety);
 int vr_set_current_term(raft_server_t* me, raft_term_t term);
+int vr_become_follower(raft_server_t* me);
 int vr_vote_for_nodeid(raft_server_t* me, raft_node_id_t id);
 int vr_set_commit_idx(raft_server_t* me, raft_index_t idx);
 int vr_apply_all(raft_server_t* me);
@@ -367,6 +368,10 @@ int vr_set_active(raft_server_t* me, raft_node_id_t id, int active)
 VR_INT_CALL(vr_append_entry(raft_server_t* me, raft_entry_t* ety), raft_append_entry(me, ety))
 VR_INT_CALL(vr_set_current_term(raft_server_t* me, raft_term_t term),
             raft_set_current_term(me, term))
+int vr_become_follower(raft_server_t* me)
+{
+    VR_ENTER raft_become_follower(me); VR_LEAVE return 0;
+}
 VR_INT_CALL(vr_vote_for_nodeid(raft_server_t* me, raft_node_id_t id),
             raft_vote_for_nodeid(me, id))
 VR_INT_CALL(vr_apply_all(raft_server_t* me), raft_apply_all(me))
