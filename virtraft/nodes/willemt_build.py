@@ -38,6 +38,11 @@ from types import ModuleType
 
 from virtraft.adapter import FactoryError
 
+try:  # the [willemt] extra: only this adapter needs it
+    import cffi
+except ImportError:  # pragma: no cover - reported when a build is asked for
+    cffi = None
+
 ENV_SRC = "VIRTRAFT_WILLEMT_SRC"
 ENV_CACHE = "VIRTRAFT_CACHE_DIR"
 SOURCES = ("raft_server.c", "raft_server_properties.c", "raft_node.c", "raft_log.c")
@@ -441,8 +446,7 @@ def source_tree() -> Path:
 
 def tree_hash(root: Path) -> str:
     """What the build depends on: the sources, our C and flags, the interpreter."""
-    import cffi
-
+    _need_cffi()
     h = hashlib.sha256()
     for part in ("src", "include"):
         names = SOURCES if part == "src" else HEADERS
@@ -499,9 +503,13 @@ def _built(out: Path, name: str) -> Path | None:
     return None
 
 
-def _compile(root: Path, name: str, out: Path) -> None:
-    import cffi
+def _need_cffi() -> None:
+    if cffi is None:
+        raise FactoryError("the willemt/raft adapter needs cffi: pip install 'virtraft[willemt]'")
 
+
+def _compile(root: Path, name: str, out: Path) -> None:
+    _need_cffi()
     ffi = cffi.FFI()
     ffi.cdef(CDEF)
     ffi.set_source(
