@@ -227,7 +227,7 @@ def _run_processes(seeds, spec, workers, budget, on_result) -> None:
                 running.clear()
                 pool.shutdown(wait=True, cancel_futures=True)
                 for seed in sorted(lost):
-                    on_result(run_isolated(seed, spec))
+                    on_result(run_isolated(seed, spec, run_one, SeedResult))
                 pool = ProcessPoolExecutor(max_workers=workers, initializer=_settle_worker)
             top_up()
     finally:

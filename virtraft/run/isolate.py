@@ -15,17 +15,24 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import pickle
 import signal
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from virtraft.run.seed import resolve_options
 from virtraft.sim.events import Event, Tick, event_from_json, event_to_json
 from virtraft.sim.simulation import Simulation
 from virtraft.trace.format import digest, trace_lines
 
 if TYPE_CHECKING:
     from virtraft.run.campaign import CampaignSpec, SeedResult
+
+# The campaign's own run_one(seed, spec, simulation=...) and SeedResult are
+# handed in: the campaign imports this module, not the other way round.
+RunOne = Callable[..., "SeedResult"]
 
 
 class _RecordingSimulation(Simulation):
@@ -40,35 +47,29 @@ class _RecordingSimulation(Simulation):
         return super().apply(event)
 
 
-def _child(seed: int, spec: CampaignSpec, record_path: str, result_path: str) -> None:
-    import pickle
-
-    from virtraft.run import campaign
-
+def _child(seed: int, spec: CampaignSpec, run_one: RunOne, record_path: str,
+           result_path: str) -> None:
     with open(record_path, "w") as record:
         _RecordingSimulation.record = record
-        result = campaign.run_one(seed, spec, simulation=_RecordingSimulation)
+        result = run_one(seed, spec, simulation=_RecordingSimulation)
     Path(result_path).write_bytes(pickle.dumps(result))
 
 
-def run_isolated(seed: int, spec: CampaignSpec) -> SeedResult:
+def run_isolated(seed: int, spec: CampaignSpec, run_one: RunOne,
+                 seed_result: type[SeedResult]) -> SeedResult:
     """Run one seed in a child process; a child that dies is a finding."""
-    import pickle
-
-    from virtraft.run.campaign import SeedResult
-
     with tempfile.TemporaryDirectory(prefix="virtraft-isolated-") as work:
         record_path = os.path.join(work, "events.jsonl")
         result_path = os.path.join(work, "result.pickle")
         child = multiprocessing.get_context("spawn").Process(
-            target=_child, args=(seed, spec, record_path, result_path))
+            target=_child, args=(seed, spec, run_one, record_path, result_path))
         child.start()
         child.join()
         if child.exitcode == 0 and os.path.exists(result_path):
             return pickle.loads(Path(result_path).read_bytes())
         events = _recorded(record_path)
         why = _death(child.exitcode)
-    return _died(seed, spec, events, why, SeedResult)
+    return _died(seed, spec, events, why, seed_result)
 
 
 def _recorded(path: str) -> list[Event]:
@@ -96,8 +97,6 @@ def _death(exitcode: int | None) -> str:
 
 def _died(seed: int, spec: CampaignSpec, events: list[Event], why: str,
           seed_result: type[SeedResult]) -> SeedResult:
-    from virtraft.run.seed import resolve_options
-
     options = resolve_options(seed, spec.options, spec.swarm, spec.keep)
     step = len(events)
     last = events[-1] if events else None
