@@ -170,6 +170,10 @@ class NodeAdapter(abc.ABC):
     caught_up: Sequence[int] | None = None
     # The highest applied index, for the run summary; None when not offered.
     last_applied: int | None = None
+    # The node shut itself down for good (some libraries ask their user to,
+    # once a server applies its own removal): it reports alive=False and its
+    # durable state, and the scheduler never restarts it.
+    retired: bool = False
 
     def entry_kind(self, index: int) -> str:
         """What the entry at `index` is for, in a word or two ("normal",

@@ -17,9 +17,12 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from virtraft.run.isolate import run_isolated
 from virtraft.run.seed import run_seed
 from virtraft.sim.options import SimOptions
 from virtraft.trace.format import digest, write_trace
@@ -86,11 +89,11 @@ def settle_process() -> None:
     gc.freeze()
 
 
-def run_one(seed: int, spec: CampaignSpec) -> SeedResult:
+def run_one(seed: int, spec: CampaignSpec, **run_options: Any) -> SeedResult:
     """Run one seed; write its trace (and call `on_failure`) when it fails.
     For workers that share the campaign's filesystem (this machine's
     processes)."""
-    result, lines = _run_seed(seed, spec)
+    result, lines = _run_seed(seed, spec, **run_options)
     if result.failed and spec.out_dir is not None:
         result = _save_trace(result, lines, spec)
     return result
@@ -115,10 +118,11 @@ def _save_trace(result: SeedResult, lines: list[str], spec: CampaignSpec) -> See
     return dataclasses.replace(result, trace=trace_path)
 
 
-def _run_seed(seed: int, spec: CampaignSpec) -> tuple[SeedResult, list[str]]:
+def _run_seed(seed: int, spec: CampaignSpec, **run_options: Any
+              ) -> tuple[SeedResult, list[str]]:
     started = time.perf_counter()
     result = run_seed(seed, spec.options, factory=spec.factory, swarm=spec.swarm,
-                      keep=spec.keep)
+                      keep=spec.keep, **run_options)
     lines = result.trace_lines()
     violation = result.violation
     return SeedResult(
@@ -192,20 +196,39 @@ def _run_processes(seeds, spec, workers, budget, on_result) -> None:
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_settle_worker)
     try:
         running: set[Future] = set()
+        seed_of: dict[Future, int] = {}
 
         def top_up() -> None:
             while len(running) < workers * 2 and not _out_of_time(started, budget):
                 seed = next(todo, None)
                 if seed is None:
                     return
-                running.add(pool.submit(run_one, seed, spec))
+                future = pool.submit(run_one, seed, spec)
+                seed_of[future] = seed
+                running.add(future)
 
         top_up()
         while running:
             done, _ = wait(running, return_when=FIRST_COMPLETED)
+            lost: list[int] = []
             for future in done:
                 running.discard(future)
-                on_result(future.result())
+                try:
+                    result = future.result()
+                except BrokenProcessPool:  # a worker died: its seeds left no result
+                    lost.append(seed_of.pop(future))
+                    continue
+                seed_of.pop(future, None)
+                on_result(result)
+            if lost:
+                # Every seed in flight is lost with the pool; each runs again
+                # alone, and the one that kills its process is a finding.
+                lost += [seed_of.pop(future) for future in running]
+                running.clear()
+                pool.shutdown(wait=True, cancel_futures=True)
+                for seed in sorted(lost):
+                    on_result(run_isolated(seed, spec, run_one, SeedResult))
+                pool = ProcessPoolExecutor(max_workers=workers, initializer=_settle_worker)
             top_up()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

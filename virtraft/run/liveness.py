@@ -93,7 +93,8 @@ def liveness_phase(sim: Simulation, scheduler: Scheduler) -> tuple[Liveness, Vio
     # The network heals and forgets the backlog the faults left behind: what
     # is still in flight is lost, which Raft must survive anyway.
     opening: list[Event] = [Heal(flush=True)]
-    opening += [Restart(n) for n in sim.node_ids if not sim.nodes[n].alive]
+    opening += [Restart(n) for n in sim.node_ids
+                if not sim.nodes[n].alive and not sim.nodes[n].retired]
     for event in opening:
         if (violation := sim.apply(event)) is not None:
             return Liveness("skipped", "safety was violated"), violation

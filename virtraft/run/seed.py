@@ -85,9 +85,10 @@ def run_seed(
     check: bool = True,
     invariants: Iterable[str] | None = None,
     on_step: Callable[[Simulation], None] | None = None,
+    simulation: type[Simulation] = Simulation,
 ) -> RunResult:
     options = resolve_options(seed, options, swarm, keep)
-    sim = Simulation(
+    sim = simulation(
         options, seed, load_factory(factory),
         checker=Checker(invariants) if check else None,
     )

@@ -130,7 +130,7 @@ class Scheduler:
         return Crash(self.rng.choice(alive))
 
     def _restart(self, sim: Simulation) -> Event | None:
-        down = [i for i in sim.node_ids if not sim.nodes[i].alive]
+        down = [i for i in sim.node_ids if not sim.nodes[i].alive and not sim.nodes[i].retired]
         return Restart(self.rng.choice(down)) if down else None
 
     def _client(self, sim: Simulation) -> Event:

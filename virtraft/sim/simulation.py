@@ -303,6 +303,8 @@ class Simulation:
             raise
         except Exception as exc:
             raise ServerFailure(exc) from exc
+        if not node.alive:  # it shut itself down (retired): alive_ids() changed
+            self._alive_ids = None
         if self.messages.completes_snapshot(env.message):
             self.stats.snapshots_installed += 1
         return [env.dst]
@@ -327,6 +329,8 @@ class Simulation:
         if not node.alive:
             return []
         _door(node.tick, elapsed)
+        if not node.alive:  # it shut itself down (retired)
+            self._alive_ids = None
         return [event.node]
 
     def _client(self, event: ClientRequest) -> list[int]:
@@ -436,8 +440,11 @@ class Simulation:
         self.network.remove_node(node_id)
 
     def _snapshot(self, event: TakeSnapshot) -> list[int]:
-        if _door(self._node(event.node).take_snapshot):
+        node = self._node(event.node)
+        if _door(node.take_snapshot):
             self.stats.snapshots_taken += 1
+        if not node.alive:  # it applied its own removal first and shut down
+            self._alive_ids = None
         return [event.node]
 
     def _node(self, node_id: int) -> NodeAdapter:
