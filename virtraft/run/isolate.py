@@ -15,7 +15,6 @@ import dataclasses
 import json
 import multiprocessing
 import os
-import pickle
 import signal
 import tempfile
 from collections.abc import Callable
@@ -52,7 +51,7 @@ def _child(seed: int, spec: CampaignSpec, run_one: RunOne, record_path: str,
     with open(record_path, "w") as record:
         _RecordingSimulation.record = record
         result = run_one(seed, spec, simulation=_RecordingSimulation)
-    Path(result_path).write_bytes(pickle.dumps(result))
+    Path(result_path).write_text(json.dumps(dataclasses.asdict(result)))
 
 
 def run_isolated(seed: int, spec: CampaignSpec, run_one: RunOne,
@@ -60,13 +59,13 @@ def run_isolated(seed: int, spec: CampaignSpec, run_one: RunOne,
     """Run one seed in a child process; a child that dies is a finding."""
     with tempfile.TemporaryDirectory(prefix="virtraft-isolated-") as work:
         record_path = os.path.join(work, "events.jsonl")
-        result_path = os.path.join(work, "result.pickle")
+        result_path = os.path.join(work, "result.json")
         child = multiprocessing.get_context("spawn").Process(
             target=_child, args=(seed, spec, run_one, record_path, result_path))
         child.start()
         child.join()
         if child.exitcode == 0 and os.path.exists(result_path):
-            return pickle.loads(Path(result_path).read_bytes())
+            return seed_result(**json.loads(Path(result_path).read_text()))
         events = _recorded(record_path)
         why = _death(child.exitcode)
     return _died(seed, spec, events, why, seed_result)
