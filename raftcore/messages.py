@@ -3,8 +3,8 @@
 Every message is a noun with the fields of the Raft paper's Figure 2, plus
 the hints a practical implementation adds (a conflict hint on a rejected
 AppendEntries, chunk offsets on InstallSnapshot). A server validates each
-message once, where it enters (`RaftServer.recv_*`); the rest of the code
-relies on that.
+message once, where it enters (`RaftServer.step`, with the checks in
+`raftcore.validation`); the rest of the code relies on that.
 """
 
 from __future__ import annotations
