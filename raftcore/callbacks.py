@@ -3,7 +3,10 @@
 Subclass `Callbacks` and override what you need. The ones a server cannot
 run without raise NotImplementedError, as the seed library requires them.
 Every persist_* and log_* callback must be durable before it returns: the
-server sends no reply that depends on it until then.
+server sends no reply that depends on it until then. A log_* callback that
+cannot store raises; its exception reaches the caller of the server, and
+the in-memory log stays as it was for that entry (it changes only after
+the callback succeeded).
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ class Callbacks:
         raise NotImplementedError("log_pop is required")
 
     def log_poll(self, entry: Entry, index: int) -> None:
-        """Remove the eldest entry (at index) from the durable log; compaction only."""
+        """Remove the eldest entry (at index) from the durable log; compaction
+        only. The snapshot covering it is already persisted."""
 
     def persist_snapshot(self, snapshot: Snapshot) -> None:
         """Store a snapshot this server took; called before the log is polled."""

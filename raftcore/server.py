@@ -577,21 +577,32 @@ class RaftServer:
         return prev_index + len(entries)
 
     def _truncate_log_from(self, index: int) -> None:
-        """Drop entries index.. (youngest first). Committed entries never go."""
+        """Drop entries index.. (youngest first). Committed entries never go.
+        Each leaves memory only once log_pop has removed it from disk; if the
+        host refuses one, the log ends there, and so does the undoing of the
+        configurations truncated."""
         if index <= self.commit_index:
             raise InvalidMessage(
                 f"AppendEntries conflicts with committed entry {index} "
                 f"(commit index {self.commit_index})"
             )
-        self._undo_membership_from(index)
         log = self._log
-        while log.last_index >= index:
-            last = log.last_index
-            self.callbacks.log_pop(log.pop(), last)
+        try:
+            while log.last_index >= index:
+                last = log.last_index
+                entry = log.get(last)
+                assert entry is not None
+                self.callbacks.log_pop(entry, last)
+                log.pop()
+        finally:
+            self._undo_membership_from(log.last_index + 1)
 
     def _append_entry(self, entry: Entry) -> int:
-        index = self._log.append(entry)
+        """Offer the entry to the durable log, then keep in memory what the
+        host stored: the entry, or the one log_offer returned for it."""
+        index = self._log.last_index + 1
         self.callbacks.log_offer(entry, index)
+        self._log.append(entry)
         if entry.type in MEMBERSHIP_CHANGES:
             self._apply_membership_entry(entry, index)
         return index
@@ -874,9 +885,14 @@ class RaftServer:
         return snapshot
 
     def _compact_log(self, snapshot: Snapshot) -> None:
-        first = self._log.base_index + 1
-        for offset, entry in enumerate(self._log.compact(snapshot.last_index)):
-            self.callbacks.log_poll(entry, first + offset)
+        """Poll the entries the snapshot covers from the durable log, eldest
+        first; memory lets go of them once every log_poll has succeeded."""
+        log = self._log
+        for index in range(log.base_index + 1, snapshot.last_index + 1):
+            entry = log.get(index)
+            assert entry is not None
+            self.callbacks.log_poll(entry, index)
+        log.compact(snapshot.last_index)
         self.snapshot = snapshot
         self._configs.compact(snapshot.last_index, snapshot.members)
 
@@ -993,7 +1009,10 @@ class RaftServer:
             kept = []
             while log.last_index > log.base_index:
                 last = log.last_index
-                self.callbacks.log_pop(log.pop(), last)
+                entry = log.get(last)
+                assert entry is not None
+                self.callbacks.log_pop(entry, last)
+                log.pop()
             self.callbacks.load_snapshot(snapshot)
             log.reset(snapshot.last_index, snapshot.last_term)
             self.snapshot = snapshot
