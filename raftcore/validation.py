@@ -3,8 +3,9 @@ enters (`RaftServer.step`), and the rest of the server relies on it.
 
 A check looks at the fields (types and ranges, named in the error), at the
 sender (a message names its sender, who must be one this server may hear it
-from) and at nothing else. A refused message raises InvalidMessage and has
-changed nothing.
+from), and at what this server knows to be committed, which no message may
+contradict. A refused message raises InvalidMessage and has changed
+nothing, the term included.
 """
 
 from __future__ import annotations
@@ -31,11 +32,17 @@ class Receiver(Protocol):
     """What validation reads of the server a message reaches."""
 
     node_id: int
+    current_term: int
     commit_index: int
+
+    @property
+    def snapshot_last_index(self) -> int: ...
 
     def is_member(self, node_id: int) -> bool: ...
 
     def members_at(self, index: int) -> Membership: ...
+
+    def term_at(self, index: int) -> int | None: ...
 
 
 Check = Callable[[Receiver, int, Any], None]
@@ -143,6 +150,23 @@ def check_appendentries(receiver: Receiver, node_id: int, msg: AppendEntries) ->
         if entry.term < last_term or entry.term > msg.term:
             raise InvalidMessage(f"entry term {entry.term} out of order")
         last_term = entry.term
+    if msg.term >= receiver.current_term:
+        check_committed_entries_kept(receiver, msg)
+
+
+def check_committed_entries_kept(receiver: Receiver, msg: AppendEntries) -> None:
+    """Raft §5.4 (Leader Completeness): a leader of this term or a newer one
+    holds every committed entry, so its request never contradicts one. A
+    request that does comes from a broken leader: it is refused before it
+    changes anything. (A request of an older term is only answered no.)"""
+    first = max(msg.prev_log_index + 1, receiver.snapshot_last_index + 1)
+    last = min(msg.prev_log_index + len(msg.entries), receiver.commit_index)
+    for index in range(first, last + 1):
+        if receiver.term_at(index) != msg.entries[index - msg.prev_log_index - 1].term:
+            raise InvalidMessage(
+                f"AppendEntries conflicts with committed entry {index} "
+                f"(commit index {receiver.commit_index})"
+            )
 
 
 def check_appendentries_response(

@@ -12,6 +12,7 @@ from raftcore import (
     AppendEntries,
     AppendEntriesResponse,
     Entry,
+    InvalidMessage,
     RaftServer,
 )
 
@@ -104,3 +105,24 @@ def test_a_refused_log_offer_at_the_leader_appends_nothing() -> None:
         cluster.submit(1, "x")
     assert leader.last_log_index == last
     assert cluster.queue == []
+
+
+# --------------------------------------- (c) a refused AppendEntries changes nothing
+
+
+def test_an_appendentries_conflicting_with_a_committed_entry_changes_nothing() -> None:
+    """TestRaft_follower_recv_appendentries_does_not_deleted_commited_entries:
+    a request that would truncate a committed entry is refused before
+    anything changes: not the log, not the leader, and not the term. Before,
+    the server took the request's term first."""
+    cluster = Cluster((1, 2, 3))
+    follower = cluster.restore(2, term=2, terms=(1, 1, 2))
+    follower.recv_appendentries(1, AppendEntries(2, 1, 3, 2, (), 3))
+    assert follower.commit_index == 3
+    before = observable(follower)
+    events = len(cluster.recorders[2].events)
+    bad = AppendEntries(5, 3, 1, 1, (entry_at(2, 5),), 3)
+    with pytest.raises(InvalidMessage, match="committed"):
+        follower.recv_appendentries(3, bad)
+    assert observable(follower) == before
+    assert len(cluster.recorders[2].events) == events
