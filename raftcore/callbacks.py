@@ -47,8 +47,11 @@ class Callbacks:
         """Store the term and the vote together, atomically."""
         raise NotImplementedError("persist_term is required")
 
-    def log_offer(self, entry: Entry, index: int) -> None:
-        """Append entry at index to the durable log."""
+    def log_offer(self, entry: Entry, index: int) -> Entry | None:
+        """Append entry at index to the durable log. Return None to keep the
+        entry in memory as it is, or the entry with other data (a handle to
+        where it is stored, say) to keep that instead; the seed's callback
+        may set the entry's data buffer the same way."""
         raise NotImplementedError("log_offer is required")
 
     def log_pop(self, entry: Entry, index: int) -> None:

@@ -599,7 +599,9 @@ class RaftServer:
         """Offer the entry to the durable log, then keep in memory what the
         host stored: the entry, or the one log_offer returned for it."""
         index = self._log.last_index + 1
-        self.callbacks.log_offer(entry, index)
+        stored = self.callbacks.log_offer(entry, index)
+        if stored is not None:
+            entry = _offered_entry(entry, stored)
         self._log.append(entry)
         if entry.type in MEMBERSHIP_CHANGES:
             self._apply_membership_entry(entry, index)
@@ -865,6 +867,13 @@ class RaftServer:
         self._snapshot_in_progress = self.last_applied
         return self.last_applied
 
+    def cancel_snapshot(self) -> None:
+        """Give the snapshot begun up: the server is as it was before
+        begin_snapshot (the seed's raft_cancel_snapshot)."""
+        if self._snapshot_in_progress is None:
+            raise InvalidOperation("cancel_snapshot without begin_snapshot")
+        self._snapshot_in_progress = None
+
     def end_snapshot(self, data: bytes = b"") -> Snapshot:
         """Finish the snapshot with the state machine's bytes; compact the log."""
         index = self._snapshot_in_progress
@@ -1029,6 +1038,22 @@ class RaftServer:
         for index, entry in kept:
             self._apply_membership_entry(entry, index)
         self._install_members(self._configs.latest())
+
+
+def _offered_entry(offered: Entry, stored: object) -> Entry:
+    """The entry log_offer returned to keep in memory instead of `offered`:
+    the host may set its data (the seed's callback may set the entry's data
+    buffer), nothing else, for the log must still agree with the leader's."""
+    if not isinstance(stored, Entry) or (stored.term, stored.id, stored.type, stored.node) != (
+        offered.term,
+        offered.id,
+        offered.type,
+        offered.node,
+    ):
+        raise InvalidOperation(
+            f"log_offer may replace an entry's data only: offered {offered!r}, got {stored!r}"
+        )
+    return stored
 
 
 def entries_of(server: RaftServer, first: int = 1) -> Iterable[tuple[int, Entry]]:

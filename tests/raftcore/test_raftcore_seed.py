@@ -5,15 +5,20 @@ reasons, in docs/seed_divergences.md."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
-from raftcore_cluster import Cluster, entry_at, log_entries, log_terms
+from raftcore_cluster import Cluster, entry_at, log_entries, log_terms, make_config
 
 from raftcore import (
     AppendEntries,
     AppendEntriesResponse,
     Entry,
     InvalidMessage,
+    InvalidOperation,
     RaftServer,
+    Snapshot,
+    SnapshotInProgress,
 )
 
 MEMBERS3 = ((1, True), (2, True), (3, True))
@@ -126,3 +131,96 @@ def test_an_appendentries_conflicting_with_a_committed_entry_changes_nothing() -
         follower.recv_appendentries(3, bad)
     assert observable(follower) == before
     assert len(cluster.recorders[2].events) == events
+
+
+# ------------------------------------------- (e) cancel_snapshot; log_offer's entry
+
+
+def test_cancel_snapshot_restores_the_state_before_begin_snapshot() -> None:
+    """raft_cancel_snapshot: a snapshot begun can be given up; the server is
+    as it was before raft_begin_snapshot, and may begin again."""
+    cluster = Cluster((1, 2, 3))
+    leader = cluster.elect(1)
+    cluster.submit(1, "x")
+    cluster.heartbeat(1)
+    with pytest.raises(InvalidOperation):
+        leader.cancel_snapshot()
+    before = (observable(leader), leader.snapshot_last_index, leader.snapshot)
+    leader.begin_snapshot()
+    assert leader.snapshot_in_progress
+    leader.cancel_snapshot()
+    assert not leader.snapshot_in_progress
+    assert (observable(leader), leader.snapshot_last_index, leader.snapshot) == before
+    with pytest.raises(InvalidOperation):
+        leader.end_snapshot(b"state")
+    # Loading a snapshot is allowed again, and so is taking one.
+    index = leader.begin_snapshot()
+    assert leader.end_snapshot(b"state").last_index == index
+
+
+@dataclasses.dataclass(frozen=True)
+class Stored:
+    """What a host keeps in memory for an entry's data: where it put it."""
+
+    value: object
+
+
+def test_log_offer_may_replace_the_entry_kept_in_memory() -> None:
+    """TestRaft_server_append_entry_user_can_set_data_buf: the callback may
+    set the entry's data; the entry in memory, the one applied and sent on,
+    is the one the callback returned."""
+    cluster = Cluster((1, 2, 3))
+
+    def keep_a_handle(node: int) -> None:
+        recorder = cluster.recorders[node]
+        store = type(recorder).log_offer
+
+        def offer(entry: Entry, index: int) -> Entry:
+            store(recorder, entry, index)
+            if isinstance(entry.data, Stored):
+                return entry
+            return dataclasses.replace(entry, data=Stored(entry.data))
+
+        recorder.log_offer = offer  # type: ignore[method-assign]
+
+    for node in (1, 2, 3):
+        keep_a_handle(node)
+    leader = cluster.elect(1)
+    response = cluster.submit(1, "x")
+    assert leader.get_entry(response.index).data == Stored("x")
+    sent = [m for _, m in cluster.recorders[1].sent if isinstance(m, AppendEntries) and m.entries]
+    assert sent[-1].entries[-1].data == Stored("x")
+    cluster.heartbeat(1)
+    cluster.heartbeat(1)
+    for node in (1, 2, 3):
+        assert cluster.servers[node].get_entry(response.index).data == Stored("x")
+        assert dict(cluster.recorders[node].applied)[response.index].data == Stored("x")
+    assert cluster.recorders[1].durable_log[-1][1].data == "x"  # the host got what was offered
+
+
+def test_log_offer_may_not_change_what_the_entry_is() -> None:
+    """Only the data is the host's to set: a replacement with another term,
+    type or id would break the log's agreement with the leader's."""
+    cluster = Cluster((1, 2, 3))
+    follower = cluster.servers[2]
+    recorder = cluster.recorders[2]
+    recorder.log_offer = lambda entry, index: dataclasses.replace(entry, term=9)  # type: ignore
+    with pytest.raises(InvalidOperation, match="log_offer"):
+        follower.recv_appendentries(1, AppendEntries(1, 1, 0, 0, (entry_at(1, 1),), 0))
+    assert follower.last_log_index == 0
+
+
+def test_snapshot_is_refused_while_begun_and_allowed_after_cancel() -> None:
+    """raft_begin_load_snapshot while a snapshot is being taken would break
+    the snapshot; once it is cancelled, a leader's snapshot loads."""
+    cluster = Cluster((1, 2, 3), config=make_config())
+    follower = cluster.restore(2, term=1, terms=(1, 1))
+    follower.recv_appendentries(1, AppendEntries(1, 1, 2, 1, (), 2))
+    follower.begin_snapshot()
+    snapshot = Snapshot(5, 1, MEMBERS3, b"")
+    with pytest.raises(SnapshotInProgress):
+        follower.begin_load_snapshot(snapshot)
+    follower.cancel_snapshot()
+    follower.begin_load_snapshot(snapshot)
+    follower.end_load_snapshot()
+    assert follower.snapshot_last_index == 5
