@@ -57,6 +57,7 @@ from raftcore.errors import (
     SnapshotInProgress,
 )
 from raftcore.messages import (
+    FIRST_USER_TYPE,
     AppendEntries,
     AppendEntriesResponse,
     Entry,
@@ -73,6 +74,7 @@ from raftcore.messages import (
 from raftcore.server import RaftServer, Role
 
 __all__ = [
+    "FIRST_USER_TYPE",
     "AppendEntries",
     "AppendEntriesResponse",
     "Callbacks",

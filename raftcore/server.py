@@ -61,6 +61,7 @@ from raftcore.messages import (
     RequestVote,
     RequestVoteResponse,
     Snapshot,
+    is_entry_type,
 )
 from raftcore.progress import Progress, ProgressState
 
@@ -757,7 +758,7 @@ class RaftServer:
                 raise Shutdown(f"node {self.node_id} is not a member of the cluster")
             raise NotLeader(self.leader_id)
         for entry in entries:
-            if not isinstance(entry, Entry) or not isinstance(entry.type, EntryType):
+            if not isinstance(entry, Entry) or not is_entry_type(entry.type):
                 raise InvalidOperation(f"a client entry must be an Entry, got {entry!r}")
         changes = [e for e in entries if e.type in MEMBERSHIP_CHANGES]
         if changes:

@@ -25,6 +25,7 @@ from raftcore.messages import (
     InstallSnapshotResponse,
     RequestVote,
     RequestVoteResponse,
+    is_entry_type,
 )
 
 
@@ -62,12 +63,13 @@ def check_bool(value: object, name: str) -> None:
 
 
 def check_entry(entry: object) -> None:
-    """An entry is well formed: an Entry, an EntryType, a term, and a node id
-    when it changes the membership."""
-    if not isinstance(entry, Entry) or not isinstance(entry.type, EntryType):
+    """An entry is well formed: an Entry, an EntryType or a user type, a
+    term, and a node id when it changes the membership."""
+    if not isinstance(entry, Entry) or not is_entry_type(entry.type):
         raise InvalidMessage(f"malformed entry {entry!r}")
     check_int(entry.term, "entry term")
     if entry.type in MEMBERSHIP_CHANGES:
+        assert isinstance(entry.type, EntryType)
         check_int(entry.node, f"{entry.type.name} node")
 
 

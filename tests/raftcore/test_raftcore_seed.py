@@ -14,6 +14,7 @@ from raftcore import (
     AppendEntries,
     AppendEntriesResponse,
     Entry,
+    EntryType,
     InvalidMessage,
     InvalidOperation,
     RaftServer,
@@ -131,6 +132,45 @@ def test_an_appendentries_conflicting_with_a_committed_entry_changes_nothing() -
         follower.recv_appendentries(3, bad)
     assert observable(follower) == before
     assert len(cluster.recorders[2].events) == events
+
+
+# ----------------------------------------------------------- (d) entry types
+
+
+def test_entry_types_keep_the_seed_numbers() -> None:
+    """raft.h's raft_logtype_e: NORMAL 0 .. REMOVE_NODE 4, user types from
+    RAFT_LOGTYPE_NUM (100). The seed has no no-op entry: raftcore's has a
+    number of its own, clear of both."""
+    from raftcore.messages import FIRST_USER_TYPE
+
+    assert [int(t) for t in (
+        EntryType.NORMAL,
+        EntryType.ADD_NONVOTING_NODE,
+        EntryType.ADD_NODE,
+        EntryType.DEMOTE_NODE,
+        EntryType.REMOVE_NODE,
+    )] == [0, 1, 2, 3, 4]
+    assert FIRST_USER_TYPE == 100
+    assert EntryType.NOOP not in range(5) and EntryType.NOOP < FIRST_USER_TYPE
+    assert len({int(t) for t in EntryType}) == len(EntryType)
+
+
+def test_user_entry_types_pass_through_the_log() -> None:
+    """The seed: "users can piggyback the entry mechanism by specifying log
+    types that are higher than RAFT_LOGTYPE_NUM". Such an entry is
+    replicated, committed and applied like a normal one, type and data as
+    given."""
+    cluster = Cluster((1, 2, 3))
+    cluster.elect(1)
+    user = Entry(0, 77, 100 + 7, data={"op": "custom"})  # type: ignore[arg-type]
+    response = cluster.servers[1].recv_entry(user)
+    for _ in range(2):
+        cluster.heartbeat(1)
+    for node in (1, 2, 3):
+        applied = dict(cluster.recorders[node].applied)[response.index]
+        assert (applied.type, applied.data, applied.id) == (107, {"op": "custom"}, 77)
+    with pytest.raises(InvalidOperation):
+        cluster.servers[1].recv_entry(Entry(0, 78, 99))  # type: ignore[arg-type]
 
 
 # ------------------------------------------- (e) cancel_snapshot; log_offer's entry
