@@ -70,7 +70,9 @@ class Callbacks:
         and store the snapshot durably."""
 
     def node_has_sufficient_logs(self, node_id: int) -> None:
-        """A non-voting member has caught up: it may now be promoted with ADD_NODE."""
+        """A non-voting member has caught up: it may now be promoted with
+        ADD_NODE, from inside this callback too (no other membership change
+        is pending when it is called). Raise to be asked again later."""
 
     def notify_membership_event(self, node_id: int, event: MembershipEvent) -> None:
         """A member was added to or removed from this server's configuration."""

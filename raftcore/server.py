@@ -630,12 +630,18 @@ class RaftServer:
             )
         member.recent_active = True
         if msg.success:
-            if not member.maybe_update(msg.match_index):
-                return  # a duplicate or an answer to a heartbeat: nothing new
-            if self._maybe_commit() and not self.is_leader:
+            # False for a duplicate or an answer to a heartbeat: nothing new.
+            progressed = member.maybe_update(msg.match_index)
+            if progressed and self._maybe_commit() and not self.is_leader:
                 return  # committed its own removal and stepped down
+            # Even an answer with nothing new may find a member caught up whose
+            # report waited for a pending change to commit.
             self._maybe_report_sufficient_logs(member)
-            if member.next_index <= self._log.last_index and node_id in self._members:
+            if (
+                progressed
+                and member.next_index <= self._log.last_index
+                and node_id in self._members
+            ):
                 self._replicate(member)
             return
         if msg.rejected_index > self._log.last_index:
@@ -671,14 +677,30 @@ class RaftServer:
             self.callbacks.log(f"node {self.node_id} left the voters; stepping down")
             self.become_follower(self.current_term, None)
 
-    def _maybe_report_sufficient_logs(self, member: Progress) -> None:
+    def _maybe_report_sufficient_logs(self, member: Progress) -> bool:
+        """Tell the host that a non-voting member has caught up, so that it may
+        promote it (dissertation §4.2.1): once, and only when a promotion
+        proposed now can be taken, with no membership change pending and an
+        entry of this term committed. A member that caught up meanwhile is
+        reported at its first answer after that (the seed's
+        raft_recv_appendentries_response). A callback that raises is asked
+        again next time, as the seed asks again after an error."""
         if (
-            not member.voting
-            and not member.sufficient_logs_reported
-            and member.match_index >= self._log.last_index
+            self.role is not Role.LEADER
+            or member.voting
+            or member.sufficient_logs_reported
+            or member.match_index < self._log.last_index
+            or not self._configs.is_committed(self.commit_index)
+            or self._log.term_at(self.commit_index) != self.current_term
         ):
-            member.sufficient_logs_reported = True
+            return False
+        member.sufficient_logs_reported = True
+        try:
             self.callbacks.node_has_sufficient_logs(member.node_id)
+        except BaseException:
+            member.sufficient_logs_reported = False
+            raise
+        return True
 
     def _apply_committed(self) -> None:
         while self.last_applied < self.commit_index:
@@ -977,7 +999,7 @@ class RaftServer:
         if msg.done:
             if member.maybe_update(msg.last_index):
                 self._maybe_commit()
-                self._maybe_report_sufficient_logs(member)
+            self._maybe_report_sufficient_logs(member)
             if member.next_index <= self._log.last_index:
                 self._send_appendentries(member)
             return

@@ -17,6 +17,7 @@ from raftcore import (
     EntryType,
     InvalidMessage,
     InvalidOperation,
+    OneVotingChangeOnly,
     RaftServer,
     Snapshot,
     SnapshotInProgress,
@@ -111,6 +112,78 @@ def test_a_refused_log_offer_at_the_leader_appends_nothing() -> None:
         cluster.submit(1, "x")
     assert leader.last_log_index == last
     assert cluster.queue == []
+
+
+# ----------------------------------- (b) sufficient logs, once a change commits
+
+
+def test_sufficient_logs_is_reported_again_once_the_pending_change_commits() -> None:
+    """TestRaft_leader_recv_appendentries_response_set_has_sufficient_logs_after_voting_committed:
+    a member that catches up while another change is pending is reported
+    once that change commits, so the host's promotion can succeed. Before,
+    the report came while ADD_NODE(3) was uncommitted, the callback's
+    promotion of node 2 got OneVotingChangeOnly, and no report came again:
+    node 2 stayed non-voting."""
+    members = ((1, True), (2, False), (3, False))
+    cluster = Cluster((1, 2, 3), members=members)
+    leader = cluster.servers[1]
+    refused: list[int] = []
+
+    def promote(node_id: int) -> None:
+        try:
+            leader.recv_entry(Entry(0, 7000 + node_id, EntryType.ADD_NODE, node=node_id))
+        except OneVotingChangeOnly:
+            refused.append(node_id)
+
+    cluster.recorders[1].node_has_sufficient_logs = promote  # type: ignore[method-assign]
+    cluster.tick(1, 2 * cluster.config.election_timeout_ms)
+    assert leader.is_leader and leader.commit_index == 1  # the sole voter, and its no-op
+
+    # Node 3 catches up and is promoted; its acknowledgment of ADD_NODE(3) is held back.
+    def about_3(m: tuple) -> bool:
+        late_ack = isinstance(m[2], AppendEntriesResponse) and m[2].match_index >= 2
+        return 3 in (m[0], m[1]) and not late_ack
+
+    cluster.deliver_where(about_3)
+    assert leader.voting_members() == (1, 3)
+    held = cluster.take(AppendEntriesResponse, src=3)
+    assert held and leader.commit_index == 1
+    # Node 2 catches up while ADD_NODE(3) is uncommitted.
+    cluster.deliver_all(allow=lambda m: 3 not in (m[0], m[1]))
+    assert cluster.servers[2].last_log_index == leader.last_log_index == 2
+    # ADD_NODE(3) commits; node 2's next acknowledgment brings the report.
+    cluster.queue.extend(held)
+    cluster.deliver_all()
+    assert leader.commit_index == 2
+    for _ in range(3):
+        cluster.heartbeat(1)
+    assert refused == []
+    assert leader.voting_members() == (1, 2, 3)
+
+
+def test_a_sufficient_logs_callback_that_raises_is_asked_again() -> None:
+    """The seed marks a member reported only when node_has_sufficient_logs
+    returns 0; here, when it returns without raising."""
+    cluster = Cluster((1, 2, 3), members=((1, True), (2, True), (3, False)))
+    calls: list[int] = []
+
+    def busy_once(node_id: int) -> None:
+        calls.append(node_id)
+        if len(calls) == 1:
+            raise DiskFull("the host is busy")
+
+    cluster.recorders[1].node_has_sufficient_logs = busy_once  # type: ignore[method-assign]
+    cluster.tick(1, 2 * cluster.config.election_timeout_ms)
+    raised = 0
+    for _ in range(4):
+        try:
+            cluster.deliver_all()
+        except DiskFull:
+            raised += 1
+        cluster.tick(1, cluster.config.request_timeout_ms)
+    cluster.deliver_all()
+    assert cluster.servers[1].is_leader
+    assert (raised, calls) == (1, [3, 3])
 
 
 # --------------------------------------- (c) a refused AppendEntries changes nothing
