@@ -134,7 +134,8 @@ class RaftServer:
         self.config = config if config is not None else Config()
         self._rng = rng
         self._log = Log()
-        # Durable state (persisted through callbacks before anyone hears of it).
+        # Durable state: taken only once its callback has persisted it, and
+        # so before anyone hears of it.
         self.current_term = 0
         self.voted_for: int | None = None
         # Volatile state. Invariant: last_applied <= commit_index <= last_log_index.
@@ -291,9 +292,9 @@ class RaftServer:
 
     def become_follower(self, term: int, leader_id: int | None) -> None:
         if term > self.current_term:
+            self.callbacks.persist_term(term, None)
             self.current_term = term
             self.voted_for = None
-            self.callbacks.persist_term(term, None)
         self.role = Role.FOLLOWER
         self.leader_id = leader_id
         self._votes.clear()
@@ -310,9 +311,10 @@ class RaftServer:
         self._request_votes(prevote=True)
 
     def become_candidate(self) -> None:
-        self.current_term += 1
+        term = self.current_term + 1
+        self.callbacks.persist_term(term, self.node_id)
+        self.current_term = term
         self.voted_for = self.node_id
-        self.callbacks.persist_term(self.current_term, self.node_id)
         self.role = Role.CANDIDATE
         self.leader_id = None
         self._votes = {self.node_id}
@@ -481,8 +483,8 @@ class RaftServer:
             return RequestVoteResponse(msg.term if granted else self.current_term, granted, True)
         granted = self._may_grant_vote(msg)
         if granted:
-            self.voted_for = msg.candidate_id
             self.callbacks.persist_vote(msg.candidate_id)
+            self.voted_for = msg.candidate_id
             self._reset_election_timer()
         return RequestVoteResponse(self.current_term, granted)
 

@@ -19,6 +19,8 @@ from raftcore import (
     InvalidOperation,
     OneVotingChangeOnly,
     RaftServer,
+    RequestVote,
+    Role,
     Snapshot,
     SnapshotInProgress,
 )
@@ -112,6 +114,30 @@ def test_a_refused_log_offer_at_the_leader_appends_nothing() -> None:
         cluster.submit(1, "x")
     assert leader.last_log_index == last
     assert cluster.queue == []
+
+
+def test_a_term_or_vote_is_taken_only_once_persisted() -> None:
+    """raft_set_current_term and raft_vote_for_nodeid call persist_term and
+    persist_vote first, and take nothing the host could not store."""
+    cluster = Cluster((1, 2, 3), config=make_config(prevote=False))
+    server = cluster.servers[2]
+    recorder = cluster.recorders[2]
+
+    def refuse(*args: object) -> None:
+        raise DiskFull("cannot persist")
+
+    recorder.persist_term = refuse  # type: ignore[method-assign]
+    with pytest.raises(DiskFull):
+        server.recv_appendentries(1, AppendEntries(3, 1, 0, 0, (), 0))
+    with pytest.raises(DiskFull):
+        server.periodic(3 * cluster.config.election_timeout_ms)  # a candidacy
+    assert (server.current_term, server.voted_for, server.role) == (0, None, Role.FOLLOWER)
+    assert server.get_current_leader() is None
+    del recorder.persist_term
+    recorder.persist_vote = refuse  # type: ignore[method-assign]
+    with pytest.raises(DiskFull):
+        server.recv_requestvote(3, RequestVote(1, 3, 0, 0))
+    assert (server.current_term, server.voted_for) == (1, None)
 
 
 # ----------------------------------- (b) sufficient logs, once a change commits
