@@ -525,13 +525,17 @@ class RaftServer:
         """Raft Figure 2, AppendEntries receiver, rules 1-5."""
         if msg.term < self.current_term:
             return AppendEntriesResponse(
-                self.current_term, False, rejected_index=msg.prev_log_index,
+                self.current_term,
+                False,
+                rejected_index=msg.prev_log_index,
                 hint_index=self._log.last_index,
             )
         self._hear_from_leader(msg.term, msg.leader_id)
         if not self._log_matches(msg.prev_log_index, msg.prev_log_term):
             return AppendEntriesResponse(
-                self.current_term, False, rejected_index=msg.prev_log_index,
+                self.current_term,
+                False,
+                rejected_index=msg.prev_log_index,
                 hint_index=self._conflict_hint(msg.prev_log_index),
             )
         match_index = self._append_new_entries(msg.prev_log_index, msg.entries)
@@ -627,8 +631,7 @@ class RaftServer:
         if msg.success and msg.match_index > self._log.last_index:
             # This term's leader sent every index it could acknowledge.
             raise InvalidMessage(
-                f"match_index {msg.match_index} beyond leader's last index "
-                f"{self._log.last_index}"
+                f"match_index {msg.match_index} beyond leader's last index {self._log.last_index}"
             )
         member.recent_active = True
         if msg.success:
@@ -787,9 +790,7 @@ class RaftServer:
         changes = [e for e in entries if e.type in MEMBERSHIP_CHANGES]
         if changes:
             self._validate_membership_change(changes)
-        stamped = [
-            Entry(self.current_term, e.id, e.type, e.data, e.node) for e in entries
-        ]
+        stamped = [Entry(self.current_term, e.id, e.type, e.data, e.node) for e in entries]
         return self._append_as_leader(stamped)
 
     def _append_as_leader(self, entries: Sequence[Entry]) -> list[EntryResponse]:
@@ -942,8 +943,14 @@ class RaftServer:
         offset = member.snapshot_offset
         chunk = snapshot.data[offset : offset + self.config.snapshot_chunk_bytes]
         msg = InstallSnapshot(
-            self.current_term, self.node_id, snapshot.last_index, snapshot.last_term,
-            snapshot.members, offset, chunk, offset + len(chunk) >= len(snapshot.data),
+            self.current_term,
+            self.node_id,
+            snapshot.last_index,
+            snapshot.last_term,
+            snapshot.members,
+            offset,
+            chunk,
+            offset + len(chunk) >= len(snapshot.data),
         )
         self.callbacks.send_installsnapshot(member.node_id, msg)
 
@@ -988,9 +995,7 @@ class RaftServer:
             return 0
         return len(incoming[2])
 
-    def _handle_installsnapshot_response(
-        self, node_id: int, msg: InstallSnapshotResponse
-    ) -> None:
+    def _handle_installsnapshot_response(self, node_id: int, msg: InstallSnapshotResponse) -> None:
         """Send the next chunk; once the snapshot is in, what follows it."""
         member = self._members.get(node_id)
         if self.role is not Role.LEADER or msg.term != self.current_term or member is None:

@@ -125,9 +125,7 @@ def check_requestvote(receiver: Receiver, node_id: int, msg: RequestVote) -> Non
         raise InvalidMessage(f"candidate_id {msg.candidate_id!r} is not the sender {node_id}")
 
 
-def check_requestvote_response(
-    receiver: Receiver, node_id: int, msg: RequestVoteResponse
-) -> None:
+def check_requestvote_response(receiver: Receiver, node_id: int, msg: RequestVoteResponse) -> None:
     check_member_sender(receiver, node_id)
     check_int(msg.term, "term")
     check_bool(msg.vote_granted, "vote_granted")

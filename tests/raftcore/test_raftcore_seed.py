@@ -242,13 +242,16 @@ def test_entry_types_keep_the_seed_numbers() -> None:
     number of its own, clear of both."""
     from raftcore.messages import FIRST_USER_TYPE
 
-    assert [int(t) for t in (
-        EntryType.NORMAL,
-        EntryType.ADD_NONVOTING_NODE,
-        EntryType.ADD_NODE,
-        EntryType.DEMOTE_NODE,
-        EntryType.REMOVE_NODE,
-    )] == [0, 1, 2, 3, 4]
+    assert [
+        int(t)
+        for t in (
+            EntryType.NORMAL,
+            EntryType.ADD_NONVOTING_NODE,
+            EntryType.ADD_NODE,
+            EntryType.DEMOTE_NODE,
+            EntryType.REMOVE_NODE,
+        )
+    ] == [0, 1, 2, 3, 4]
     assert FIRST_USER_TYPE == 100
     assert EntryType.NOOP not in range(5) and EntryType.NOOP < FIRST_USER_TYPE
     assert len({int(t) for t in EntryType}) == len(EntryType)
