@@ -17,8 +17,11 @@ Reading guide. Each rule of the protocol lives in one place named for it:
 - the commit rule ......... `_maybe_commit` (majorities in `quorum.py`)
 - check-quorum ............ `_check_quorum`
 - replication flow ........ `progress.Progress`: PROBE, REPLICATE, SNAPSHOT
+- durable first ........... `_append_entry`, `_truncate_log_from`, `_compact_log`,
+                            `become_follower`, `become_candidate`
 - membership changes ...... `membership.py`: `apply_change`, `Configurations`,
                             `check_proposal` (via `_validate_membership_change`)
+- caught-up members ....... `_maybe_report_sufficient_logs`
 
 Every message enters through `step`, directly or through the seed's
 `recv_*` names: it is validated once, the term rule is applied once, and a
