@@ -1,4 +1,4 @@
-'''raftcore: a Raft server in pure Python, driven by calls and callbacks.
+"""raftcore: a Raft server in pure Python, driven by calls and callbacks.
 
 No networking, no clock, no global randomness: you deliver messages, you call
 `periodic(msec)`, and the server talks back through your `Callbacks`. A tour,
@@ -42,7 +42,7 @@ True
 >>> servers[2].periodic(200); pump()   # no heartbeat of its own to send: a follower
 >>> servers[2].commit_index >= 1 and servers[2].get_current_leader()
 1
-'''
+"""
 
 from raftcore.callbacks import Callbacks, MembershipEvent
 from raftcore.config import Config
@@ -57,6 +57,7 @@ from raftcore.errors import (
     SnapshotInProgress,
 )
 from raftcore.messages import (
+    FIRST_USER_TYPE,
     AppendEntries,
     AppendEntriesResponse,
     Entry,
@@ -73,6 +74,7 @@ from raftcore.messages import (
 from raftcore.server import RaftServer, Role
 
 __all__ = [
+    "FIRST_USER_TYPE",
     "AppendEntries",
     "AppendEntriesResponse",
     "Callbacks",

@@ -3,7 +3,10 @@
 Subclass `Callbacks` and override what you need. The ones a server cannot
 run without raise NotImplementedError, as the seed library requires them.
 Every persist_* and log_* callback must be durable before it returns: the
-server sends no reply that depends on it until then.
+server sends no reply that depends on it until then. A log_* callback that
+cannot store raises; its exception reaches the caller of the server, and
+the in-memory log stays as it was for that entry (it changes only after
+the callback succeeded).
 """
 
 from __future__ import annotations
@@ -44,8 +47,11 @@ class Callbacks:
         """Store the term and the vote together, atomically."""
         raise NotImplementedError("persist_term is required")
 
-    def log_offer(self, entry: Entry, index: int) -> None:
-        """Append entry at index to the durable log."""
+    def log_offer(self, entry: Entry, index: int) -> Entry | None:
+        """Append entry at index to the durable log. Return None to keep the
+        entry in memory as it is, or the entry with other data (a handle to
+        where it is stored, say) to keep that instead; the seed's callback
+        may set the entry's data buffer the same way."""
         raise NotImplementedError("log_offer is required")
 
     def log_pop(self, entry: Entry, index: int) -> None:
@@ -53,7 +59,8 @@ class Callbacks:
         raise NotImplementedError("log_pop is required")
 
     def log_poll(self, entry: Entry, index: int) -> None:
-        """Remove the eldest entry (at index) from the durable log; compaction only."""
+        """Remove the eldest entry (at index) from the durable log; compaction
+        only. The snapshot covering it is already persisted."""
 
     def persist_snapshot(self, snapshot: Snapshot) -> None:
         """Store a snapshot this server took; called before the log is polled."""
@@ -63,7 +70,9 @@ class Callbacks:
         and store the snapshot durably."""
 
     def node_has_sufficient_logs(self, node_id: int) -> None:
-        """A non-voting member has caught up: it may now be promoted with ADD_NODE."""
+        """A non-voting member has caught up: it may now be promoted with
+        ADD_NODE, from inside this callback too (no other membership change
+        is pending when it is called). Raise to be asked again later."""
 
     def notify_membership_event(self, node_id: int, event: MembershipEvent) -> None:
         """A member was added to or removed from this server's configuration."""

@@ -3,8 +3,8 @@
 Every message is a noun with the fields of the Raft paper's Figure 2, plus
 the hints a practical implementation adds (a conflict hint on a rejected
 AppendEntries, chunk offsets on InstallSnapshot). A server validates each
-message once, where it enters (`RaftServer.recv_*`); the rest of the code
-relies on that.
+message once, where it enters (`RaftServer.step`, with the checks in
+`raftcore.validation`); the rest of the code relies on that.
 """
 
 from __future__ import annotations
@@ -15,26 +15,41 @@ from typing import Any
 
 
 class EntryType(enum.IntEnum):
+    """The seed's raft_logtype_e, number for number, and a no-op."""
+
     NORMAL = 0
-    NOOP = 1
-    ADD_NONVOTING_NODE = 2
-    ADD_NODE = 3
-    DEMOTE_NODE = 4
-    REMOVE_NODE = 5
+    ADD_NONVOTING_NODE = 1
+    ADD_NODE = 2
+    DEMOTE_NODE = 3
+    REMOVE_NODE = 4
+    # The seed has no no-op entry; this is the first number after its own
+    # types, and below the users' (FIRST_USER_TYPE).
+    NOOP = 5
 
     @property
     def is_membership_change(self) -> bool:
-        return self >= EntryType.ADD_NONVOTING_NODE
+        return EntryType.ADD_NONVOTING_NODE <= self <= EntryType.REMOVE_NODE
+
+
+FIRST_USER_TYPE = 100
+"""Entry types from here up are the user's (the seed's RAFT_LOGTYPE_NUM): a
+plain int, passed through the log untouched, like NORMAL."""
+
+
+def is_entry_type(value: object) -> bool:
+    """An EntryType, or a user type: an int from FIRST_USER_TYPE up."""
+    return isinstance(value, EntryType) or (type(value) is int and value >= FIRST_USER_TYPE)
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One log entry. `id` is the client's unique id for it; `node` names the
-    node a membership change is about."""
+    node a membership change is about; `type` is an EntryType or a user type
+    (an int from FIRST_USER_TYPE up)."""
 
     term: int
     id: int
-    type: EntryType = EntryType.NORMAL
+    type: EntryType | int = EntryType.NORMAL
     data: Any = None
     node: int | None = None
 

@@ -1,9 +1,11 @@
 """RaftServer: one Raft participant, driven by calls, speaking through callbacks.
 
-Reading guide. Each rule of the protocol lives in one method named for it:
+Reading guide. Each rule of the protocol lives in one place named for it:
 
+- message validation ...... `validation.py`, one `check_*` per message type
+- the term rule ........... `step` (leader stickiness), `_follow_newer_term`
 - election timeout ........ `periodic`, `_reset_election_timer`
-- who may campaign ........ `_may_campaign`
+- who may campaign ........ `membership.may_campaign`
 - vote granting ........... `_may_grant_vote`
 - up-to-date log check .... `_candidate_log_is_up_to_date`
 - leader stickiness ....... `_in_leader_lease`
@@ -12,13 +14,20 @@ Reading guide. Each rule of the protocol lives in one method named for it:
 - truncation .............. `_truncate_log_from`
 - appending new entries ... `_append_new_entries`
 - follower commit ......... `_advance_follower_commit`
-- the commit rule ......... `_maybe_commit`
+- the commit rule ......... `_maybe_commit` (majorities in `quorum.py`)
 - check-quorum ............ `_check_quorum`
-- membership changes ...... `_apply_membership_entry`, `_undo_membership_from`
+- replication flow ........ `progress.Progress`: PROBE, REPLICATE, SNAPSHOT
+- durable first ........... `_append_entry`, `_truncate_log_from`, `_compact_log`,
+                            `become_follower`, `become_candidate`
+- membership changes ...... `membership.py`: `apply_change`, `Configurations`,
+                            `check_proposal` (via `_validate_membership_change`)
+- caught-up members ....... `_maybe_report_sufficient_logs`
 
-Roles change only in the `become_*` methods. Every message is validated once
-where it enters (`recv_*`); a refused message raises an InvalidMessage and
-changes nothing.
+Every message enters through `step`, directly or through the seed's
+`recv_*` names: it is validated once, the term rule is applied once, and a
+table sends it to its handler (`_handle_*`). A refused message raises an
+InvalidMessage and changes nothing. Roles change only in the `become_*`
+methods.
 """
 
 from __future__ import annotations
@@ -26,8 +35,10 @@ from __future__ import annotations
 import enum
 import random
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
 
-from raftcore import quorum
+from raftcore import membership, quorum, validation
 from raftcore.callbacks import Callbacks, MembershipEvent
 from raftcore.config import Config
 from raftcore.errors import (
@@ -35,11 +46,11 @@ from raftcore.errors import (
     InvalidOperation,
     NeedsSnapshot,
     NotLeader,
-    OneVotingChangeOnly,
     Shutdown,
     SnapshotInProgress,
 )
 from raftcore.log import Log
+from raftcore.membership import MEMBERSHIP_CHANGES, Configurations, Membership
 from raftcore.messages import (
     AppendEntries,
     AppendEntriesResponse,
@@ -49,17 +60,13 @@ from raftcore.messages import (
     EntryType,
     InstallSnapshot,
     InstallSnapshotResponse,
+    Message,
     RequestVote,
     RequestVoteResponse,
     Snapshot,
+    is_entry_type,
 )
-from raftcore.progress import Member
-
-Membership = tuple[tuple[int, bool], ...]
-
-# `entry.type in _MEMBERSHIP_CHANGES` on the per-entry paths: a set lookup
-# costs less than the enum property it mirrors.
-_MEMBERSHIP_CHANGES = frozenset(t for t in EntryType if t.is_membership_change)
+from raftcore.progress import Progress, ProgressState
 
 
 class Role(enum.Enum):
@@ -69,35 +76,48 @@ class Role(enum.Enum):
     LEADER = "leader"
 
 
-def _check_int(value: object, name: str, minimum: int = 0) -> None:
-    if type(value) is not int or value < minimum:  # bool is not an index
-        raise InvalidMessage(f"{name} must be an integer >= {minimum}, got {value!r}")
+class _Kind(enum.Enum):
+    """Who sends a message type, which decides what its newer term does."""
+
+    VOTE_REQUEST = "vote request"  # from a (pre-)candidate
+    VOTE_RESPONSE = "vote response"  # to a (pre-)candidate
+    LEADER_REQUEST = "leader request"  # from a leader: AppendEntries, InstallSnapshot
+    LEADER_RESPONSE = "leader response"  # to a leader
 
 
-def _check_bool(value: object, name: str) -> None:
-    if type(value) is not bool:  # a truthy string is not a yes
-        raise InvalidMessage(f"{name} must be a bool, got {value!r}")
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """How `step` takes one message type."""
+
+    check: validation.Check
+    kind: _Kind
+    # The RaftServer method that handles it, looked up by name so that a
+    # subclass may override it.
+    handler: str
 
 
-def _check_entry(entry: object) -> None:
-    """An entry is well formed: an Entry, an EntryType, a term, and a node id
-    when it changes the membership."""
-    if not isinstance(entry, Entry) or not isinstance(entry.type, EntryType):
-        raise InvalidMessage(f"malformed entry {entry!r}")
-    _check_int(entry.term, "entry term")
-    if entry.type in _MEMBERSHIP_CHANGES:
-        _check_int(entry.node, f"{entry.type.name} node")
-
-
-def _check_members(members: object) -> None:
-    """A snapshot's membership: a non-empty tuple of (node id, is voting)."""
-    if not isinstance(members, tuple) or not members:
-        raise InvalidMessage("snapshot membership must be a non-empty tuple")
-    for member in members:
-        if not isinstance(member, tuple) or len(member) != 2:
-            raise InvalidMessage(f"malformed member {member!r}: expected (node id, is voting)")
-        _check_int(member[0], "member node id")
-        _check_bool(member[1], "member is voting")
+_ROUTES: dict[type, _Route] = {
+    RequestVote: _Route(validation.check_requestvote, _Kind.VOTE_REQUEST, "_handle_requestvote"),
+    RequestVoteResponse: _Route(
+        validation.check_requestvote_response, _Kind.VOTE_RESPONSE, "_handle_requestvote_response"
+    ),
+    AppendEntries: _Route(
+        validation.check_appendentries, _Kind.LEADER_REQUEST, "_handle_appendentries"
+    ),
+    AppendEntriesResponse: _Route(
+        validation.check_appendentries_response,
+        _Kind.LEADER_RESPONSE,
+        "_handle_appendentries_response",
+    ),
+    InstallSnapshot: _Route(
+        validation.check_installsnapshot, _Kind.LEADER_REQUEST, "_handle_installsnapshot"
+    ),
+    InstallSnapshotResponse: _Route(
+        validation.check_installsnapshot_response,
+        _Kind.LEADER_RESPONSE,
+        "_handle_installsnapshot_response",
+    ),
+}
 
 
 class RaftServer:
@@ -109,7 +129,7 @@ class RaftServer:
         config: Config | None = None,
         rng: random.Random,
     ) -> None:
-        _check_int(node_id, "node_id")
+        validation.check_int(node_id, "node_id")
         if not isinstance(rng, random.Random):
             raise TypeError("rng must be a random.Random; raftcore has no randomness of its own")
         self.node_id = node_id
@@ -117,7 +137,8 @@ class RaftServer:
         self.config = config if config is not None else Config()
         self._rng = rng
         self._log = Log()
-        # Durable state (persisted through callbacks before anyone hears of it).
+        # Durable state: taken only once its callback has persisted it, and
+        # so before anyone hears of it.
         self.current_term = 0
         self.voted_for: int | None = None
         # Volatile state. Invariant: last_applied <= commit_index <= last_log_index.
@@ -129,12 +150,12 @@ class RaftServer:
         self._heartbeat_elapsed_ms = 0
         self._election_timeout_ms = 0
         self._votes: set[int] = set()
-        # Membership: the configuration at the snapshot (or bootstrap), plus one
-        # (index, configuration after it) per membership entry still in the log.
-        self._base_members: Membership = ()
-        self._config_history: list[tuple[int, Membership]] = []
-        self._members: dict[int, Member] = {}
-        self._peers: list[Member] = []  # members except self, sorted by id
+        # Membership: which configuration is in force at each index, and the
+        # leader's progress for each member of the latest one.
+        self._configs = Configurations()
+        # Invariant: _members holds exactly the members of _configs.latest().
+        self._members: dict[int, Progress] = {}
+        self._peers: list[Progress] = []  # members except self, sorted by id
         self._members_view: Membership = ()  # what members() returns, kept with _members
         # Snapshots.
         self.snapshot: Snapshot | None = None
@@ -165,7 +186,7 @@ class RaftServer:
         the membership entries in `entries` are replayed on top of it.
         """
         server = cls(node_id, callbacks, config=config, rng=rng)
-        _check_int(term, "term")
+        validation.check_int(term, "term")
         server.current_term = term
         server.voted_for = voted_for
         if snapshot is not None:
@@ -178,7 +199,7 @@ class RaftServer:
             server._set_base_members(members)
         for entry in entries:
             index = server._log.append(entry)
-            if entry.type.is_membership_change:
+            if entry.type in MEMBERSHIP_CHANGES:
                 server._apply_membership_entry(entry, index)
         return server
 
@@ -194,20 +215,20 @@ class RaftServer:
 
     def remove_node(self, node_id: int) -> None:
         """Bootstrap: forget a member (used when loading a snapshot by hand)."""
-        members = tuple(m for m in self._base_members if m[0] != node_id)
+        members = tuple(m for m in self._configs.base if m[0] != node_id)
         self._set_base_members(members)
 
     def _add_bootstrap_member(self, node_id: int, voting: bool, is_self: bool) -> None:
-        _check_int(node_id, "node_id")
+        validation.check_int(node_id, "node_id")
         if is_self and node_id != self.node_id:
             raise InvalidOperation(f"node {node_id} is not this server ({self.node_id})")
-        members = dict(self._base_members)
+        members = dict(self._configs.base)
         members[node_id] = voting
         self._set_base_members(tuple(sorted(members.items())))
 
     def _set_base_members(self, members: Membership) -> None:
-        self._base_members = tuple(sorted(members))
-        self._install_members(self._members_now())
+        self._configs.base = tuple(sorted(members))
+        self._install_members(self._configs.latest())
 
     # ---------------------------------------------------------------- getters
 
@@ -246,6 +267,14 @@ class RaftServer:
         """The configuration in force: (node id, is voting), sorted by id."""
         return self._members_view
 
+    def members_at(self, index: int) -> Membership:
+        """The configuration in force once entry `index` is appended."""
+        return self._configs.at(index)
+
+    def is_member(self, node_id: int) -> bool:
+        """node_id is in the configuration in force."""
+        return node_id in self._members
+
     def voting_members(self) -> tuple[int, ...]:
         return tuple(m.node_id for m in self._sorted_members() if m.voting)
 
@@ -253,8 +282,9 @@ class RaftServer:
         member = self._members.get(self.node_id if node_id is None else node_id)
         return member is not None and member.voting
 
-    def member_progress(self, node_id: int) -> Member | None:
-        """The leader's view of a member (next and match index); read-only use."""
+    def member_progress(self, node_id: int) -> Progress | None:
+        """The leader's view of a member (next and match index, flow state);
+        read-only use."""
         return self._members.get(node_id)
 
     @property
@@ -265,9 +295,9 @@ class RaftServer:
 
     def become_follower(self, term: int, leader_id: int | None) -> None:
         if term > self.current_term:
+            self.callbacks.persist_term(term, None)
             self.current_term = term
             self.voted_for = None
-            self.callbacks.persist_term(term, None)
         self.role = Role.FOLLOWER
         self.leader_id = leader_id
         self._votes.clear()
@@ -284,9 +314,10 @@ class RaftServer:
         self._request_votes(prevote=True)
 
     def become_candidate(self) -> None:
-        self.current_term += 1
+        term = self.current_term + 1
+        self.callbacks.persist_term(term, self.node_id)
+        self.current_term = term
         self.voted_for = self.node_id
-        self.callbacks.persist_term(self.current_term, self.node_id)
         self.role = Role.CANDIDATE
         self.leader_id = None
         self._votes = {self.node_id}
@@ -304,13 +335,7 @@ class RaftServer:
         self._election_elapsed_ms = 0
         next_index = self._log.last_index + 1
         for member in self._peers:
-            member.next_index = next_index
-            member.match_index = 0
-            member.match_at_heartbeat = 0
-            member.become_probe()
-            member.next_index = next_index
-            member.recent_active = False
-            member.snapshot_offset = 0
+            member.reset(next_index)
         self.callbacks.log(f"node {self.node_id} became leader in term {self.current_term}")
         if self.config.noop_on_election:
             # Appending sends the no-op to every peer: it is the first heartbeat.
@@ -351,7 +376,9 @@ class RaftServer:
             if self._heartbeat_elapsed_ms >= self.config.request_timeout_ms:
                 self._heartbeat_elapsed_ms = 0
                 self._send_heartbeats()
-        elif self._election_elapsed_ms >= self._election_timeout_ms and self._may_campaign():
+        elif self._election_elapsed_ms >= self._election_timeout_ms and membership.may_campaign(
+            self.node_id, self._configs, self.commit_index
+        ):
             self._start_election()
 
     def _reset_election_timer(self) -> None:
@@ -359,18 +386,6 @@ class RaftServer:
         base = self.config.election_timeout_ms
         self._election_elapsed_ms = 0
         self._election_timeout_ms = base + self._rng.randrange(base)
-
-    def _may_campaign(self) -> bool:
-        """Only a voter stands for election: a voter of the latest configuration,
-        or of the one before it while that change is uncommitted. Dissertation
-        §4.2.2: a leader that steps down before its own removal commits may
-        time out and lead again; its log may be the only one up to date."""
-        if self.is_voter():
-            return True
-        if self._config_committed():
-            return False
-        before = self.members_at(self._config_history[-1][0] - 1)
-        return (self.node_id, True) in before
 
     def _in_leader_lease(self) -> bool:
         """Leader stickiness (dissertation §4.2.3): while a leader was heard from
@@ -395,23 +410,84 @@ class RaftServer:
         self._reset_election_timer()
         return True
 
-    # ------------------------------------------------------------- RequestVote
+    # ---------------------------------------------------------------- messages
+
+    def step(self, src: int, msg: Message) -> Message | None:
+        """Take one message from node `src`: validate it, apply the term rule,
+        and hand it to its handler. Returns the response to send back to
+        `src` (requests), or None (responses)."""
+        route = _ROUTES.get(type(msg))
+        if route is None:
+            raise InvalidMessage(f"not a raftcore message: {type(msg).__name__}")
+        route.check(self, src, msg)
+        if msg.term > self.current_term:
+            if route.kind is _Kind.VOTE_REQUEST and self._in_leader_lease():
+                # Leader stickiness (dissertation §4.2.3): while a leader is
+                # heard from, a vote request's newer term is neither adopted
+                # nor voted for.
+                return RequestVoteResponse(self.current_term, False, msg.prevote)
+            if not self._follow_newer_term(src, msg, route.kind):
+                return None
+        return getattr(self, route.handler)(src, msg)
+
+    def _follow_newer_term(self, src: int, msg: Any, kind: _Kind) -> bool:
+        """The term rule (Raft Figure 2, rules for all servers): a request or
+        response with a newer term makes this server a follower in that term.
+        Pre-vote traffic is the exception (dissertation §9.6): it carries the
+        term a candidate would stand in, and changes nobody's. Returns False
+        when nothing is left to handle: a response from a newer term says only
+        that this server is behind."""
+        if kind is _Kind.VOTE_REQUEST and msg.prevote:
+            return True
+        if kind is _Kind.VOTE_RESPONSE and msg.prevote and msg.vote_granted:
+            return True
+        self.become_follower(msg.term, src if kind is _Kind.LEADER_REQUEST else None)
+        if kind is _Kind.LEADER_RESPONSE:
+            # The timer of a leader counted check-quorum rounds, not toward an
+            # election: give the deposed leader a fresh timeout.
+            self._reset_election_timer()
+        return kind is _Kind.VOTE_REQUEST or kind is _Kind.LEADER_REQUEST
+
+    # The seed's entry points, one per message type.
 
     def recv_requestvote(self, node_id: int, msg: RequestVote) -> RequestVoteResponse:
-        self._validate_requestvote(node_id, msg)
-        if msg.term > self.current_term and self._in_leader_lease():
-            return RequestVoteResponse(self.current_term, False, msg.prevote)
+        validation.expect(msg, RequestVote)
+        return cast(RequestVoteResponse, self.step(node_id, msg))
+
+    def recv_requestvote_response(self, node_id: int, msg: RequestVoteResponse) -> None:
+        validation.expect(msg, RequestVoteResponse)
+        self.step(node_id, msg)
+
+    def recv_appendentries(self, node_id: int, msg: AppendEntries) -> AppendEntriesResponse:
+        validation.expect(msg, AppendEntries)
+        return cast(AppendEntriesResponse, self.step(node_id, msg))
+
+    def recv_appendentries_response(self, node_id: int, msg: AppendEntriesResponse) -> None:
+        validation.expect(msg, AppendEntriesResponse)
+        self.step(node_id, msg)
+
+    def recv_installsnapshot(self, node_id: int, msg: InstallSnapshot) -> InstallSnapshotResponse:
+        validation.expect(msg, InstallSnapshot)
+        return cast(InstallSnapshotResponse, self.step(node_id, msg))
+
+    def recv_installsnapshot_response(self, node_id: int, msg: InstallSnapshotResponse) -> None:
+        validation.expect(msg, InstallSnapshotResponse)
+        self.step(node_id, msg)
+
+    # ------------------------------------------------------------- RequestVote
+
+    def _handle_requestvote(self, node_id: int, msg: RequestVote) -> RequestVoteResponse:
+        """Raft Figure 2, RequestVote receiver; a pre-vote only asks whether
+        the vote would be granted, and nothing is recorded."""
         if msg.prevote:
             granted = msg.term > self.current_term and self._candidate_log_is_up_to_date(
                 msg.last_log_index, msg.last_log_term
             )
             return RequestVoteResponse(msg.term if granted else self.current_term, granted, True)
-        if msg.term > self.current_term:
-            self.become_follower(msg.term, None)
         granted = self._may_grant_vote(msg)
         if granted:
-            self.voted_for = msg.candidate_id
             self.callbacks.persist_vote(msg.candidate_id)
+            self.voted_for = msg.candidate_id
             self._reset_election_timer()
         return RequestVoteResponse(self.current_term, granted)
 
@@ -431,11 +507,8 @@ class RaftServer:
             return last_term > my_term
         return last_index >= self._log.last_index
 
-    def recv_requestvote_response(self, node_id: int, msg: RequestVoteResponse) -> None:
-        self._validate_requestvote_response(node_id, msg)
-        if msg.term > self.current_term and not (msg.prevote and msg.vote_granted):
-            self.become_follower(msg.term, None)
-            return
+    def _handle_requestvote_response(self, node_id: int, msg: RequestVoteResponse) -> None:
+        """Count a vote given in this term (a pre-vote: for the next one)."""
         if not msg.vote_granted:
             return
         if msg.prevote:
@@ -451,17 +524,21 @@ class RaftServer:
 
     # ----------------------------------------------------------- AppendEntries
 
-    def recv_appendentries(self, node_id: int, msg: AppendEntries) -> AppendEntriesResponse:
-        self._validate_appendentries(node_id, msg)
+    def _handle_appendentries(self, node_id: int, msg: AppendEntries) -> AppendEntriesResponse:
+        """Raft Figure 2, AppendEntries receiver, rules 1-5."""
         if msg.term < self.current_term:
             return AppendEntriesResponse(
-                self.current_term, False, rejected_index=msg.prev_log_index,
+                self.current_term,
+                False,
+                rejected_index=msg.prev_log_index,
                 hint_index=self._log.last_index,
             )
         self._hear_from_leader(msg.term, msg.leader_id)
         if not self._log_matches(msg.prev_log_index, msg.prev_log_term):
             return AppendEntriesResponse(
-                self.current_term, False, rejected_index=msg.prev_log_index,
+                self.current_term,
+                False,
+                rejected_index=msg.prev_log_index,
                 hint_index=self._conflict_hint(msg.prev_log_index),
             )
         match_index = self._append_new_entries(msg.prev_log_index, msg.entries)
@@ -469,7 +546,9 @@ class RaftServer:
         return AppendEntriesResponse(self.current_term, True, match_index=match_index)
 
     def _hear_from_leader(self, term: int, leader_id: int) -> None:
-        if term > self.current_term or self.role is not Role.FOLLOWER:
+        """The leader of this server's term spoke: follow it, and restart the
+        election timer. (`step` has already adopted a newer term.)"""
+        if self.role is not Role.FOLLOWER:
             self.become_follower(term, leader_id)
         self.leader_id = leader_id
         self._reset_election_timer()
@@ -508,22 +587,33 @@ class RaftServer:
         return prev_index + len(entries)
 
     def _truncate_log_from(self, index: int) -> None:
-        """Drop entries index.. (youngest first). Committed entries never go."""
-        if index <= self.commit_index:
-            raise InvalidMessage(
-                f"AppendEntries conflicts with committed entry {index} "
-                f"(commit index {self.commit_index})"
-            )
-        self._undo_membership_from(index)
+        """Drop entries index.. (youngest first). Committed entries never go.
+        Each leaves memory only once log_pop has removed it from disk; if the
+        host refuses one, the log ends there, and so does the undoing of the
+        configurations truncated."""
+        # validation.check_committed_entries_kept refused any request that
+        # would get here with a committed index.
+        assert index > self.commit_index, (index, self.commit_index)
         log = self._log
-        while log.last_index >= index:
-            last = log.last_index
-            self.callbacks.log_pop(log.pop(), last)
+        try:
+            while log.last_index >= index:
+                last = log.last_index
+                entry = log.get(last)
+                assert entry is not None
+                self.callbacks.log_pop(entry, last)
+                log.pop()
+        finally:
+            self._undo_membership_from(log.last_index + 1)
 
     def _append_entry(self, entry: Entry) -> int:
-        index = self._log.append(entry)
-        self.callbacks.log_offer(entry, index)
-        if entry.type in _MEMBERSHIP_CHANGES:
+        """Offer the entry to the durable log, then keep in memory what the
+        host stored: the entry, or the one log_offer returned for it."""
+        index = self._log.last_index + 1
+        stored = self.callbacks.log_offer(entry, index)
+        if stored is not None:
+            entry = _offered_entry(entry, stored)
+        self._log.append(entry)
+        if entry.type in MEMBERSHIP_CHANGES:
             self._apply_membership_entry(entry, index)
         return index
 
@@ -533,13 +623,9 @@ class RaftServer:
             self.commit_index = index
             self._apply_committed()
 
-    def recv_appendentries_response(self, node_id: int, msg: AppendEntriesResponse) -> None:
-        self._validate_sender(node_id)
-        self._validate_appendentries_response(msg)
-        if msg.term > self.current_term:
-            self.become_follower(msg.term, None)
-            self._reset_election_timer()
-            return
+    def _handle_appendentries_response(self, node_id: int, msg: AppendEntriesResponse) -> None:
+        """Move the member's progress and the commit index on, or back off on
+        a rejection and probe again (Raft §5.3)."""
         if self.role is not Role.LEADER or msg.term != self.current_term:
             return  # stale: from another term or another role
         member = self._members.get(node_id)
@@ -548,17 +634,22 @@ class RaftServer:
         if msg.success and msg.match_index > self._log.last_index:
             # This term's leader sent every index it could acknowledge.
             raise InvalidMessage(
-                f"match_index {msg.match_index} beyond leader's last index "
-                f"{self._log.last_index}"
+                f"match_index {msg.match_index} beyond leader's last index {self._log.last_index}"
             )
         member.recent_active = True
         if msg.success:
-            if not member.maybe_update(msg.match_index):
-                return  # a duplicate or an answer to a heartbeat: nothing new
-            if self._maybe_commit() and not self.is_leader:
+            # False for a duplicate or an answer to a heartbeat: nothing new.
+            progressed = member.maybe_update(msg.match_index)
+            if progressed and self._maybe_commit() and not self.is_leader:
                 return  # committed its own removal and stepped down
+            # Even an answer with nothing new may find a member caught up whose
+            # report waited for a pending change to commit.
             self._maybe_report_sufficient_logs(member)
-            if member.next_index <= self._log.last_index and node_id in self._members:
+            if (
+                progressed
+                and member.next_index <= self._log.last_index
+                and node_id in self._members
+            ):
                 self._replicate(member)
             return
         if msg.rejected_index > self._log.last_index:
@@ -586,18 +677,38 @@ class RaftServer:
 
     def _maybe_step_down_after_removal(self) -> None:
         """A leader that committed its own removal or demotion steps down."""
-        if self.role is Role.LEADER and not self.is_voter() and self._config_committed():
+        if (
+            self.role is Role.LEADER
+            and not self.is_voter()
+            and self._configs.is_committed(self.commit_index)
+        ):
             self.callbacks.log(f"node {self.node_id} left the voters; stepping down")
             self.become_follower(self.current_term, None)
 
-    def _maybe_report_sufficient_logs(self, member: Member) -> None:
+    def _maybe_report_sufficient_logs(self, member: Progress) -> bool:
+        """Tell the host that a non-voting member has caught up, so that it may
+        promote it (dissertation §4.2.1): once, and only when a promotion
+        proposed now can be taken, with no membership change pending and an
+        entry of this term committed. A member that caught up meanwhile is
+        reported at its first answer after that (the seed's
+        raft_recv_appendentries_response). A callback that raises is asked
+        again next time, as the seed asks again after an error."""
         if (
-            not member.voting
-            and not member.sufficient_logs_reported
-            and member.match_index >= self._log.last_index
+            self.role is not Role.LEADER
+            or member.voting
+            or member.sufficient_logs_reported
+            or member.match_index < self._log.last_index
+            or not self._configs.is_committed(self.commit_index)
+            or self._log.term_at(self.commit_index) != self.current_term
         ):
-            member.sufficient_logs_reported = True
+            return False
+        member.sufficient_logs_reported = True
+        try:
             self.callbacks.node_has_sufficient_logs(member.node_id)
+        except BaseException:
+            member.sufficient_logs_reported = False
+            raise
+        return True
 
     def _apply_committed(self) -> None:
         while self.last_applied < self.commit_index:
@@ -611,7 +722,7 @@ class RaftServer:
         for member in self._peers:
             self._send_heartbeat(member)
 
-    def _send_heartbeat(self, member: Member) -> None:
+    def _send_heartbeat(self, member: Progress) -> None:
         """Every request timeout: reset the member's election timer, and
         recover requests that were lost."""
         stalled = member.match_index == member.match_at_heartbeat
@@ -623,7 +734,7 @@ class RaftServer:
             member.become_probe()  # a full window and no progress: assume losses
         self._send_appendentries(member)
 
-    def _send_keepalive(self, member: Member) -> None:
+    def _send_keepalive(self, member: Progress) -> None:
         """An empty AppendEntries at the member's last acknowledged index: it
         always matches, so it keeps the member's timer reset without
         disturbing the requests already in flight."""
@@ -636,19 +747,19 @@ class RaftServer:
         )
         self.callbacks.send_appendentries(member.node_id, msg)
 
-    def _replicate(self, member: Member) -> None:
+    def _replicate(self, member: Progress) -> None:
         """Send what the member lacks: one probe, or batches up to the window."""
         limit = self.config.max_inflight_msgs
         log = self._log
         self._send_appendentries(member)
         while (
-            not member.probing
+            member.state is ProgressState.REPLICATE
             and log.base_index < member.next_index <= log.last_index
             and not member.window_full(limit)
         ):
             self._send_appendentries(member)
 
-    def _send_appendentries(self, member: Member) -> None:
+    def _send_appendentries(self, member: Progress) -> None:
         next_index = member.next_index
         if next_index <= self._log.base_index:
             self._send_installsnapshot(member)
@@ -677,14 +788,12 @@ class RaftServer:
                 raise Shutdown(f"node {self.node_id} is not a member of the cluster")
             raise NotLeader(self.leader_id)
         for entry in entries:
-            if not isinstance(entry, Entry) or not isinstance(entry.type, EntryType):
+            if not isinstance(entry, Entry) or not is_entry_type(entry.type):
                 raise InvalidOperation(f"a client entry must be an Entry, got {entry!r}")
-        changes = [e for e in entries if e.type in _MEMBERSHIP_CHANGES]
+        changes = [e for e in entries if e.type in MEMBERSHIP_CHANGES]
         if changes:
             self._validate_membership_change(changes)
-        stamped = [
-            Entry(self.current_term, e.id, e.type, e.data, e.node) for e in entries
-        ]
+        stamped = [Entry(self.current_term, e.id, e.type, e.data, e.node) for e in entries]
         return self._append_as_leader(stamped)
 
     def _append_as_leader(self, entries: Sequence[Entry]) -> list[EntryResponse]:
@@ -710,8 +819,8 @@ class RaftServer:
         COMMITTED."""
         if not isinstance(response, EntryResponse):
             raise InvalidOperation(f"expected an EntryResponse, got {response!r}")
-        _check_int(response.index, "index", 1)
-        _check_int(response.term, "term")
+        validation.check_int(response.index, "index", 1)
+        validation.check_int(response.term, "term")
         term = self._log.term_at(response.index)
         if term is None:
             if response.index > self._log.last_index:
@@ -734,76 +843,33 @@ class RaftServer:
     # -------------------------------------------------------------- membership
 
     def _validate_membership_change(self, changes: list[Entry]) -> None:
-        if len(changes) > 1 or self._config_history and not self._config_committed():
-            raise OneVotingChangeOnly("a membership change is already in progress")
-        if self._log.term_at(self.commit_index) != self.current_term:
-            # The single-server change bug (Ongaro, raft-dev 2015): an entry of
-            # this term must commit first, so no older uncommitted change lingers.
-            raise OneVotingChangeOnly(
-                "the leader has not committed an entry of its term yet; retry shortly"
-            )
-        change = changes[0]
-        if type(change.node) is not int or change.node < 0:
-            raise InvalidOperation(f"{change.type.name} needs a node id, got {change.node!r}")
-        member = self._members.get(change.node)
-        kind = change.type
-        if kind is EntryType.ADD_NONVOTING_NODE and member is not None:
-            raise InvalidOperation(f"node {change.node} is already a member")
-        if kind is EntryType.ADD_NODE and (member is None or member.voting):
-            raise InvalidOperation(f"node {change.node} must be a non-voting member first")
-        if kind is EntryType.DEMOTE_NODE and (member is None or not member.voting):
-            raise InvalidOperation(f"node {change.node} is not a voting member")
-        if kind is EntryType.REMOVE_NODE and member is None:
-            raise InvalidOperation(f"node {change.node} is not a member")
-
-    def _config_committed(self) -> bool:
-        return not self._config_history or self._config_history[-1][0] <= self.commit_index
-
-    def _members_now(self) -> Membership:
-        return self._config_history[-1][1] if self._config_history else self._base_members
-
-    def members_at(self, index: int) -> Membership:
-        """The configuration in force once entry `index` is appended."""
-        members = self._base_members
-        for config_index, config in self._config_history:
-            if config_index > index:
-                break
-            members = config
-        return members
+        """The leader's rules for proposing a change (`membership.check_proposal`)."""
+        membership.check_proposal(
+            changes,
+            dict(self._members_view),
+            change_pending=not self._configs.is_committed(self.commit_index),
+            committed_in_term=self._log.term_at(self.commit_index) == self.current_term,
+        )
 
     def _apply_membership_entry(self, entry: Entry, index: int) -> None:
         """A configuration takes effect as soon as it is appended (§4.1)."""
-        members = dict(self._members_now())
-        node = entry.node
-        if entry.type is EntryType.ADD_NONVOTING_NODE:
-            members.setdefault(node, False)
-        elif entry.type is EntryType.ADD_NODE:
-            members[node] = True
-        elif entry.type is EntryType.DEMOTE_NODE:
-            if node in members:
-                members[node] = False
-        elif entry.type is EntryType.REMOVE_NODE:
-            members.pop(node, None)
-        config = tuple(sorted(members.items()))
-        self._config_history.append((index, config))
-        self._install_members(config)
+        self._install_members(self._configs.append(index, entry))
 
     def _undo_membership_from(self, index: int) -> None:
         """Truncating a membership entry reverts its configuration (§4.1)."""
-        if not self._config_history or self._config_history[-1][0] < index:
-            return
-        while self._config_history and self._config_history[-1][0] >= index:
-            self._config_history.pop()
-        self._install_members(self._members_now())
+        if self._configs.maybe_truncate_from(index):
+            self._install_members(self._configs.latest())
 
     def _install_members(self, config: Membership) -> None:
+        """Track progress for each member of `config`, telling the host who
+        came and who went."""
         old = self._members
-        new: dict[int, Member] = {}
+        new: dict[int, Progress] = {}
         next_index = self._log.last_index + 1
         for node_id, voting in config:
             member = old.get(node_id)
             if member is None:
-                member = Member(node_id, voting, next_index=next_index)
+                member = Progress(node_id, voting, next_index=next_index)
                 if node_id != self.node_id:
                     self.callbacks.notify_membership_event(node_id, MembershipEvent.ADDED)
             member.voting = voting
@@ -816,7 +882,7 @@ class RaftServer:
         self._peers = [m for m in ordered if m.node_id != self.node_id]
         self._members_view = tuple((m.node_id, m.voting) for m in ordered)
 
-    def _sorted_members(self) -> list[Member]:
+    def _sorted_members(self) -> list[Progress]:
         return [self._members[node_id] for node_id in sorted(self._members)]
 
     # --------------------------------------------------------------- snapshots
@@ -829,6 +895,13 @@ class RaftServer:
             raise InvalidOperation("nothing applied since the last snapshot")
         self._snapshot_in_progress = self.last_applied
         return self.last_applied
+
+    def cancel_snapshot(self) -> None:
+        """Give the snapshot begun up: the server is as it was before
+        begin_snapshot (the seed's raft_cancel_snapshot)."""
+        if self._snapshot_in_progress is None:
+            raise InvalidOperation("cancel_snapshot without begin_snapshot")
+        self._snapshot_in_progress = None
 
     def end_snapshot(self, data: bytes = b"") -> Snapshot:
         """Finish the snapshot with the state machine's bytes; compact the log."""
@@ -848,30 +921,47 @@ class RaftServer:
         return snapshot
 
     def _compact_log(self, snapshot: Snapshot) -> None:
-        first = self._log.base_index + 1
-        for offset, entry in enumerate(self._log.compact(snapshot.last_index)):
-            self.callbacks.log_poll(entry, first + offset)
+        """Poll the entries the snapshot covers from the durable log, eldest
+        first; memory lets go of them once every log_poll has succeeded."""
+        log = self._log
+        for index in range(log.base_index + 1, snapshot.last_index + 1):
+            entry = log.get(index)
+            assert entry is not None
+            self.callbacks.log_poll(entry, index)
+        log.compact(snapshot.last_index)
         self.snapshot = snapshot
-        self._base_members = tuple(sorted(snapshot.members))
-        self._config_history = [c for c in self._config_history if c[0] > snapshot.last_index]
+        self._configs.compact(snapshot.last_index, snapshot.members)
 
-    def _send_installsnapshot(self, member: Member) -> None:
+    def _send_installsnapshot(self, member: Progress) -> None:
         snapshot = self.snapshot
         if snapshot is None:
             raise NeedsSnapshot(f"node {member.node_id} needs compacted entries but no snapshot")
-        if member.snapshot_index != snapshot.last_index:
-            member.snapshot_index = snapshot.last_index
-            member.snapshot_offset = 0
+        if member.state is ProgressState.REPLICATE:
+            # The requests in its window may still be answered: the member
+            # keeps pipelining once the snapshot is in (etcd would enter
+            # SNAPSHOT here too).
+            member.aim_snapshot(snapshot.last_index)
+        else:
+            member.become_snapshot(snapshot.last_index)
         offset = member.snapshot_offset
         chunk = snapshot.data[offset : offset + self.config.snapshot_chunk_bytes]
         msg = InstallSnapshot(
-            self.current_term, self.node_id, snapshot.last_index, snapshot.last_term,
-            snapshot.members, offset, chunk, offset + len(chunk) >= len(snapshot.data),
+            self.current_term,
+            self.node_id,
+            snapshot.last_index,
+            snapshot.last_term,
+            snapshot.members,
+            offset,
+            chunk,
+            offset + len(chunk) >= len(snapshot.data),
         )
         self.callbacks.send_installsnapshot(member.node_id, msg)
 
-    def recv_installsnapshot(self, node_id: int, msg: InstallSnapshot) -> InstallSnapshotResponse:
-        self._validate_installsnapshot(node_id, msg)
+    def _handle_installsnapshot(
+        self, node_id: int, msg: InstallSnapshot
+    ) -> InstallSnapshotResponse:
+        """Raft Figure 13, InstallSnapshot receiver: collect the chunks in
+        order, then load the snapshot."""
         if msg.term < self.current_term:
             return InstallSnapshotResponse(self.current_term, msg.last_index, 0)
         self._hear_from_leader(msg.term, msg.leader_id)
@@ -908,12 +998,8 @@ class RaftServer:
             return 0
         return len(incoming[2])
 
-    def recv_installsnapshot_response(self, node_id: int, msg: InstallSnapshotResponse) -> None:
-        self._validate_installsnapshot_response(node_id, msg)
-        if msg.term > self.current_term:
-            self.become_follower(msg.term, None)
-            self._reset_election_timer()
-            return
+    def _handle_installsnapshot_response(self, node_id: int, msg: InstallSnapshotResponse) -> None:
+        """Send the next chunk; once the snapshot is in, what follows it."""
         member = self._members.get(node_id)
         if self.role is not Role.LEADER or msg.term != self.current_term or member is None:
             return
@@ -923,7 +1009,7 @@ class RaftServer:
         if msg.done:
             if member.maybe_update(msg.last_index):
                 self._maybe_commit()
-                self._maybe_report_sufficient_logs(member)
+            self._maybe_report_sufficient_logs(member)
             if member.next_index <= self._log.last_index:
                 self._send_appendentries(member)
             return
@@ -953,7 +1039,7 @@ class RaftServer:
             kept = [
                 (snapshot.last_index + 1 + offset, entry)
                 for offset, entry in enumerate(log.entries_after(snapshot.last_index))
-                if entry.type.is_membership_change
+                if entry.type in MEMBERSHIP_CHANGES
             ]
             self.callbacks.load_snapshot(snapshot)
             self._compact_log(snapshot)
@@ -963,7 +1049,10 @@ class RaftServer:
             kept = []
             while log.last_index > log.base_index:
                 last = log.last_index
-                self.callbacks.log_pop(log.pop(), last)
+                entry = log.get(last)
+                assert entry is not None
+                self.callbacks.log_pop(entry, last)
+                log.pop()
             self.callbacks.load_snapshot(snapshot)
             log.reset(snapshot.last_index, snapshot.last_term)
             self.snapshot = snapshot
@@ -977,101 +1066,27 @@ class RaftServer:
             raise InvalidOperation("end_load_snapshot without begin_load_snapshot")
         kept, self._loading_snapshot = self._loading_snapshot, None
         assert self.snapshot is not None
-        self._base_members = tuple(sorted(self.snapshot.members))
-        self._config_history = []
+        self._configs.base = tuple(sorted(self.snapshot.members))
+        self._configs.changes = []
         for index, entry in kept:
             self._apply_membership_entry(entry, index)
-        self._install_members(self._members_now())
+        self._install_members(self._configs.latest())
 
-    # -------------------------------------------------------------- validation
 
-    def _validate_sender(self, node_id: int) -> None:
-        _check_int(node_id, "node_id")
-        if node_id not in self._members:
-            raise InvalidMessage(f"node {self.node_id} does not know node {node_id}")
-
-    def _validate_requestvote(self, node_id: int, msg: RequestVote) -> None:
-        """Dissertation §4.1: a server votes for a candidate outside its latest
-        configuration, for an uncommitted change may have removed it while it
-        is still needed to elect a leader. Only a node in neither the latest
-        nor the committed configuration is unknown."""
-        if not isinstance(msg, RequestVote):
-            raise InvalidMessage(f"expected RequestVote, got {type(msg).__name__}")
-        _check_int(node_id, "node_id")
-        if node_id not in self._members and all(
-            member != node_id for member, _ in self.members_at(self.commit_index)
-        ):
-            raise InvalidMessage(f"node {self.node_id} does not know node {node_id}")
-        _check_int(msg.term, "term")
-        _check_int(msg.last_log_index, "last_log_index")
-        _check_int(msg.last_log_term, "last_log_term")
-        _check_bool(msg.prevote, "prevote")
-        if msg.candidate_id != node_id:
-            raise InvalidMessage(f"candidate_id {msg.candidate_id!r} is not the sender {node_id}")
-
-    def _validate_requestvote_response(self, node_id: int, msg: RequestVoteResponse) -> None:
-        if not isinstance(msg, RequestVoteResponse):
-            raise InvalidMessage(f"expected RequestVoteResponse, got {type(msg).__name__}")
-        self._validate_sender(node_id)
-        _check_int(msg.term, "term")
-        _check_bool(msg.vote_granted, "vote_granted")
-        _check_bool(msg.prevote, "prevote")
-
-    def _validate_appendentries(self, node_id: int, msg: AppendEntries) -> None:
-        """Raft dissertation §4.1: a server accepts AppendEntries from a leader
-        not (yet) in its configuration, so a lagging member can catch up."""
-        if not isinstance(msg, AppendEntries):
-            raise InvalidMessage(f"expected AppendEntries, got {type(msg).__name__}")
-        _check_int(node_id, "node_id")
-        _check_int(msg.term, "term")
-        _check_int(msg.prev_log_index, "prev_log_index")
-        _check_int(msg.prev_log_term, "prev_log_term")
-        _check_int(msg.leader_commit, "leader_commit")
-        if msg.leader_id != node_id:
-            raise InvalidMessage(f"leader_id {msg.leader_id!r} is not the sender {node_id}")
-        if not isinstance(msg.entries, tuple):
-            raise InvalidMessage("entries must be a tuple of Entry")
-        last_term = msg.prev_log_term
-        for entry in msg.entries:
-            _check_entry(entry)
-            if entry.term < last_term or entry.term > msg.term:
-                raise InvalidMessage(f"entry term {entry.term} out of order")
-            last_term = entry.term
-
-    def _validate_appendentries_response(self, msg: AppendEntriesResponse) -> None:
-        if not isinstance(msg, AppendEntriesResponse):
-            raise InvalidMessage(f"expected AppendEntriesResponse, got {type(msg).__name__}")
-        _check_int(msg.term, "term")
-        _check_int(msg.match_index, "match_index")
-        _check_bool(msg.success, "success")
-        _check_int(msg.rejected_index, "rejected_index")
-        _check_int(msg.hint_index, "hint_index")
-
-    def _validate_installsnapshot(self, node_id: int, msg: InstallSnapshot) -> None:
-        if not isinstance(msg, InstallSnapshot):
-            raise InvalidMessage(f"expected InstallSnapshot, got {type(msg).__name__}")
-        _check_int(node_id, "node_id")
-        _check_int(msg.term, "term")
-        _check_int(msg.last_index, "last_index")
-        _check_int(msg.last_term, "last_term")
-        _check_int(msg.offset, "offset")
-        if msg.leader_id != node_id:
-            raise InvalidMessage(f"leader_id {msg.leader_id!r} is not the sender {node_id}")
-        if not isinstance(msg.data, bytes):
-            raise InvalidMessage("snapshot data must be bytes")
-        _check_bool(msg.done, "done")
-        _check_members(msg.members)
-
-    def _validate_installsnapshot_response(
-        self, node_id: int, msg: InstallSnapshotResponse
-    ) -> None:
-        if not isinstance(msg, InstallSnapshotResponse):
-            raise InvalidMessage(f"expected InstallSnapshotResponse, got {type(msg).__name__}")
-        self._validate_sender(node_id)
-        _check_int(msg.term, "term")
-        _check_int(msg.last_index, "last_index")
-        _check_int(msg.next_offset, "next_offset")
-        _check_bool(msg.done, "done")
+def _offered_entry(offered: Entry, stored: object) -> Entry:
+    """The entry log_offer returned to keep in memory instead of `offered`:
+    the host may set its data (the seed's callback may set the entry's data
+    buffer), nothing else, for the log must still agree with the leader's."""
+    if not isinstance(stored, Entry) or (stored.term, stored.id, stored.type, stored.node) != (
+        offered.term,
+        offered.id,
+        offered.type,
+        offered.node,
+    ):
+        raise InvalidOperation(
+            f"log_offer may replace an entry's data only: offered {offered!r}, got {stored!r}"
+        )
+    return stored
 
 
 def entries_of(server: RaftServer, first: int = 1) -> Iterable[tuple[int, Entry]]:

@@ -1,4 +1,4 @@
-"""The small parts on their own: Log, Member progress, Callbacks defaults,
+"""The small parts on their own: Log, replication Progress, Callbacks defaults,
 message types, and a few server paths the scenarios do not reach."""
 
 from __future__ import annotations
@@ -15,12 +15,16 @@ from raftcore import (
     EntryType,
     InstallSnapshot,
     InstallSnapshotResponse,
+    InvalidMessage,
     MembershipEvent,
     RequestVote,
+    Role,
     Snapshot,
+    membership,
 )
 from raftcore.log import Log
-from raftcore.progress import Member
+from raftcore.membership import Configurations
+from raftcore.progress import Progress, ProgressState
 from raftcore.server import entries_of
 
 MEMBERS3 = ((1, True), (2, True), (3, True))
@@ -49,8 +53,8 @@ def test_log_indexes_terms_and_compaction() -> None:
     assert log.compacted_term(10) == 4 and log.compacted_term(9) == 4
 
 
-def test_member_progress() -> None:
-    member = Member(2, True, next_index=5)
+def test_progress() -> None:
+    member = Progress(2, True, next_index=5)
     assert member.maybe_update(4)
     assert (member.match_index, member.next_index) == (4, 5)
     assert not member.maybe_update(3)
@@ -63,6 +67,92 @@ def test_member_progress() -> None:
     member.next_index = 9
     member.back_off(7, 30)
     assert member.next_index == 7
+
+
+def test_progress_states() -> None:
+    """etcd's tracker/progress.go: PROBE finds where the logs agree, REPLICATE
+    pipelines, SNAPSHOT sends compacted entries as a snapshot."""
+    PROBE, REPLICATE, SNAPSHOT = ProgressState
+    member = Progress(2, True, next_index=5)
+    assert member.state is PROBE
+    member.sent(6)  # a probe is not pipelined
+    assert (member.inflight, member.next_index) == ([], 5)
+    assert member.maybe_update(4) and member.state is REPLICATE
+    member.sent(6)
+    member.sent(8)
+    assert (member.inflight, member.next_index) == ([6, 8], 9)
+    assert member.window_full(2) and not member.window_full(3)
+    assert member.maybe_update(6) and member.inflight == [8]
+    # A rejection beyond the match probes again; the window stays counted.
+    assert not member.is_stale_rejection(8)
+    member.back_off(8, 7)
+    assert (member.state, member.next_index, member.inflight) == (PROBE, 8, [8])
+    assert member.is_stale_rejection(6) and not member.is_stale_rejection(7)
+    member.become_snapshot(20)
+    member.snapshot_offset = 10
+    member.become_snapshot(20)  # the same snapshot: the transfer goes on
+    assert (member.state, member.snapshot_index, member.snapshot_offset) == (SNAPSHOT, 20, 10)
+    member.become_snapshot(30)  # a newer snapshot starts from its first byte
+    assert (member.snapshot_index, member.snapshot_offset) == (30, 0)
+    assert member.maybe_update(30)
+    assert (member.state, member.next_index, member.inflight) == (REPLICATE, 31, [])
+    member.sent(33)
+    member.become_probe()  # a stalled window: its requests are taken as lost
+    assert (member.state, member.next_index, member.inflight) == (PROBE, 31, [])
+    member.recent_active = True
+    member.reset(40)  # a new leader's term
+    assert (member.state, member.match_index, member.next_index) == (PROBE, 0, 40)
+    assert not member.recent_active and member.snapshot_offset == 0
+
+
+def test_configurations_follow_the_log() -> None:
+    """Dissertation §4.1: a configuration is in force from its entry on,
+    committed or not, and a truncated entry takes its configuration along."""
+    configs = Configurations()
+    configs.base = ((1, True), (2, True))
+    add = Entry(1, 0, EntryType.ADD_NONVOTING_NODE, node=3)
+    promote = Entry(1, 0, EntryType.ADD_NODE, node=3)
+    assert configs.append(4, add) == ((1, True), (2, True), (3, False))
+    assert configs.append(6, promote) == ((1, True), (2, True), (3, True))
+    assert configs.at(3) == configs.base and configs.at(5) == ((1, True), (2, True), (3, False))
+    assert configs.is_committed(6) and not configs.is_committed(5)
+    assert membership.may_campaign(3, configs, 5)
+    assert not configs.maybe_truncate_from(7)
+    assert configs.maybe_truncate_from(6)
+    assert configs.latest() == ((1, True), (2, True), (3, False))
+    assert not membership.may_campaign(3, configs, 5)
+    configs.compact(5, configs.at(5))
+    assert (configs.base, configs.changes) == (((1, True), (2, True), (3, False)), [])
+    demote = Entry(1, 0, EntryType.DEMOTE_NODE, node=2)
+    remove = Entry(1, 0, EntryType.REMOVE_NODE, node=2)
+    assert membership.apply_change(configs.base, demote) == ((1, True), (2, False), (3, False))
+    assert membership.apply_change(configs.base, remove) == ((1, True), (3, False))
+
+
+def test_step_is_the_one_door_for_messages() -> None:
+    """`step` takes every message type; the seed's recv_* names are the same
+    door, each for its own type."""
+    cluster = Cluster((1, 2, 3))
+    follower = cluster.servers[2]
+    msg = AppendEntries(1, 1, 0, 0, (entry_at(1, 1),), 0)
+    assert follower.step(1, msg) == AppendEntriesResponse(1, True, match_index=1)
+    assert follower.current_term == 1 and follower.get_current_leader() == 1
+    assert follower.recv_appendentries(1, msg) == AppendEntriesResponse(1, True, match_index=1)
+    with pytest.raises(InvalidMessage, match="not a raftcore message"):
+        follower.step(1, Entry(1, 1))  # type: ignore[arg-type]
+    with pytest.raises(InvalidMessage, match="expected RequestVote"):
+        follower.recv_requestvote(1, msg)  # type: ignore[arg-type]
+
+
+def test_a_response_from_a_newer_term_only_deposes() -> None:
+    """Raft Figure 2: a response with a newer term makes a leader a follower
+    in that term, and says nothing else."""
+    cluster = Cluster((1, 2, 3))
+    leader = cluster.elect(1)
+    cluster.drop_all()
+    leader.recv_appendentries_response(2, AppendEntriesResponse(5, True, match_index=99))
+    assert (leader.role, leader.current_term, leader.voted_for) == (Role.FOLLOWER, 5, None)
+    assert cluster.queue == []
 
 
 def test_required_callbacks_raise_and_optional_ones_do_nothing() -> None:

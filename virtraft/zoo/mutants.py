@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from raftcore import (
     AppendEntries,
@@ -109,19 +109,14 @@ class VoteNotPersisted(Mutant):
     """
 
     expected_invariant = ("VoteOnce",)
-    mutated = "recv_requestvote"
+    mutated = "_handle_requestvote"
 
-    def recv_requestvote(self, node_id: int, msg: RequestVote) -> RequestVoteResponse:
-        self._validate_requestvote(node_id, msg)
-        if msg.term > self.current_term and self._in_leader_lease():
-            return RequestVoteResponse(self.current_term, False, msg.prevote)
+    def _handle_requestvote(self, node_id: int, msg: RequestVote) -> RequestVoteResponse:
         if msg.prevote:
             granted = msg.term > self.current_term and self._candidate_log_is_up_to_date(
                 msg.last_log_index, msg.last_log_term
             )
             return RequestVoteResponse(msg.term if granted else self.current_term, granted, True)
-        if msg.term > self.current_term:
-            self.become_follower(msg.term, None)
         granted = self._may_grant_vote(msg)
         if granted:
             self.voted_for = msg.candidate_id
@@ -144,13 +139,9 @@ class StaleVoteResponseCounted(Mutant):
     """
 
     expected_invariant = ("ElectionSafety", "LeaderCompleteness")
-    mutated = "recv_requestvote_response"
+    mutated = "_handle_requestvote_response"
 
-    def recv_requestvote_response(self, node_id: int, msg: RequestVoteResponse) -> None:
-        self._validate_requestvote_response(node_id, msg)
-        if msg.term > self.current_term and not (msg.prevote and msg.vote_granted):
-            self.become_follower(msg.term, None)
-            return
+    def _handle_requestvote_response(self, node_id: int, msg: RequestVoteResponse) -> None:
         if not msg.vote_granted:
             return
         if msg.prevote:
@@ -176,23 +167,16 @@ class NoStepDownOnHigherTermVoteResponse(Mutant):
     """
 
     expected_invariant = ("ElectionSafety", "LeaderCompleteness")
-    mutated = "recv_requestvote_response"
+    mutated = "_follow_newer_term"
 
-    def recv_requestvote_response(self, node_id: int, msg: RequestVoteResponse) -> None:
-        self._validate_requestvote_response(node_id, msg)
-        if msg.term > self.current_term and not (msg.prevote and msg.vote_granted):
-            # BUG: the term is taken, the role kept (no become_follower).
-            self.current_term = msg.term
-            self.voted_for = None
-            self.callbacks.persist_term(msg.term, None)
-            return
-        if not msg.vote_granted:
-            return
-        if msg.prevote:
-            if self.role is Role.PRECANDIDATE and msg.term == self.current_term + 1:
-                self._count_vote(node_id, self.become_candidate)
-        elif self.role is Role.CANDIDATE and msg.term == self.current_term:
-            self._count_vote(node_id, self.become_leader)
+    def _follow_newer_term(self, src: int, msg: Any, kind: Any) -> bool:
+        if not isinstance(msg, RequestVoteResponse) or (msg.prevote and msg.vote_granted):
+            return super()._follow_newer_term(src, msg, kind)
+        # BUG: the term is taken, the role kept (no become_follower).
+        self.current_term = msg.term
+        self.voted_for = None
+        self.callbacks.persist_term(msg.term, None)
+        return False
 
 
 class DuplicateVotesCounted(Mutant):
@@ -335,10 +319,9 @@ class FollowerCommitBeyondVerified(Mutant):
     """
 
     expected_invariant = ("StateMachineSafety", "CommittedNeverLost")
-    mutated = "recv_appendentries"
+    mutated = "_handle_appendentries"
 
-    def recv_appendentries(self, node_id: int, msg: AppendEntries) -> AppendEntriesResponse:
-        self._validate_appendentries(node_id, msg)
+    def _handle_appendentries(self, node_id: int, msg: AppendEntries) -> AppendEntriesResponse:
         if msg.term < self.current_term:
             return AppendEntriesResponse(
                 self.current_term, False, rejected_index=msg.prev_log_index,
