@@ -16,6 +16,7 @@ Entry = tuple[int, int]
 """(term, entry id), as `NodeView.entry` returns it."""
 
 LEADER = Role.LEADER
+CANDIDATE = Role.CANDIDATE
 FOLLOWER = Role.FOLLOWER
 
 # What changed on one node during one event, as bits of `NodeState.mask`.
