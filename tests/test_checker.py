@@ -522,6 +522,76 @@ def test_log_matching_checks_entries_after_a_snapshot() -> None:
     assert c.event(2) == ["LogMatching"]
 
 
+def test_log_matching_reads_a_snapshot_term_that_changes_without_its_index() -> None:
+    """A view may show a snapshot's index before its term (a snapshot loaded in
+    two steps): the entry after it is matched with the term it has now."""
+    c = Cluster()
+    c[1].append((1, 10), (2, 20))
+    assert c.event(1) == []
+    c[2].snapshot_index, c[2].last_index = 1, 1  # its term not shown yet
+    assert c.event(2) == []
+    c[2].snapshot_term = 1
+    c[2].log[2] = (2, 20)
+    c[2].last_index = 2
+    assert c.event(2) == []
+    assert c.found == []
+
+
+def test_a_snapshot_term_changed_under_its_index_names_the_invariant_it_breaks() -> None:
+    """A snapshot of another history installed over one of the same index: the
+    committed entry there is gone from a majority (CommittedNeverLost), and
+    the entry appended after it agrees with the new term, not the stale one
+    (no LogMatching)."""
+    c = Cluster()
+    c.elect(1, 1, (2,))
+    c[1].append((1, 10), (1, 11))
+    assert c.event(1) == []
+    assert c.replicate(1, 2) == []
+    c[1].apply_to(2)
+    assert c.event(1) == []
+    c[2].apply_to(2)
+    c[2].compact(2)
+    assert c.event(2) == []
+    c[3].term = 1
+    c[3].append((1, 10), (2, 15), (2, 30))  # a stale branch, never committed
+    assert c.event(3) == []
+    c[2].snapshot_term = 2
+    c[2].append((2, 30))
+    assert c.event(2) == ["CommittedNeverLost"]
+    assert c.found[0].witness["holders"] == [1]
+
+
+def test_a_snapshot_term_changed_alone_is_a_log_change() -> None:
+    """Nothing else about the node moves: its snapshot still ends at the
+    committed index, under another term, so it no longer holds that entry."""
+    c = Cluster(invariants=["CommittedNeverLost"])
+    c.elect(1, 1, (2,))
+    c[1].append((1, 10), (1, 11))
+    c.event(1)
+    c.replicate(1, 2)
+    c[1].commit_index = 2
+    c.event(1)
+    c[2].compact(2)
+    assert c.event(2) == []
+    c[2].snapshot_term = 3
+    assert c.event(2) == ["CommittedNeverLost"]
+
+
+def test_log_matching_rechecks_entries_after_a_snapshot_whose_term_differs() -> None:
+    """A snapshot whose term is not that of the entry it replaces: the entries
+    kept after it now follow another term, and disagree with other logs."""
+    c = Cluster(invariants=["LogMatching"])
+    c[1].append((1, 10), (1, 11), (1, 12))
+    assert c.event(1) == []
+    c[2].append((1, 10), (1, 11), (1, 12))
+    assert c.event(2) == []
+    c[2].compact(2)
+    c[2].snapshot_term = 2
+    assert c.event(2) == ["LogMatching"]
+    assert c.found[0].witness["index"] == 3
+    assert c.found[0].witness["entry"]["prev_term"] == 2
+
+
 def test_log_matching_silent_on_truncated_and_replaced_suffix() -> None:
     c = Cluster()
     c.elect(1, 1, (2,))
