@@ -26,6 +26,7 @@ Use from the simulator:
     checker = Checker()                # or Checker(["LogMatching", ...])
     checker.node_restarted(node_id)    # before observe() of the restart step
     found = checker.observe(step, views, touched)
+    checker.last_read(node_id)         # the node's scalars as of the last observe()
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from virtraft.check.model import (
     Committed,
     Entry,
     NodeState,
+    Scalars,
     Violation,
     World,
     read_scalars,
@@ -153,6 +155,17 @@ class Checker:
         node = self._world.nodes.get(node_id)
         if node is not None:
             node.restarted = True
+
+    def last_read(self, node_id: int) -> Scalars | None:
+        """What the checker last read of a node, as `scalars()` gives it; None
+        for a node it has not seen. Between events that is the node's state
+        before the next one: a node changes only in an event that touches it,
+        and observe() reads every node an event touched."""
+        node = self._world.nodes.get(node_id)
+        if node is None:
+            return None
+        return (node.alive, node.role, node.term, node.voted_for, node.commit_index,
+                node.last_index, node.snapshot_index)
 
     @property
     def committed(self) -> Committed | None:
