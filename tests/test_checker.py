@@ -171,7 +171,7 @@ def healthy_cluster() -> Cluster:
 
 def test_invariant_names_in_stable_order() -> None:
     assert INVARIANTS == (
-        "ElectionSafety", "VoteOnce", "TermMonotonic", "CommitMonotonic",
+        "ElectionSafety", "VoteOnce", "VoteForSelf", "TermMonotonic", "CommitMonotonic",
         "LeaderAppendOnly", "LogMatching", "LeaderCompleteness",
         "StateMachineSafety", "CommittedNeverLost",
     )
@@ -250,7 +250,7 @@ def test_healthy_history_with_every_invariant_on() -> None:
 def test_election_safety_two_leaders_in_one_term() -> None:
     c = Cluster()
     assert c.elect(1, 4, (2,)) == []
-    c[3].term, c[3].role = 4, Role.LEADER
+    c[3].term, c[3].voted_for, c[3].role = 4, 3, Role.LEADER
     assert c.event(3) == ["ElectionSafety"]
     violation = c.found[0]
     assert violation.nodes == (1, 3)
@@ -315,6 +315,65 @@ def test_vote_once_silent_on_one_vote_per_term_and_a_persisted_vote() -> None:
     assert c.event(2) == []
     c[2].term, c[2].voted_for = 3, 1
     assert c.event(2) == []
+    assert c.found == []
+
+
+# ----------------------------------------------------------------- VoteForSelf
+
+
+def test_vote_for_self_candidate_that_did_not_record_its_own_vote() -> None:
+    """Raft Figure 2, Candidates: "Increment currentTerm, Vote for self". The
+    vote is counted but not recorded, so VoteOnce has nothing to compare."""
+    c = Cluster()
+    c[1].term, c[1].role = 2, Role.CANDIDATE
+    assert c.event(1) == ["VoteForSelf"]
+    violation = c.found[0]
+    assert violation.nodes == (1,)
+    assert violation.message == "node 1 is candidate of term 2 but voted for nobody in that term"
+    assert violation.witness == {"node": 1, "term": 2, "role": "candidate", "voted_for": None}
+
+
+def test_vote_for_self_candidate_still_holding_its_vote_for_another() -> None:
+    c = Cluster()
+    c[1].term, c[1].voted_for = 3, 2  # a follower's vote in term 3
+    assert c.event(1) == []
+    c[1].role = Role.CANDIDATE  # campaigns in term 3 without a new term
+    assert c.event(1) == ["VoteForSelf"]
+    assert c.found[0].nodes == (1, 2)
+
+
+def test_vote_for_self_leader_of_a_term_it_never_campaigned_in() -> None:
+    """A leader that takes a higher term from a response but keeps leading
+    (the zoo's no_step_down_on_higher_term_vote_response)."""
+    c = Cluster()
+    assert c.elect(1, 2, (2,)) == []
+    c[1].term, c[1].voted_for = 3, None
+    assert c.event(1) == ["VoteForSelf"]
+    assert c.found[0].message == "node 1 is leader of term 3 but voted for nobody in that term"
+
+
+def test_vote_for_self_silent_on_pre_candidates_campaigns_and_crashed_views() -> None:
+    c = Cluster()
+    # Pre-vote (dissertation §9.6) changes neither the term nor the vote.
+    c[1].term, c[1].voted_for = 1, 2
+    assert c.event(1) == []
+    c[1].role = Role.PRECANDIDATE
+    assert c.event(1) == []
+    # A new campaign: a new term and its own vote; then again after a timeout.
+    c[1].term, c[1].voted_for, c[1].role = 2, 1, Role.CANDIDATE
+    assert c.event(1) == []
+    c[1].term = 3
+    assert c.event(1) == []
+    c[1].role = Role.LEADER
+    assert c.event(1) == []
+    # A view that reports the vote only while the node runs, and the last
+    # role even when down: a crashed node is bound to nothing.
+    c[1].alive, c[1].voted_for = False, None
+    assert c.event(1) == []
+    c[1].role = Role.FOLLOWER
+    assert c.restart(1) == []
+    c[1].voted_for = 1
+    assert c.event(1) == []
     assert c.found == []
 
 
@@ -461,6 +520,76 @@ def test_log_matching_checks_entries_after_a_snapshot() -> None:
     c[2].log[2] = (2, 20)
     c[2].last_index = 2
     assert c.event(2) == ["LogMatching"]
+
+
+def test_log_matching_reads_a_snapshot_term_that_changes_without_its_index() -> None:
+    """A view may show a snapshot's index before its term (a snapshot loaded in
+    two steps): the entry after it is matched with the term it has now."""
+    c = Cluster()
+    c[1].append((1, 10), (2, 20))
+    assert c.event(1) == []
+    c[2].snapshot_index, c[2].last_index = 1, 1  # its term not shown yet
+    assert c.event(2) == []
+    c[2].snapshot_term = 1
+    c[2].log[2] = (2, 20)
+    c[2].last_index = 2
+    assert c.event(2) == []
+    assert c.found == []
+
+
+def test_a_snapshot_term_changed_under_its_index_names_the_invariant_it_breaks() -> None:
+    """A snapshot of another history installed over one of the same index: the
+    committed entry there is gone from a majority (CommittedNeverLost), and
+    the entry appended after it agrees with the new term, not the stale one
+    (no LogMatching)."""
+    c = Cluster()
+    c.elect(1, 1, (2,))
+    c[1].append((1, 10), (1, 11))
+    assert c.event(1) == []
+    assert c.replicate(1, 2) == []
+    c[1].apply_to(2)
+    assert c.event(1) == []
+    c[2].apply_to(2)
+    c[2].compact(2)
+    assert c.event(2) == []
+    c[3].term = 1
+    c[3].append((1, 10), (2, 15), (2, 30))  # a stale branch, never committed
+    assert c.event(3) == []
+    c[2].snapshot_term = 2
+    c[2].append((2, 30))
+    assert c.event(2) == ["CommittedNeverLost"]
+    assert c.found[0].witness["holders"] == [1]
+
+
+def test_a_snapshot_term_changed_alone_is_a_log_change() -> None:
+    """Nothing else about the node moves: its snapshot still ends at the
+    committed index, under another term, so it no longer holds that entry."""
+    c = Cluster(invariants=["CommittedNeverLost"])
+    c.elect(1, 1, (2,))
+    c[1].append((1, 10), (1, 11))
+    c.event(1)
+    c.replicate(1, 2)
+    c[1].commit_index = 2
+    c.event(1)
+    c[2].compact(2)
+    assert c.event(2) == []
+    c[2].snapshot_term = 3
+    assert c.event(2) == ["CommittedNeverLost"]
+
+
+def test_log_matching_rechecks_entries_after_a_snapshot_whose_term_differs() -> None:
+    """A snapshot whose term is not that of the entry it replaces: the entries
+    kept after it now follow another term, and disagree with other logs."""
+    c = Cluster(invariants=["LogMatching"])
+    c[1].append((1, 10), (1, 11), (1, 12))
+    assert c.event(1) == []
+    c[2].append((1, 10), (1, 11), (1, 12))
+    assert c.event(2) == []
+    c[2].compact(2)
+    c[2].snapshot_term = 2
+    assert c.event(2) == ["LogMatching"]
+    assert c.found[0].witness["index"] == 3
+    assert c.found[0].witness["entry"]["prev_term"] == 2
 
 
 def test_log_matching_silent_on_truncated_and_replaced_suffix() -> None:
@@ -627,7 +756,7 @@ def test_committed_never_lost_ignores_a_stale_node_with_a_higher_term() -> None:
     """Without pre-vote, a partitioned node's term runs ahead while its log and
     configuration stay stale: its 5 voters are not the configuration."""
     c = five_nodes_shrunk_to_three()
-    c[4].term, c[4].role = 9, Role.CANDIDATE
+    c[4].term, c[4].voted_for, c[4].role = 9, 4, Role.CANDIDATE
     assert c.event(4) == []
     assert c.found == []
 
@@ -661,7 +790,7 @@ def test_a_node_appearing_later_is_checked() -> None:
 def test_a_node_appearing_untouched_is_still_read() -> None:
     c = Cluster(invariants=["ElectionSafety"])
     c.elect(1, 4, (2,))
-    c.nodes.append(FakeNode(4, term=4, role=Role.LEADER))
+    c.nodes.append(FakeNode(4, term=4, voted_for=4, role=Role.LEADER))
     assert c.event() == ["ElectionSafety"]
 
 

@@ -26,6 +26,7 @@ Use from the simulator:
     checker = Checker()                # or Checker(["LogMatching", ...])
     checker.node_restarted(node_id)    # before observe() of the restart step
     found = checker.observe(step, views, touched)
+    checker.last_read(node_id)         # the node's scalars as of the last observe()
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from virtraft.check.model import (
     Committed,
     Entry,
     NodeState,
+    Scalars,
     Violation,
     World,
     read_scalars,
@@ -154,6 +156,17 @@ class Checker:
         if node is not None:
             node.restarted = True
 
+    def last_read(self, node_id: int) -> Scalars | None:
+        """What the checker last read of a node, as `scalars()` gives it; None
+        for a node it has not seen. Between events that is the node's state
+        before the next one: a node changes only in an event that touches it,
+        and observe() reads every node an event touched."""
+        node = self._world.nodes.get(node_id)
+        if node is None:
+            return None
+        return (node.alive, node.role, node.term, node.voted_for, node.commit_index,
+                node.last_index, node.snapshot_index)
+
     @property
     def committed(self) -> Committed | None:
         """The highest committed entry seen so far."""
@@ -245,12 +258,19 @@ class Checker:
         if commit != prev:
             node.commit_index = commit
             mask |= COMMIT if commit > prev else COMMIT | COMMIT_BACK
+        # The snapshot's term is read afresh, not only when its index moves:
+        # it can change alone (a snapshot installed over one of the same
+        # index), and LogMatching, the committed record and `held_by` read it.
+        snap_term = view.snapshot_term if snap else 0
         # Most events leave a node's log alone: the same length, snapshot and
         # last entry mean no change (the scan in _refresh_log would stop there).
-        same_log = last == node.last_index and snap == node.snapshot_index and (
-            last <= snap or (entry := view.entry(last)) is None or entry == node.shadow.get(last)
+        same_log = (
+            last == node.last_index and snap == node.snapshot_index
+            and snap_term == node.snapshot_term
+            and (last <= snap or (entry := view.entry(last)) is None
+                 or entry == node.shadow.get(last))
         )
-        if not same_log and self._refresh_log(node, view, last, snap):
+        if not same_log and self._refresh_log(node, view, last, snap, snap_term):
             mask |= LOG | LOG_REMOVED if node.removed_index else LOG
         applied = view.recent_applied
         if applied:
@@ -259,19 +279,32 @@ class Checker:
         node.mask = mask
         return mask
 
-    def _refresh_log(self, node: NodeState, view: NodeView, last: int, snap: int) -> bool:
+    def _refresh_log(
+        self, node: NodeState, view: NodeView, last: int, snap: int, snap_term: int
+    ) -> bool:
         """Bring the shadow up to date with the view's log, which now ends at
-        `last` after a snapshot through `snap`: compare from `last` backwards
-        until it agrees (amortised O(entries changed)); True if anything changed."""
+        `last` after a snapshot through `snap` of term `snap_term`: compare
+        from `last` backwards until it agrees (amortised O(entries changed));
+        True if anything changed."""
         old_last = node.last_index
         old_snap = node.snapshot_index
         shadow = node.shadow
         removed_index = 0
         removed_entry: Entry | None = None
         low = last + 1
+        # Entries from `recheck` on follow a term that changed under them: the
+        # snapshot's, when it is not the term that stood at its index before.
+        recheck = last + 1
+        snapshot_changed = snap != old_snap or snap_term != node.snapshot_term
+        if snapshot_changed:
+            held = node.term_at(snap)  # what stood at the snapshot's index, -1 if unknown
+            if held != -1 and held != snap_term:
+                recheck = snap + 1
+            if snap == old_snap:  # the same index under another term: replaced there
+                low = snap
+            node.snapshot_term = snap_term
         if snap != old_snap:
             node.snapshot_index = snap
-            node.snapshot_term = view.snapshot_term
             for index in range(old_snap + 1, min(snap, old_last) + 1):
                 shadow.pop(index, None)  # compacted, not removed
             low = min(old_snap, snap) + 1
@@ -305,8 +338,10 @@ class Checker:
             shadow[index] = entry
             index -= 1
         first_new = index + 1
-        if first_new > last and not removed_index and snap == old_snap:
+        if first_new > last and not removed_index and not snapshot_changed:
             return False
+        if recheck < first_new:
+            first_new = recheck
         node.first_new = first_new
         node.removed_index = removed_index
         node.removed_entry = removed_entry

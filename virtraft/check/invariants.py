@@ -1,4 +1,4 @@
-"""The nine Raft safety invariants, one class each, named as in the design.
+"""The Raft safety invariants, one class each, named as in the design.
 
 Each has an `observe(step, node)` method and the change bits it watches
 (`watches`); the checker calls it only for a node whose change is one of
@@ -12,7 +12,9 @@ from typing import ClassVar
 
 from raftcore import quorum
 from virtraft.check.model import (
+    ALIVE,
     APPLIED,
+    CANDIDATE,
     COMMIT_BACK,
     LEADER,
     LOG,
@@ -112,6 +114,36 @@ class VoteOnce(Invariant):
             self.name, step, (nid, latest[1], vote),
             f"node {nid} voted for node {latest[1]} and then for node {vote} in term {term}",
             {"node": nid, "term": term, "first_vote": latest[1], "second_vote": vote},
+        )
+
+
+class VoteForSelf(Invariant):
+    """Raft Figure 2, Rules for Servers, Candidates: "On conversion to
+    candidate ... increment currentTerm, vote for self". A candidate or a
+    leader has voted for itself in its current term. VoteOnce sees only the
+    votes a node records: a candidate that counts its own vote without
+    recording it can grant it again to another candidate of the same term.
+
+    Pre-candidates are not bound: a pre-vote (dissertation §9.6) changes
+    neither the term nor the vote. Crashed nodes are not bound: a view may
+    report the vote only while the node runs, and a node restarts as follower."""
+
+    name = "VoteForSelf"
+    watches = ROLE | TERM | VOTE | ALIVE
+
+    def observe(self, step: int, node: NodeState) -> Violation | None:
+        role = node.role
+        if role != CANDIDATE and role != LEADER:
+            return None
+        nid = node.node_id
+        vote = node.voted_for
+        if vote == nid or not node.alive:
+            return None
+        whom = "nobody" if vote is None else f"node {vote}"
+        return Violation(
+            self.name, step, (nid,) if vote is None else (nid, vote),
+            f"node {nid} is {role} of term {node.term} but voted for {whom} in that term",
+            {"node": nid, "term": node.term, "role": str(role), "voted_for": vote},
         )
 
 
@@ -391,7 +423,7 @@ class CommittedNeverLost(Invariant):
 
 
 _CLASSES: tuple[type[Invariant], ...] = (
-    ElectionSafety, VoteOnce, TermMonotonic, CommitMonotonic, LeaderAppendOnly,
+    ElectionSafety, VoteOnce, VoteForSelf, TermMonotonic, CommitMonotonic, LeaderAppendOnly,
     LogMatching, LeaderCompleteness, StateMachineSafety, CommittedNeverLost,
 )
 INVARIANTS: tuple[str, ...] = tuple(cls.name for cls in _CLASSES)

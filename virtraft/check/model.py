@@ -16,6 +16,7 @@ Entry = tuple[int, int]
 """(term, entry id), as `NodeView.entry` returns it."""
 
 LEADER = Role.LEADER
+CANDIDATE = Role.CANDIDATE
 FOLLOWER = Role.FOLLOWER
 
 # What changed on one node during one event, as bits of `NodeState.mask`.
@@ -100,6 +101,9 @@ class NodeState:
         self.last_index = 0
         self.last_term = 0  # term of the entry at last_index (-1 if the view hid it)
         self.snapshot_index = 0
+        # Invariant: snapshot_term is the view's term at snapshot_index as of the
+        # last read (0 without a snapshot): read afresh every time, since it can
+        # change while snapshot_index stays.
         self.snapshot_term = 0
         # Invariant: shadow holds exactly the indices (snapshot_index, last_index].
         self.shadow: dict[int, Entry] = {}
@@ -129,9 +133,11 @@ class Committed:
     step: int
 
     def held_by(self, node: NodeState) -> bool:
-        """A node holds it if its log has it at `index` or its snapshot covers it."""
-        if node.snapshot_index >= self.index:
-            return True
+        """A node holds it if its log has it at `index` or its snapshot covers
+        it: ends beyond it, or at it with its term (the one term known there)."""
+        snap = node.snapshot_index
+        if snap >= self.index:
+            return snap > self.index or node.snapshot_term == self.term
         entry = node.shadow.get(self.index)
         return (
             entry is not None

@@ -61,6 +61,16 @@ class HarnessError(Exception):
     through the door."""
 
 
+class RefusalChangedState(Exception):
+    """A node raised one of its `refusals` for a message it had already acted
+    on: its state changed before the handler raised, so the message was half
+    handled, not refused. The server's failure, a finding."""
+
+
+_SCALAR_NAMES = ("alive", "role", "term", "voted_for", "commit_index", "last_index",
+                 "snapshot_index")
+
+
 def _door(call: Callable[..., T], *args: object) -> T:
     """Call a node: what escapes is the server's failure (see adapter.py)."""
     try:
@@ -297,7 +307,23 @@ class Simulation:
             return []
         try:
             node.deliver(env.src, env.message)
-        except node.refusals:
+        except node.refusals as exc:
+            # A refusal must leave the node as it was. The state before is the
+            # checker's last read of it, so only a refusal costs a comparison
+            # (without a checker nothing is checked, this included).
+            checker = self.checker
+            before = checker.last_read(env.dst) if checker is not None else None
+            if before is not None and (after := _door(node.scalars)) != before:
+                changed = ", ".join(
+                    f"{name} {old!s} -> {new!s}"
+                    for name, old, new in zip(_SCALAR_NAMES, before, after, strict=True)
+                    if old != new
+                )
+                refusal = RefusalChangedState(
+                    f"node {env.dst} refused {self.messages.kind(env.message)} from node "
+                    f"{env.src} ({type(exc).__name__}: {exc}) but changed its state: {changed}"
+                ).with_traceback(exc.__traceback__)
+                raise ServerFailure(refusal) from exc
             self.stats.refused_messages += 1
         except HarnessError:
             raise

@@ -125,6 +125,37 @@ class VoteNotPersisted(Mutant):
         return RequestVoteResponse(self.current_term, granted)
 
 
+class CandidateVoteNotRecorded(Mutant):
+    """The candidate counts its own vote but never records it: it starts its
+    term with votedFor empty, so once it steps down in that term (the winner's
+    AppendEntries) it can grant the same term's vote to another candidate, and
+    a restart forgets its candidacy. Raft Figure 2, Rules for Servers,
+    Candidates: "On conversion to candidate, start election: Increment
+    currentTerm, Vote for self"; votedFor is persistent state, "updated on
+    stable storage before responding to RPCs".
+
+    Caught by: VoteForSelf (a candidate of a term whose vote is not its own).
+    """
+
+    expected_invariant = ("VoteForSelf",)
+    mutated = "become_candidate"
+
+    def become_candidate(self) -> None:
+        self.current_term += 1
+        # BUG: votedFor stays empty: no `self.voted_for = self.node_id`, and
+        # the persisted vote is None, yet the vote is counted just below.
+        self.voted_for = None
+        self.callbacks.persist_term(self.current_term, None)
+        self.role = Role.CANDIDATE
+        self.leader_id = None
+        self._votes = {self.node_id}
+        self._reset_election_timer()
+        if self._won_election():
+            self.become_leader()
+            return
+        self._request_votes(prevote=False)
+
+
 class StaleVoteResponseCounted(Mutant):
     """Counts a granted vote from an older term: a candidate takes a delayed
     "yes" given to its previous candidacy as a vote in its current term, when
@@ -161,12 +192,13 @@ class NoStepDownOnHigherTermVoteResponse(Mutant):
     we should also update term_ and step to follower"); the seed's C library
     pairs raft_set_current_term with raft_become_follower for this reason.
 
-    Caught by: ElectionSafety (the old leader and the term's real leader) or
-    LeaderCompleteness (it now leads a term in which another leader committed
-    entries it lacks).
+    Caught by: VoteForSelf (it leads a term it never campaigned in: its vote
+    there is empty), ElectionSafety (the old leader and the term's real
+    leader) or LeaderCompleteness (it now leads a term in which another
+    leader committed entries it lacks).
     """
 
-    expected_invariant = ("ElectionSafety", "LeaderCompleteness")
+    expected_invariant = ("VoteForSelf", "ElectionSafety", "LeaderCompleteness")
     mutated = "_follow_newer_term"
 
     def _follow_newer_term(self, src: int, msg: Any, kind: Any) -> bool:
@@ -534,7 +566,8 @@ def _snake(name: str) -> str:
 MUTANTS: dict[str, type[Mutant]] = {
     _snake(cls.__name__): cls
     for cls in (
-        GrantVoteTwice, ForgetVoteOnLeaderContact, VoteNotPersisted, StaleVoteResponseCounted,
+        GrantVoteTwice, ForgetVoteOnLeaderContact, VoteNotPersisted, CandidateVoteNotRecorded,
+        StaleVoteResponseCounted,
         NoStepDownOnHigherTermVoteResponse, DuplicateVotesCounted, UpToDateByLengthOnly,
         Fig8CommitOldTerm, PrevLogTermNotChecked, TruncateOnStaleAppendEntries,
         FollowerCommitBeyondVerified, CommitIndexGoesBack, TwoMembershipChangesAtOnce,
