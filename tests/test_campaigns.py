@@ -82,16 +82,36 @@ def test_a_dask_campaign_submits_in_batches_and_keeps_its_time_budget(tmp_path):
 
 
 def test_same_seed_same_trace_bytes_under_any_hash_seed(tmp_path):
-    args = ["--seed", "3", "--steps", "3000", "--drop", "0.05", "--dup", "0.05",
-            "--partition-rate", "0.005", "--crash-rate", "0.002", "--member-rate", "0.003",
-            "--snapshot-rate", "0.005", "--delay-max-ms", "20"]
+    args = [
+        "--seed",
+        "3",
+        "--steps",
+        "3000",
+        "--drop",
+        "0.05",
+        "--dup",
+        "0.05",
+        "--partition-rate",
+        "0.005",
+        "--crash-rate",
+        "0.002",
+        "--member-rate",
+        "0.003",
+        "--snapshot-rate",
+        "0.005",
+        "--delay-max-ms",
+        "20",
+    ]
     traces = []
     for hash_seed in ("0", "1"):
         trace = tmp_path / f"hash-{hash_seed}.jsonl"
         done = subprocess.run(
             [sys.executable, "-m", "virtraft", "run", *args, "--trace", str(trace)],
-            cwd=REPO, env={**os.environ, "PYTHONHASHSEED": hash_seed},
-            capture_output=True, text=True, timeout=300,
+            cwd=REPO,
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert done.returncode in (0, 1), done.stderr
         traces.append(trace.read_bytes())
@@ -119,13 +139,21 @@ def _fields(m):
         return (2, m.term, m.vote_granted, m.prevote)
     if isinstance(m, AppendEntries):
         last = m.entries[-1] if m.entries else None
-        return (3, m.term, m.leader_id, m.prev_log_index, m.prev_log_term, len(m.entries),
-                m.leader_commit, last.term if last else -1, last.id if last else -1)
+        return (
+            3,
+            m.term,
+            m.leader_id,
+            m.prev_log_index,
+            m.prev_log_term,
+            len(m.entries),
+            m.leader_commit,
+            last.term if last else -1,
+            last.id if last else -1,
+        )
     if isinstance(m, AppendEntriesResponse):
         return (4, m.term, m.success, m.match_index, m.rejected_index, m.hint_index)
     if isinstance(m, InstallSnapshot):
-        return (5, m.term, m.leader_id, m.last_index, m.last_term, m.offset, len(m.data),
-                m.done)
+        return (5, m.term, m.leader_id, m.last_index, m.last_term, m.offset, len(m.data), m.done)
     return (6, m.term, m.last_index, m.next_offset, m.done)
 
 
@@ -139,15 +167,24 @@ def test_message_keys_are_the_digest_of_the_field_tuple(message):
 def test_the_network_forgets_every_envelope_that_left_it():
     """Memory stays flat: an event names its envelope by id, and the network
     keeps only the envelopes still in flight."""
-    options = SimOptions(steps=3000, drop_probability=0.1, duplicate_probability=0.1,
-                         partition_rate=0.01, crash_rate=0.003, delay_ms_max=50,
-                         liveness=False)
+    options = SimOptions(
+        steps=3000,
+        drop_probability=0.1,
+        duplicate_probability=0.1,
+        partition_rate=0.01,
+        crash_rate=0.003,
+        delay_ms_max=50,
+        liveness=False,
+    )
     sim = run_seed(5, options).sim
     network = sim.network
     refs = [e.ref for e in sim.events if isinstance(e, MESSAGE_EVENTS)]
     assert len(refs) > 1000 and all(type(ref) is int for ref in refs)
-    in_flight = [*network.pool, *(item[2] for item in network._future),
-                 *(env for envs in network._held.values() for env in envs)]
+    in_flight = [
+        *network.pool,
+        *(item[2] for item in network._future),
+        *(env for envs in network._held.values() for env in envs),
+    ]
     assert all(network.envelope(env.id) is env for env in in_flight)
     assert len(network._flying) == len(in_flight) == network.in_flight
     delivered = {e.ref for e in sim.events if e.kind in ("deliver", "drop")}
@@ -157,9 +194,15 @@ def test_the_network_forgets_every_envelope_that_left_it():
 def test_the_raftcore_node_reads_in_one_call_what_its_properties_say():
     """The checker reads a view's scalars in one call when it offers them:
     they must be exactly the properties, crashed nodes and new members too."""
-    options = SimOptions(steps=2000, drop_probability=0.05, partition_rate=0.01,
-                         crash_rate=0.01, member_rate=0.01, snapshot_rate=0.01,
-                         liveness=False)
+    options = SimOptions(
+        steps=2000,
+        drop_probability=0.05,
+        partition_rate=0.01,
+        crash_rate=0.01,
+        member_rate=0.01,
+        snapshot_rate=0.01,
+        liveness=False,
+    )
     seen = set()
 
     def compare(sim):

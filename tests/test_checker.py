@@ -171,9 +171,16 @@ def healthy_cluster() -> Cluster:
 
 def test_invariant_names_in_stable_order() -> None:
     assert INVARIANTS == (
-        "ElectionSafety", "VoteOnce", "VoteForSelf", "TermMonotonic", "CommitMonotonic",
-        "LeaderAppendOnly", "LogMatching", "LeaderCompleteness",
-        "StateMachineSafety", "CommittedNeverLost",
+        "ElectionSafety",
+        "VoteOnce",
+        "VoteForSelf",
+        "TermMonotonic",
+        "CommitMonotonic",
+        "LeaderAppendOnly",
+        "LogMatching",
+        "LeaderCompleteness",
+        "StateMachineSafety",
+        "CommittedNeverLost",
     )
     assert Checker().invariants == INVARIANTS
 

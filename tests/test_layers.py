@@ -75,8 +75,9 @@ def test_no_lazy_import_dodges_a_cycle() -> None:
 def _lint(cwd: Path, pythonpath: Path) -> subprocess.CompletedProcess[str]:
     lint = Path(sys.executable).with_name("lint-imports")
     env = {**os.environ, "PYTHONPATH": str(pythonpath)}
-    return subprocess.run([str(lint), "--no-cache"], cwd=cwd, capture_output=True, text=True,
-                          env=env)
+    return subprocess.run(
+        [str(lint), "--no-cache"], cwd=cwd, capture_output=True, text=True, env=env
+    )
 
 
 def test_the_contract_would_catch_an_upward_import(tmp_path: Path) -> None:
@@ -105,8 +106,10 @@ def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
     only, which never run; import-linter leaves them out too)."""
     skipped = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING",
-                                                                  "typing.TYPE_CHECKING"):
+        if isinstance(node, ast.If) and ast.unparse(node.test) in (
+            "TYPE_CHECKING",
+            "typing.TYPE_CHECKING",
+        ):
             skipped.update(id(n) for stmt in node.body for n in ast.walk(stmt))
     return [n for n in ast.walk(tree) if id(n) not in skipped]
 

@@ -54,8 +54,13 @@ double_vote = raftcore_node.factory(DoubleVote)
 any_log = raftcore_node.factory(AnyLog)
 
 FAULTY = SimOptions(
-    servers=5, steps=2000, drop_probability=0.1, crash_rate=0.003, partition_rate=0.005,
-    liveness=False, node=NodeOptions(prevote=False),
+    servers=5,
+    steps=2000,
+    drop_probability=0.1,
+    crash_rate=0.003,
+    partition_rate=0.005,
+    liveness=False,
+    node=NodeOptions(prevote=False),
 )
 
 
@@ -74,18 +79,31 @@ def run(
     return sim, None
 
 
-def as_trace(tmp_path: Path, sim: Simulation, violation: Violation | None, spec: str,
-             events: Iterable[Event] | None = None) -> Path:
+def as_trace(
+    tmp_path: Path,
+    sim: Simulation,
+    violation: Violation | None,
+    spec: str,
+    events: Iterable[Event] | None = None,
+) -> Path:
     liveness = Liveness("skipped", "safety was violated" if violation else "switched off")
-    lines = trace_lines(sim.seed, sim.options, spec, sim.events if events is None else events,
-                        verdict_of(sim, violation, liveness))
+    lines = trace_lines(
+        sim.seed,
+        sim.options,
+        spec,
+        sim.events if events is None else events,
+        verdict_of(sim, violation, liveness),
+    )
     path = tmp_path / f"seed-{sim.seed}.jsonl"
     write_trace(path, lines)
     return path
 
 
-def find_violation(factory: NodeFactory, options: SimOptions, seeds: Iterable[int],
-                   ) -> tuple[Simulation, Violation]:
+def find_violation(
+    factory: NodeFactory,
+    options: SimOptions,
+    seeds: Iterable[int],
+) -> tuple[Simulation, Violation]:
     for seed in seeds:
         sim, violation = run(factory, seed, options)
         if violation is not None:
@@ -224,8 +242,13 @@ def test_healthy_trace_has_no_violation_marker(tmp_path):
 
 def test_long_run_report_is_small_and_drawn_in_a_window(tmp_path):
     options = SimOptions(
-        steps=20_000, drop_probability=0.05, duplicate_probability=0.05, partition_rate=0.005,
-        crash_rate=0.002, snapshot_rate=0.005, member_rate=0.001,
+        steps=20_000,
+        drop_probability=0.05,
+        duplicate_probability=0.05,
+        partition_rate=0.005,
+        crash_rate=0.002,
+        snapshot_rate=0.005,
+        member_rate=0.001,
     )
     result = run_seed(1, options)
     path = tmp_path / "long.jsonl"
@@ -280,11 +303,21 @@ def test_campaign_index_links_failing_seeds(tmp_path, double_vote_run):
     sim, violation = double_vote_run
     trace_path = as_trace(tmp_path, sim, violation, "tests.test_report:double_vote")
     write_report(str(trace_path), str(trace_path.with_suffix(".html")), factory=double_vote)
-    failing = SeedResult(sim.seed, "violation", violation.invariant, violation.step,
-                         violation.message, "skipped", "safety was violated", sim.step,
-                         "0123456789abcdef", str(trace_path))
-    passing = SeedResult(sim.seed + 1000, "ok", None, None, None, "ok", "fine", 400,
-                         "fedcba9876543210", None)
+    failing = SeedResult(
+        sim.seed,
+        "violation",
+        violation.invariant,
+        violation.step,
+        violation.message,
+        "skipped",
+        "safety was violated",
+        sim.step,
+        "0123456789abcdef",
+        str(trace_path),
+    )
+    passing = SeedResult(
+        sim.seed + 1000, "ok", None, None, None, "ok", "fine", 400, "fedcba9876543210", None
+    )
     index = write_campaign_index(str(tmp_path), [passing, failing])
     assert Path(index) == tmp_path / "index.html"
     text = Path(index).read_text()
@@ -303,8 +336,11 @@ def test_campaign_index_links_failing_seeds(tmp_path, double_vote_run):
 def _diverging(sim: Simulation) -> set[int]:
     """Indices in some node's last 50 entries where the nodes' logs disagree."""
     views = sim.views()
-    shown = {i for v in views
-             for i in range(max(v.snapshot_index + 1, v.last_index - 49, 1), v.last_index + 1)}
+    shown = {
+        i
+        for v in views
+        for i in range(max(v.snapshot_index + 1, v.last_index - 49, 1), v.last_index + 1)
+    }
     held = {i: {e for v in views if (e := v.entry(i)) is not None} for i in shown}
     return {index for index, entries in held.items() if len(entries) > 1}
 
@@ -329,8 +365,10 @@ def test_notes_say_when_a_log_grows_and_when_it_is_rewritten(tmp_path):
     else:
         raise AssertionError("no seed rewrote a log")
     grew = re.compile(r"node (\d+) appended index(?:es)? (?:(\d+)-)?(\d+) \(term (\d+)\)")
-    rewritten = re.compile(r"node (\d+) rewrote its log: it now ends at index (\d+) "
-                           r"\(term (\d+)\)")
+    rewritten = re.compile(
+        r"node (\d+) rewrote its log: it now ends at index (\d+) "
+        r"\(term (\d+)\)"
+    )
     sim = Simulation(trace.options, trace.seed, factory, checker=Checker())
     appended = rewrote = 0
     for step, event in enumerate(trace.events, start=1):
@@ -364,8 +402,16 @@ def test_the_story_prints_bracketed_text_as_it_is(tmp_path):
     for event in events:
         sim.apply(event)
     path = tmp_path / "t.jsonl"
-    write_trace(path, trace_lines(0, options, "virtraft.nodes.raftcore:default_factory",
-                                  sim.events, verdict_of(sim, None, Liveness("skipped", "-"))))
+    write_trace(
+        path,
+        trace_lines(
+            0,
+            options,
+            "virtraft.nodes.raftcore:default_factory",
+            sim.events,
+            verdict_of(sim, None, Liveness("skipped", "-")),
+        ),
+    )
     console = Console(width=200, record=True)
     print_story(console, read_trace(path))
     assert "[a, b] marked" in console.export_text()

@@ -73,8 +73,17 @@ def test_the_full_node_runs_what_the_minimal_node_skips():
 
 
 def test_cli_prints_why_it_skipped_and_exits_0(tmp_path, capsys):
-    code = main(["run", "--scenario", "membership_churn_under_partitions", "--node-factory",
-                 MINIMAL, "--out", str(tmp_path)])
+    code = main(
+        [
+            "run",
+            "--scenario",
+            "membership_churn_under_partitions",
+            "--node-factory",
+            MINIMAL,
+            "--out",
+            str(tmp_path),
+        ]
+    )
     out = " ".join(capsys.readouterr().out.split())
     assert code == 0
     assert f"skipped: {MINIMAL} lacks what this scenario needs: membership (phase 3" in out
@@ -85,8 +94,11 @@ def test_cli_prints_why_it_skipped_and_exits_0(tmp_path, capsys):
     "phase, needs",
     [
         ('action = "snapshot"\nnode = 2\n', ["snapshots"]),
-        ('action = "restart"\nnode = 2\nexpect = "node_caught_up"\nwithin_ms = 10\n'
-         "via_snapshot = true\n", ["snapshots"]),
+        (
+            'action = "restart"\nnode = 2\nexpect = "node_caught_up"\nwithin_ms = 10\n'
+            "via_snapshot = true\n",
+            ["snapshots"],
+        ),
         ('action = "restart"\nnode = 2\nexpect = "node_caught_up"\nwithin_ms = 10\n', []),
         ('action = "add_member"\n', ["membership"]),
         ('action = "remove_member"\nnode = 2\n', ["membership"]),
@@ -95,15 +107,18 @@ def test_cli_prints_why_it_skipped_and_exits_0(tmp_path, capsys):
 )
 def test_what_a_phase_needs(tmp_path, phase, needs):
     path = tmp_path / "x.toml"
-    path.write_text('name = "x"\nsummary = "s"\n[run]\nsteps = 10\n[[phases]]\nat_ms = 5\n'
-                    + phase)
+    path.write_text('name = "x"\nsummary = "s"\n[run]\nsteps = 10\n[[phases]]\nat_ms = 5\n' + phase)
     assert [need.capability for need in read_scenario(path).needs()] == needs
 
 
 def test_a_raft_option_the_file_sets_is_needed(tmp_path):
     path = tmp_path / "x.toml"
-    path.write_text('name = "x"\nsummary = "s"\n[raft]\nprevote = false\n'
-                    "election_timeout_ms = 500\n[run]\nsteps = 10\n")
+    path.write_text(
+        'name = "x"\nsummary = "s"\n[raft]\nprevote = false\n'
+        "election_timeout_ms = 500\n[run]\nsteps = 10\n"
+    )
     needs = read_scenario(path).needs()
     assert [(n.capability, n.option) for n in needs] == [
-        ("options", "election_timeout_ms"), ("options", "prevote")]
+        ("options", "election_timeout_ms"),
+        ("options", "prevote"),
+    ]

@@ -59,7 +59,9 @@ def test_the_outcome_says_which_phase_did_not_run_and_why(tmp_path):
 def test_a_window_the_run_never_closed_is_undecided(tmp_path):
     """`no_leader` until the script ends: a run cut short by max_steps did not
     reach the end, so the window is undecided, not held."""
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 [run]
 duration_ms = 60000
 max_steps = 50
@@ -67,7 +69,8 @@ max_steps = 50
 [[phases]]
 at_ms = 0
 expect = "no_leader"
-""")
+""",
+    )
     outcome = run_scenario(read_scenario(path), 0)
     (only,) = outcome.expectations
     assert not only.passed and only.detail.startswith("undecided when the run reached max_steps")
@@ -75,7 +78,9 @@ expect = "no_leader"
 
 
 def test_a_flap_cut_short_did_not_finish(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 [run]
 duration_ms = 1000
 max_steps = 2000
@@ -87,7 +92,8 @@ isolate = 1
 times = 100
 down_ms = 1000
 up_ms = 1000
-""")
+""",
+    )
     outcome = run_scenario(read_scenario(path), 0)
     (only,) = outcome.expectations
     assert only.description.startswith("phase 1 at 0 ms: flap isolate 1 100x")
@@ -96,7 +102,9 @@ up_ms = 1000
 
 
 def test_phases_after_one_that_could_not_happen_are_named(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 [run]
 duration_ms = 1000
 
@@ -114,7 +122,8 @@ wait_ms = 500
 [[phases]]
 at_ms = 200
 action = "heal"
-""")
+""",
+    )
     outcome = run_scenario(read_scenario(path), 0)
     failed = {e.description: e.detail for e in outcome.expectations if not e.passed}
     assert failed["phase 2 at 100 ms: crash leader"].startswith("could not happen within 500 ms")

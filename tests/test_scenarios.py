@@ -32,9 +32,16 @@ REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted(path.stem for path in SCENARIO_DIR.glob("*.toml"))
 # The issue's list, by the names we gave them.
 REQUIRED = {
-    "figure8", "leader_isolated", "majority_minority_split", "partial_connectivity",
-    "partial_connectivity_no_prevote", "flapping_link", "rolling_restarts",
-    "membership_churn_under_partitions", "snapshot_catch_up", "majority_crash_recovery",
+    "figure8",
+    "leader_isolated",
+    "majority_minority_split",
+    "partial_connectivity",
+    "partial_connectivity_no_prevote",
+    "flapping_link",
+    "rolling_restarts",
+    "membership_churn_under_partitions",
+    "snapshot_catch_up",
+    "majority_crash_recovery",
     "removed_node_campaigns",
 }
 # The bug zoo's mutant that commits an old term's entry by counting replicas.
@@ -60,8 +67,12 @@ def outcome_of(name: str, seed: int = 0) -> ScenarioOutcome:
 
 def virtraft(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "virtraft", *args], cwd=REPO,
-        env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "virtraft", *args],
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -117,7 +128,8 @@ def test_the_no_prevote_twin_fails_liveness_where_prevote_and_check_quorum_succe
     node = stuck.scenario.options.node
     assert not node.prevote and not node.check_quorum
     assert [p.action for p in ok.scenario.phases if p.action] == [
-        p.action for p in stuck.scenario.phases if p.action]
+        p.action for p in stuck.scenario.phases if p.action
+    ]
     # Without pre-vote the servers cut off from the old leader run their terms up.
     sim = stuck.run.sim
     leader = sim.leader()
@@ -131,8 +143,7 @@ def test_figure8_is_where_counting_old_replicas_breaks_safety():
     outcome = run_scenario(load_scenario("figure8"), 0, factory=FIG8_MUTANT)
     violation = outcome.run.violation
     assert violation is not None
-    assert violation.invariant in ("LeaderCompleteness", "StateMachineSafety",
-                                   "CommittedNeverLost")
+    assert violation.invariant in ("LeaderCompleteness", "StateMachineSafety", "CommittedNeverLost")
     assert outcome.failed and not outcome.as_stated
 
 
@@ -153,16 +164,28 @@ def test_flapping_link_expectation_fails_without_prevote(tmp_path):
         # Raft §5.4.1: 1 and 2 missed entries the others committed; they cannot win.
         ("majority_minority_split", "among = [3]\n", "among = [1, 2]\n", "a leader among 1, 2"),
         # Two servers of five cannot commit.
-        ("majority_crash_recovery", 'expect = "no_leader"\n',
-         'expect = "commit_within"\nwithin_ms = 3000\n', "a new command commits"),
+        (
+            "majority_crash_recovery",
+            'expect = "no_leader"\n',
+            'expect = "commit_within"\nwithin_ms = 3000\n',
+            "a new command commits",
+        ),
         # Three of five survive: they elect a leader.
-        ("majority_crash_recovery", "nodes = [1, 2, 3]\n\n", "nodes = [1, 2]\n\n",
-         "no node is leader"),
+        (
+            "majority_crash_recovery",
+            "nodes = [1, 2, 3]\n\n",
+            "nodes = [1, 2]\n\n",
+            "no node is leader",
+        ),
         # 300 ms is too soon for the isolated leader to be replaced.
         ("leader_isolated", "within_ms = 3000\n", "within_ms = 300\n", "a new leader"),
         # Without compaction the follower is caught up by AppendEntries alone.
-        ("snapshot_catch_up", 'action = "snapshot"\nnodes = "all"\n',
-         'action = "client"\ncount = 1\n', "by a snapshot transfer"),
+        (
+            "snapshot_catch_up",
+            'action = "snapshot"\nnodes = "all"\n',
+            'action = "client"\ncount = 1\n',
+            "by a snapshot transfer",
+        ),
     ],
 )
 def test_an_expectation_that_does_not_hold_fails_the_run(tmp_path, name, old, new, failing):
@@ -234,7 +257,8 @@ def test_a_scenario_trace_replays_to_the_same_verdict(tmp_path, name):
     original = outcome.run.sim
     assert sim.step == original.step and sim.clock_ms == original.clock_ms
     assert [(n.term, n.commit_index, n.last_index) for n in sim.views()] == [
-        (n.term, n.commit_index, n.last_index) for n in original.views()]
+        (n.term, n.commit_index, n.last_index) for n in original.views()
+    ]
     done = virtraft("replay", str(path))
     assert done.returncode == (1 if outcome.failed else 0), done.stderr
     assert "safety: ok" in done.stdout
@@ -253,16 +277,14 @@ def test_cli_lists_scenarios_with_their_expectation(capsys):
 
 def test_cli_runs_a_passing_scenario_with_exit_0(tmp_path, capsys):
     trace = tmp_path / "t.jsonl"
-    assert main(["run", "--scenario", "leader_isolated", "--seed", "2",
-                 "--trace", str(trace)]) == 0
+    assert main(["run", "--scenario", "leader_isolated", "--seed", "2", "--trace", str(trace)]) == 0
     out = capsys.readouterr().out
     assert "Expectations" in out and "safety: ok" in out and "liveness: ok" in out
     assert json.loads(trace.read_text().splitlines()[0])["scenario"] == "leader_isolated"
 
 
 def test_python_dash_m_runs_the_expected_failure_with_exit_1(tmp_path):
-    done = virtraft("run", "--scenario", "partial_connectivity_no_prevote", "--out",
-                    str(tmp_path))
+    done = virtraft("run", "--scenario", "partial_connectivity_no_prevote", "--out", str(tmp_path))
     assert done.returncode == 1, done.stderr
     assert "liveness: failed" in done.stdout
     assert "(as stated)" in done.stdout
@@ -270,16 +292,19 @@ def test_python_dash_m_runs_the_expected_failure_with_exit_1(tmp_path):
 
 
 def test_a_stated_failure_that_does_not_happen_is_not_as_stated(tmp_path):
-    path = copy_with(tmp_path, "partial_connectivity", 'summary = "',
-                     'expect_failure = "liveness"\nsummary = "')
+    path = copy_with(
+        tmp_path, "partial_connectivity", 'summary = "', 'expect_failure = "liveness"\nsummary = "'
+    )
     outcome = run_scenario(load_scenario(str(path)), 0)
     assert not outcome.failed and not outcome.as_stated
 
 
 def test_cli_malformed_scenario_is_one_line_and_exit_2(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
-    bad.write_text('name = "bad"\nsummary = "s"\n[run]\nduration_ms = 10\n'
-                   '[[phases]]\nat_ms = "soon"\naction = "heal"\n')
+    bad.write_text(
+        'name = "bad"\nsummary = "s"\n[run]\nduration_ms = 10\n'
+        '[[phases]]\nat_ms = "soon"\naction = "heal"\n'
+    )
     assert main(["run", "--scenario", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
@@ -301,30 +326,61 @@ HEAD = 'name = "x"\nsummary = "s"\n[run]\nduration_ms = 100\n'
 @pytest.mark.parametrize(
     "text, field, expected",
     [
-        (HEAD + '[[phases]]\nat_ms = 5\naction = "explode"\n', "phases[1].action",
-         "expected one of: partition, flap, heal"),
+        (
+            HEAD + '[[phases]]\nat_ms = 5\naction = "explode"\n',
+            "phases[1].action",
+            "expected one of: partition, flap, heal",
+        ),
         ('summary = "s"\n[run]\nduration_ms = 10\n', "name", "it is missing"),
-        (HEAD + '[[phases]]\nat_ms = -5\naction = "heal"\n', "phases[1].at_ms",
-         "expected a whole number of ms >= 0, got -5"),
+        (
+            HEAD + '[[phases]]\nat_ms = -5\naction = "heal"\n',
+            "phases[1].at_ms",
+            "expected a whole number of ms >= 0, got -5",
+        ),
         (HEAD + '[raft]\nprevote = "yes"\n', "raft.prevote", "expected true or false, got 'yes'"),
         (HEAD + "[raft]\npre_vote = true\n", "raft.pre_vote", "unknown key; expected one of"),
         (HEAD + "colour = 1\n", "colour", "unknown key"),
-        (HEAD + '[[phases]]\nat_ms = 5\naction = "heal"\nnode = 3\n', "phases[1].node",
-         "unknown key"),
-        (HEAD + '[[phases]]\nat_ms = 5\naction = "crash"\nnode = "S5"\n', "phases[1].node",
-         "a label set by an earlier phase, got 'S5'"),
-        (HEAD + '[[phases]]\nat_ms = 5\naction = "crash"\nnode = 6\n', "phases[1].node",
-         "a node id 1..5"),
-        (HEAD + '[[phases]]\nat_ms = 5\naction = "partition"\nisolate = 1\nbridge = 2\n',
-         "phases[1].bridge", "exactly one partition shape"),
-        (HEAD + '[[phases]]\nat_ms = 5\naction = "heal"\n[[phases]]\nat_ms = 3\n'
-         'action = "heal"\n', "phases[2].at_ms", "expected at_ms >= 5"),
-        (HEAD + '[[phases]]\nat_ms = 5\nexpect = "leader_within"\n', "phases[1].within_ms",
-         "it is missing"),
-        (HEAD + '[faults]\ndrop_probability = 1.5\n', "faults.drop_probability",
-         "a probability in [0, 1], got 1.5"),
-        (HEAD + '[raft]\nrequest_timeout_ms = 2000\n', "raft.request_timeout_ms",
-         "less than election_timeout_ms"),
+        (
+            HEAD + '[[phases]]\nat_ms = 5\naction = "heal"\nnode = 3\n',
+            "phases[1].node",
+            "unknown key",
+        ),
+        (
+            HEAD + '[[phases]]\nat_ms = 5\naction = "crash"\nnode = "S5"\n',
+            "phases[1].node",
+            "a label set by an earlier phase, got 'S5'",
+        ),
+        (
+            HEAD + '[[phases]]\nat_ms = 5\naction = "crash"\nnode = 6\n',
+            "phases[1].node",
+            "a node id 1..5",
+        ),
+        (
+            HEAD + '[[phases]]\nat_ms = 5\naction = "partition"\nisolate = 1\nbridge = 2\n',
+            "phases[1].bridge",
+            "exactly one partition shape",
+        ),
+        (
+            HEAD + '[[phases]]\nat_ms = 5\naction = "heal"\n[[phases]]\nat_ms = 3\n'
+            'action = "heal"\n',
+            "phases[2].at_ms",
+            "expected at_ms >= 5",
+        ),
+        (
+            HEAD + '[[phases]]\nat_ms = 5\nexpect = "leader_within"\n',
+            "phases[1].within_ms",
+            "it is missing",
+        ),
+        (
+            HEAD + "[faults]\ndrop_probability = 1.5\n",
+            "faults.drop_probability",
+            "a probability in [0, 1], got 1.5",
+        ),
+        (
+            HEAD + "[raft]\nrequest_timeout_ms = 2000\n",
+            "raft.request_timeout_ms",
+            "less than election_timeout_ms",
+        ),
         ('expect_failure = "sometimes"\n' + HEAD, "expect_failure", "liveness, expectation"),
         ('name = "x"\nsummary = "s"\n', "run.duration_ms", "or steps"),
         ('name = "x\nsummary', "not valid TOML", "line 1"),
@@ -355,7 +411,9 @@ def test_shipped_file_whose_name_disagrees_is_refused(tmp_path, monkeypatch):
 
 def test_phase_shapes_steps_and_waiting(tmp_path):
     path = tmp_path / "details.toml"
-    path.write_text(HEAD.replace("duration_ms = 100", "steps = 3000") + """
+    path.write_text(
+        HEAD.replace("duration_ms = 100", "steps = 3000")
+        + """
 [[phases]]
 at_step = 10
 expect = "leader_within"
@@ -397,7 +455,8 @@ wait_ms = 3000
 [[phases]]
 at_step = 2320
 action = "heal"
-""")
+"""
+    )
     outcome = run_scenario(read_scenario(path), 0)
     sim = outcome.run.sim
     partitions = [e for e in sim.events if isinstance(e, Partition)]

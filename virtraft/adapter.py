@@ -134,18 +134,22 @@ class NodeView(Protocol):
     @property
     def snapshot_index(self) -> int:
         """Last index covered by the node's snapshot (0 without one)."""
+
     @property
     def snapshot_term(self) -> int: ...
     def entry(self, index: int) -> tuple[int, int] | None:
         """(term, entry id) at index; None when compacted or absent. Entry ids
         are unique per client command; (term, id) identifies any entry."""
+
     @property
     def recent_applied(self) -> Sequence[tuple[int, int, int]]:
         """(index, term, entry id) applied since the simulator's last
         `begin_step()`, in order. A snapshot load applies nothing here."""
+
     @property
     def members(self) -> Membership:
         """The configuration this node believes in: (node id, is voting)."""
+
     def scalars(self) -> Scalars:
         """(alive, role, term, voted_for, commit_index, last_index, snapshot_index)."""
 
@@ -189,8 +193,15 @@ class NodeAdapter(abc.ABC):
         snapshot_index) in one call, for speed: the checker reads them for
         every touched node after every event. Override it when reading the
         properties one by one is slow."""
-        return (self.alive, self.role, self.term, self.voted_for, self.commit_index,
-                self.last_index, self.snapshot_index)
+        return (
+            self.alive,
+            self.role,
+            self.term,
+            self.voted_for,
+            self.commit_index,
+            self.last_index,
+            self.snapshot_index,
+        )
 
     # ---------------------------------------------------------- required: view
 
@@ -216,6 +227,7 @@ class NodeAdapter(abc.ABC):
     @abc.abstractmethod
     def snapshot_index(self) -> int:
         """Last index covered by the node's snapshot (0 without one)."""
+
     @property
     @abc.abstractmethod
     def snapshot_term(self) -> int: ...
@@ -223,11 +235,13 @@ class NodeAdapter(abc.ABC):
     def entry(self, index: int) -> tuple[int, int] | None:
         """(term, entry id) at index; None when compacted or absent. Entry ids
         are unique per client command; (term, id) identifies any entry."""
+
     @property
     @abc.abstractmethod
     def recent_applied(self) -> Sequence[tuple[int, int, int]]:
         """(index, term, entry id) applied since the simulator's last
         `begin_step()`, in order. A snapshot load applies nothing here."""
+
     @property
     @abc.abstractmethod
     def members(self) -> Membership:
@@ -238,10 +252,12 @@ class NodeAdapter(abc.ABC):
     @abc.abstractmethod
     def begin_step(self) -> None:
         """Forget `recent_applied`; the simulator calls this before each event."""
+
     @abc.abstractmethod
     def deliver(self, src: int, message: object) -> None:
         """Hand over a message. A refusal (bad message) may raise any
         exception listed in `refusals`; anything else is a finding."""
+
     @abc.abstractmethod
     def tick(self, msec: int) -> None: ...
     @abc.abstractmethod
@@ -249,16 +265,20 @@ class NodeAdapter(abc.ABC):
     @abc.abstractmethod
     def change_membership(self, change: MembershipChange, node: int) -> SubmitResult:
         """Only called when `capabilities.membership` is set."""
+
     @abc.abstractmethod
     def take_snapshot(self) -> bool:
         """Compact the log through what is applied; False if there is nothing
         to do. Only called when `capabilities.snapshots` is set."""
+
     @abc.abstractmethod
     def crash(self) -> None:
         """Lose all volatile state; the node stays down until restart()."""
+
     @abc.abstractmethod
     def restart(self) -> None:
         """Come back from durable state only."""
+
     @abc.abstractmethod
     def is_committed(self, submitted: Submitted) -> bool | None:
         """True once committed, False if lost (overwritten), None if pending."""
@@ -349,8 +369,14 @@ def messages_of(factory: NodeFactory) -> Messages:
     return messages if isinstance(messages, Messages) else DEFAULT_MESSAGES
 
 
-def build_node(factory: NodeFactory, node_id: int, members: Membership, send: Send,
-               rng: random.Random, options: NodeOptions) -> NodeAdapter:
+def build_node(
+    factory: NodeFactory,
+    node_id: int,
+    members: Membership,
+    send: Send,
+    rng: random.Random,
+    options: NodeOptions,
+) -> NodeAdapter:
     """Call the factory through the door: what it raises is the server's."""
     try:
         node = factory(node_id, members, send, rng, options)

@@ -23,8 +23,9 @@ class DyingNode(RaftcoreNode):
         super().deliver(src, message)
 
 
-def factory(node_id: int, members: Membership, send: Send, rng: random.Random,
-            options: NodeOptions) -> DyingNode:
+def factory(
+    node_id: int, members: Membership, send: Send, rng: random.Random, options: NodeOptions
+) -> DyingNode:
     return DyingNode(node_id, tuple(members), send, rng, options)
 
 

@@ -83,13 +83,21 @@ class MinimalNode(NodeAdapter):
     refusals = (RaftError,)
     server_class: type[RaftServer] = RaftServer
 
-    def __init__(self, node_id: int, members: Membership, send: Send, rng: random.Random,
-                 options: NodeOptions) -> None:
+    def __init__(
+        self,
+        node_id: int,
+        members: Membership,
+        send: Send,
+        rng: random.Random,
+        options: NodeOptions,
+    ) -> None:
         self.node_id = node_id
         self._members = tuple(members)
         self._rng = rng
-        self._config = Config(election_timeout_ms=options.election_timeout_ms,
-                              request_timeout_ms=options.request_timeout_ms)
+        self._config = Config(
+            election_timeout_ms=options.election_timeout_ms,
+            request_timeout_ms=options.request_timeout_ms,
+        )
         self._applied: list[tuple[int, int, int]] = []
         self._disk = _Durable(send, self._applied)
         self._server: RaftServer | None = None
@@ -179,21 +187,27 @@ class MinimalNode(NodeAdapter):
     def restart(self) -> None:
         disk = self._disk
         self._server = self.server_class.restore(
-            self.node_id, disk, config=self._config, rng=self._rng, members=self._members,
-            term=disk.term, voted_for=disk.voted_for,
-            entries=[disk.entries[i] for i in sorted(disk.entries)], snapshot=None,
+            self.node_id,
+            disk,
+            config=self._config,
+            rng=self._rng,
+            members=self._members,
+            term=disk.term,
+            voted_for=disk.voted_for,
+            entries=[disk.entries[i] for i in sorted(disk.entries)],
+            snapshot=None,
         )
 
     def is_committed(self, submitted: Submitted) -> bool | None:
         if self._server is None:
             return None
-        state = self._server.entry_committed(
-            EntryResponse(0, submitted.term, submitted.index))
+        state = self._server.entry_committed(EntryResponse(0, submitted.term, submitted.index))
         return None if state is EntryState.PENDING else state is EntryState.COMMITTED
 
 
-def factory(node_id: int, members: Membership, send: Send, rng: random.Random,
-            options: NodeOptions) -> MinimalNode:
+def factory(
+    node_id: int, members: Membership, send: Send, rng: random.Random, options: NodeOptions
+) -> MinimalNode:
     return MinimalNode(node_id, members, send, rng, options)
 
 
@@ -208,6 +222,7 @@ class PromiscuousNode(MinimalNode):
     server_class = _VotesForAnyone
 
 
-def promiscuous_factory(node_id: int, members: Membership, send: Send, rng: random.Random,
-                        options: NodeOptions) -> PromiscuousNode:
+def promiscuous_factory(
+    node_id: int, members: Membership, send: Send, rng: random.Random, options: NodeOptions
+) -> PromiscuousNode:
     return PromiscuousNode(node_id, members, send, rng, options)

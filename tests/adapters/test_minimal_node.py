@@ -20,21 +20,36 @@ from virtraft.sim.options import SimOptions
 from .minimal import MinimalNode
 
 SPEC = "tests.adapters.minimal:factory"
-RICH = ["--member-rate", "0.01", "--snapshot-rate", "0.01", "--crash-rate", "0.002",
-        "--partition-rate", "0.005"]
+RICH = [
+    "--member-rate",
+    "0.01",
+    "--snapshot-rate",
+    "0.01",
+    "--crash-rate",
+    "0.002",
+    "--partition-rate",
+    "0.005",
+]
 
 
 def test_the_minimal_node_declares_nothing_optional() -> None:
-    optional = {"capabilities", "caught_up", "last_applied", "entry_kind", "leader_hint",
-                "scalars"}
+    optional = {"capabilities", "caught_up", "last_applied", "entry_kind", "leader_hint", "scalars"}
     assert MinimalNode.capabilities == Capabilities()
     assert not optional & set(vars(MinimalNode))
     assert MinimalNode.scalars is NodeAdapter.scalars
 
 
 def test_a_factory_that_is_not_a_node_adapter_is_refused(tmp_path: Path, capsys) -> None:
-    code = main(["run", "--node-factory", "tests.adapters.test_minimal_node:not_a_node",
-                 "--steps", "10", "--quiet"])
+    code = main(
+        [
+            "run",
+            "--node-factory",
+            "tests.adapters.test_minimal_node:not_a_node",
+            "--steps",
+            "10",
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1 and "not a node (a virtraft.adapter.NodeAdapter)" in err[0]
@@ -58,8 +73,24 @@ def test_the_scheduler_draws_no_event_it_lacks_the_capability_for() -> None:
 
 def test_run_replay_shrink_and_report_work_with_it(tmp_path: Path, capsys) -> None:
     trace = tmp_path / "t.jsonl"
-    assert main(["run", "--seed", "2", "--steps", "1500", "--node-factory", SPEC, *RICH,
-                 "--trace", str(trace), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--seed",
+                "2",
+                "--steps",
+                "1500",
+                "--node-factory",
+                SPEC,
+                *RICH,
+                "--trace",
+                str(trace),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     header = json.loads(trace.read_text().splitlines()[0])
     assert header["factory"] == SPEC
     assert main(["replay", str(trace), "--node-factory", SPEC, "--quiet"]) == 0
@@ -69,14 +100,43 @@ def test_run_replay_shrink_and_report_work_with_it(tmp_path: Path, capsys) -> No
     assert "<svg" in page.read_text()
     # Nothing fails, so there is nothing to shrink: the command says so in one line.
     capsys.readouterr()
-    assert main(["shrink", str(trace), "--node-factory", SPEC, "-o", str(tmp_path / "s.jsonl"),
-                 "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "shrink",
+                str(trace),
+                "--node-factory",
+                SPEC,
+                "-o",
+                str(tmp_path / "s.jsonl"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
 def test_fuzz_works_with_it(tmp_path: Path) -> None:
-    assert main(["fuzz", "--seeds", "0:6", "--workers", "1", "--steps", "800",
-                 "--node-factory", SPEC, "--out", str(tmp_path), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "fuzz",
+                "--seeds",
+                "0:6",
+                "--workers",
+                "1",
+                "--steps",
+                "800",
+                "--node-factory",
+                SPEC,
+                "--out",
+                str(tmp_path),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
 
 
 @pytest.mark.parametrize("seed", [0])
@@ -84,13 +144,45 @@ def test_a_failing_minimal_node_is_found_shrunk_and_reported(tmp_path: Path, see
     """A safety bug behind the minimal door is caught, shrinks and reports."""
     spec = "tests.adapters.minimal:promiscuous_factory"
     trace = tmp_path / "bad.jsonl"
-    code = main(["run", "--seed", str(seed), "--steps", "4000", "--node-factory", spec,
-                 "--no-prevote", "--election-timeout-ms", "100", "--request-timeout-ms", "20",
-                 "--drop", "0.1", "--trace", str(trace), "--quiet"])
+    code = main(
+        [
+            "run",
+            "--seed",
+            str(seed),
+            "--steps",
+            "4000",
+            "--node-factory",
+            spec,
+            "--no-prevote",
+            "--election-timeout-ms",
+            "100",
+            "--request-timeout-ms",
+            "20",
+            "--drop",
+            "0.1",
+            "--trace",
+            str(trace),
+            "--quiet",
+        ]
+    )
     assert code == 1
     small = tmp_path / "small.jsonl"
-    assert main(["shrink", str(trace), "--node-factory", spec, "-o", str(small),
-                 "--max-replays", "2000", "--quiet"]) == 1  # the smaller trace still fails
+    assert (
+        main(
+            [
+                "shrink",
+                str(trace),
+                "--node-factory",
+                spec,
+                "-o",
+                str(small),
+                "--max-replays",
+                "2000",
+                "--quiet",
+            ]
+        )
+        == 1
+    )  # the smaller trace still fails
     assert len(small.read_text().splitlines()) < len(trace.read_text().splitlines())
     page = tmp_path / "r.html"
     assert main(["report", str(small), "--node-factory", spec, "-o", str(page), "--quiet"]) == 0

@@ -68,10 +68,33 @@ def _trace_bytes(tmp_path: Path, hash_seed: str) -> bytes:
     out = tmp_path / f"trace-{hash_seed}.jsonl"
     env = dict(os.environ, PYTHONHASHSEED=hash_seed, PYTHONPATH=str(ROOT))
     subprocess.run(
-        [sys.executable, "-m", "virtraft", "--quiet", "run", "--seed", "7", "--steps", "3000",
-         "--member-rate", "0.004", "--snapshot-rate", "0.004", "--crash-rate", "0.002",
-         "--drop", "0.05", "--node-factory", FACTORY, "--trace", str(out)],
-        env=env, check=False, cwd=ROOT, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "virtraft",
+            "--quiet",
+            "run",
+            "--seed",
+            "7",
+            "--steps",
+            "3000",
+            "--member-rate",
+            "0.004",
+            "--snapshot-rate",
+            "0.004",
+            "--crash-rate",
+            "0.002",
+            "--drop",
+            "0.05",
+            "--node-factory",
+            FACTORY,
+            "--trace",
+            str(out),
+        ],
+        env=env,
+        check=False,
+        cwd=ROOT,
+        timeout=300,
     )
     return out.read_bytes()
 
@@ -88,8 +111,9 @@ def _node():  # type: ignore[no-untyped-def]
 
     sent: list[tuple[int, object]] = []
     members = ((1, True), (2, True), (3, True))
-    return factory(1, members, lambda dst, m: sent.append((dst, m)), random.Random(1),
-                   NodeOptions())
+    return factory(
+        1, members, lambda dst, m: sent.append((dst, m)), random.Random(1), NodeOptions()
+    )
 
 
 @needs_library

@@ -26,10 +26,27 @@ MUTANT = "tests.sim.factories:votes_for_anyone"
 
 def test_ctrl_c_in_fuzz_prints_the_summary_and_writes_the_index(tmp_path: Path) -> None:
     """A real SIGINT: the finished seeds are summed up, failing ones indexed."""
-    command = [sys.executable, "-m", "virtraft", "fuzz", "--seeds", "0:100000", "--workers", "1",
-               "--node-factory", MUTANT, "--out", str(tmp_path)]
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             cwd=Path(__file__).resolve().parents[2])
+    command = [
+        sys.executable,
+        "-m",
+        "virtraft",
+        "fuzz",
+        "--seeds",
+        "0:100000",
+        "--workers",
+        "1",
+        "--node-factory",
+        MUTANT,
+        "--out",
+        str(tmp_path),
+    ]
+    child = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     campaign = tmp_path / "fuzz-0-100000"
     for _ in range(1200):  # until a failing seed is on disk (a bound, not a timing)
         if any(campaign.glob("seed-*.html")) or child.poll() is not None:
@@ -45,8 +62,20 @@ def test_ctrl_c_in_fuzz_prints_the_summary_and_writes_the_index(tmp_path: Path) 
 
 def test_workers_above_the_cores_are_capped_with_a_note(capsys) -> None:
     cores = default_workers()
-    code = main(["fuzz", "--seeds", "0:2", "--steps", "50", "--workers", str(cores + 7),
-                 "--no-liveness", "--out", "/dev/null/none"])
+    code = main(
+        [
+            "fuzz",
+            "--seeds",
+            "0:2",
+            "--steps",
+            "50",
+            "--workers",
+            str(cores + 7),
+            "--no-liveness",
+            "--out",
+            "/dev/null/none",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert f"--workers {cores + 7} is more than the {cores} cores" in out
@@ -55,8 +84,21 @@ def test_workers_above_the_cores_are_capped_with_a_note(capsys) -> None:
 
 def test_an_explicit_fault_flag_holds_under_swarm(tmp_path: Path) -> None:
     trace = tmp_path / "t.jsonl"
-    ran = cli("run", "--seed", "3", "--steps", "200", "--swarm", "--drop", "0.9",
-              "--election-timeout-ms", "500", "--trace", str(trace), "--quiet")
+    ran = cli(
+        "run",
+        "--seed",
+        "3",
+        "--steps",
+        "200",
+        "--swarm",
+        "--drop",
+        "0.9",
+        "--election-timeout-ms",
+        "500",
+        "--trace",
+        str(trace),
+        "--quiet",
+    )
     assert ran.code == 0, ran.err
     options = json.loads(trace.read_text().splitlines()[0])["options"]
     assert options["drop_probability"] == 0.9

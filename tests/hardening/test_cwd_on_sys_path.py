@@ -31,8 +31,7 @@ def decoy_dir(tmp_path) -> tuple[Path, Path]:
 RUN = ["run", "--seed", "1", "--steps", "30", "--no-liveness"]
 
 
-def test_the_console_script_never_runs_a_raftcore_py_of_the_current_directory(decoy_dir,
-                                                                              tmp_path):
+def test_the_console_script_never_runs_a_raftcore_py_of_the_current_directory(decoy_dir, tmp_path):
     work, marker = decoy_dir
     ran = console_script(*RUN, cwd=work, bin_dir=tmp_path / "bin")
     assert ran.code == 0, ran.err
@@ -46,13 +45,14 @@ def test_nor_does_python_dash_m(decoy_dir):
     assert not marker.exists()
 
 
-def test_a_factory_in_the_current_directory_is_found_after_installed_packages(decoy_dir,
-                                                                              tmp_path):
+def test_a_factory_in_the_current_directory_is_found_after_installed_packages(decoy_dir, tmp_path):
     work, marker = decoy_dir
     (work / "my_nodes.py").write_text(
-        "from virtraft.nodes.raftcore import default_factory as make\n")
-    ran = console_script(*RUN, "--node-factory", "my_nodes:make", cwd=work,
-                         bin_dir=tmp_path / "bin")
+        "from virtraft.nodes.raftcore import default_factory as make\n"
+    )
+    ran = console_script(
+        *RUN, "--node-factory", "my_nodes:make", cwd=work, bin_dir=tmp_path / "bin"
+    )
     assert ran.code == 0, ran.err
     assert "factory=my_nodes:make" in ran.out
     assert not marker.exists()

@@ -63,8 +63,9 @@ def test_an_integer_longer_than_4300_digits(lines, tmp_path):
     event = json.loads(lines[tick])
     text = json.dumps(event).replace(f'"ms": {event["ms"]}', '"ms": ' + "9" * 5000)
     assert text != json.dumps(event)
-    replay_and_report(write(tmp_path / "t.jsonl", replace_line(lines, tick, text)),
-                      f":{tick + 1}:", "digits")
+    replay_and_report(
+        write(tmp_path / "t.jsonl", replace_line(lines, tick, text)), f":{tick + 1}:", "digits"
+    )
 
 
 @pytest.mark.parametrize("where", ["factory", "versions", "note"])
@@ -148,8 +149,13 @@ def test_a_directory_is_refused(tmp_path):
 
 # ----------------------------------------------------------------- verdict
 
-VIOLATION = {"invariant": "VoteOnce", "step": 3, "nodes": [1, 2], "message": "two votes",
-             "witness": {"term": 1}}
+VIOLATION = {
+    "invariant": "VoteOnce",
+    "step": 3,
+    "nodes": [1, 2],
+    "message": "two votes",
+    "witness": {"term": 1},
+}
 
 
 def with_verdict(lines: list[str], **changes) -> list[str]:
@@ -158,30 +164,53 @@ def with_verdict(lines: list[str], **changes) -> list[str]:
     return replace_line(lines, len(lines) - 1, json.dumps(verdict))
 
 
-@pytest.mark.parametrize("field, value", [
-    ("nodes", True), ("nodes", 7), ("nodes", 2.5), ("nodes", [[1]]), ("nodes", {"a": 1}),
-    ("step", "3"), ("step", None), ("invariant", ["VoteOnce"]), ("message", {}),
-    ("witness", [1]),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("nodes", True),
+        ("nodes", 7),
+        ("nodes", 2.5),
+        ("nodes", [[1]]),
+        ("nodes", {"a": 1}),
+        ("step", "3"),
+        ("step", None),
+        ("invariant", ["VoteOnce"]),
+        ("message", {}),
+        ("witness", [1]),
+    ],
+)
 def test_a_recorded_violation_with_a_field_of_the_wrong_type(lines, tmp_path, field, value):
-    trace = write(tmp_path / "t.jsonl", with_verdict(lines, safety="violation",
-                                                     violation={**VIOLATION, field: value}))
+    trace = write(
+        tmp_path / "t.jsonl",
+        with_verdict(lines, safety="violation", violation={**VIOLATION, field: value}),
+    )
     replay_and_report(trace, f":{len(lines)}:", f"verdict.violation.{field}")
 
 
-@pytest.mark.parametrize("field, value", [
-    ("verdict", ["failed"]), ("reason", 3), ("leader_at_ms", "soon"), ("committed_at_ms", {}),
-])
-def test_a_recorded_liveness_verdict_with_a_field_of_the_wrong_type(lines, tmp_path, field,
-                                                                   value):
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("verdict", ["failed"]),
+        ("reason", 3),
+        ("leader_at_ms", "soon"),
+        ("committed_at_ms", {}),
+    ],
+)
+def test_a_recorded_liveness_verdict_with_a_field_of_the_wrong_type(lines, tmp_path, field, value):
     liveness = {**json.loads(lines[-1])["liveness"], field: value}
     trace = write(tmp_path / "t.jsonl", with_verdict(lines, liveness=liveness))
     replay_and_report(trace, f":{len(lines)}:", f"verdict.liveness.{field}")
 
 
-@pytest.mark.parametrize("field, value", [
-    ("steps", "150"), ("clock_ms", -1), ("stats", [1]), ("safety", False),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("steps", "150"),
+        ("clock_ms", -1),
+        ("stats", [1]),
+        ("safety", False),
+    ],
+)
 def test_a_verdict_field_of_the_wrong_type(lines, tmp_path, field, value):
     trace = write(tmp_path / "t.jsonl", with_verdict(lines, **{field: value}))
     replay_and_report(trace, f":{len(lines)}:", f"verdict.{field}")
@@ -207,11 +236,20 @@ def test_a_switch_in_the_options_must_be_true_or_false(lines, tmp_path, name, va
 # ----------------------------------------------------- one line, printable
 
 
-@pytest.mark.parametrize("text", ["two\nlines", "carriage\rreturn", "\x1b[2Jclear",
-                                  "\x1b]8;;http://example.com\x1b\\link\x1b]8;;\x1b\\"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "two\nlines",
+        "carriage\rreturn",
+        "\x1b[2Jclear",
+        "\x1b]8;;http://example.com\x1b\\link\x1b]8;;\x1b\\",
+    ],
+)
 def test_text_from_a_trace_reaches_stderr_as_one_printable_line(lines, tmp_path, text):
-    trace = write(tmp_path / "t.jsonl", with_verdict(
-        lines, safety="violation", violation={**VIOLATION, "invariant": text}))
+    trace = write(
+        tmp_path / "t.jsonl",
+        with_verdict(lines, safety="violation", violation={**VIOLATION, "invariant": text}),
+    )
     line = cli("replay", str(trace)).one_line_error("replay ended without the recorded")
     assert line.isprintable()
     assert text.split("\x1b")[-1].split("\n")[-1].split("\r")[-1] in line
@@ -236,8 +274,7 @@ def wide(monkeypatch):
 
 
 def test_markup_and_escapes_in_a_recorded_reason_print_as_text(lines, tmp_path, wide):
-    liveness = {**json.loads(lines[-1])["liveness"], "verdict": "failed",
-                "reason": MARKUP + LINK}
+    liveness = {**json.loads(lines[-1])["liveness"], "verdict": "failed", "reason": MARKUP + LINK}
     trace = write(tmp_path / "t.jsonl", with_verdict(lines, liveness=liveness))
     ran = cli("replay", str(trace))
     assert ran.code == 1, ran.err
@@ -298,13 +335,16 @@ def test_a_broken_node_factory(tmp_path, monkeypatch, lines, kind):
 HUGE = "100000000000000000000"  # 1e20
 
 
-@pytest.mark.parametrize("argv, option", [
-    (["run", "--steps", "300", "--tick-ms-max", HUGE], "--tick-ms-max"),
-    (["run", "--steps", "300", "--delay-max-ms", HUGE], "--delay-max-ms"),
-    (["run", "--steps", "300", "--election-timeout-ms", HUGE], "--election-timeout-ms"),
-    (["fuzz", "--seeds", f"0:{HUGE}", "--steps", "10", "--workers", "1"], "--seeds"),
-    (["zoo", "--seeds", f"5:{HUGE}"], "--seeds"),
-])
+@pytest.mark.parametrize(
+    "argv, option",
+    [
+        (["run", "--steps", "300", "--tick-ms-max", HUGE], "--tick-ms-max"),
+        (["run", "--steps", "300", "--delay-max-ms", HUGE], "--delay-max-ms"),
+        (["run", "--steps", "300", "--election-timeout-ms", HUGE], "--election-timeout-ms"),
+        (["fuzz", "--seeds", f"0:{HUGE}", "--steps", "10", "--workers", "1"], "--seeds"),
+        (["zoo", "--seeds", f"5:{HUGE}"], "--seeds"),
+    ],
+)
 def test_a_huge_number_on_the_command_line(argv, option):
     ran = cli(*argv)
     assert "NodeException" not in ran.out
@@ -322,11 +362,14 @@ def test_a_huge_time_in_a_trace(lines, tmp_path, name):
 # -------------------------------------------------------- Dask scheduler
 
 
-@pytest.mark.parametrize("address, needle", [
-    ("not a url", "missing port"),
-    ("foo://bar:1", "unknown address scheme"),
-    ("tcp://127.0.0.1:1", "Timed out"),
-])
+@pytest.mark.parametrize(
+    "address, needle",
+    [
+        ("not a url", "missing port"),
+        ("foo://bar:1", "unknown address scheme"),
+        ("tcp://127.0.0.1:1", "Timed out"),
+    ],
+)
 def test_a_scheduler_that_cannot_be_reached(monkeypatch, address, needle):
     pytest.importorskip("distributed")
     import time
@@ -335,8 +378,18 @@ def test_a_scheduler_that_cannot_be_reached(monkeypatch, address, needle):
 
     monkeypatch.setattr(fuzz, "CONNECT_SECONDS", 1, raising=False)
     started = time.monotonic()
-    ran = cli("fuzz", "--seeds", "0:2", "--steps", "10", "--executor", "dask",
-              "--scheduler", address, "--quiet")
+    ran = cli(
+        "fuzz",
+        "--seeds",
+        "0:2",
+        "--steps",
+        "10",
+        "--executor",
+        "dask",
+        "--scheduler",
+        address,
+        "--quiet",
+    )
     assert time.monotonic() - started < 15
     ran.one_line_error("Dask scheduler", repr(address), needle)
 
@@ -359,17 +412,24 @@ count = {count}
 FITS = {"duration_ms": 2000, "max_steps": 100000, "at_ms": 100, "count": 2}
 
 
-@pytest.mark.parametrize("field, value", [
-    ("count", 10_000_000), ("duration_ms", 10**15), ("max_steps", 10**12), ("at_ms", 10**15),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("count", 10_000_000),
+        ("duration_ms", 10**15),
+        ("max_steps", 10**12),
+        ("at_ms", 10**15),
+    ],
+)
 def test_a_scenario_asking_for_too_much_is_refused(tmp_path, field, value):
     import threading
 
     path = tmp_path / "huge.toml"
     path.write_text(SCENARIO.format(**{**FITS, field: value}))
     result = []
-    worker = threading.Thread(target=lambda: result.append(cli("run", "--scenario", str(path))),
-                              daemon=True)
+    worker = threading.Thread(
+        target=lambda: result.append(cli("run", "--scenario", str(path))), daemon=True
+    )
     worker.start()
     worker.join(20)
     assert result, "the scenario ran instead of being refused"

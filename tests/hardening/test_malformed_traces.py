@@ -34,9 +34,18 @@ WRONG_TYPES: tuple[Any, ...] = (None, True, 7, 2.5, "text", [1, 2], {"a": 1})
 RAW = "\0raw:"
 HUGE = (10**30, -(2**64), RAW + "9" * 4299, RAW + "9" * 5000, RAW + "1e400", RAW + "NaN")
 STRINGS = (
-    RAW + '"\\ud800"', RAW + '"a\\udc80b"', "[/x]", "[node 3]", "[bold]oops",
-    "\x1b[2J\x1b[31mred", "\x1b]8;;http://example.com\x1b\\link\x1b]8;;\x1b\\",
-    "two\nlines", "\r", "\x00", "\u2028", "",
+    RAW + '"\\ud800"',
+    RAW + '"a\\udc80b"',
+    "[/x]",
+    "[node 3]",
+    "[bold]oops",
+    "\x1b[2J\x1b[31mred",
+    "\x1b]8;;http://example.com\x1b\\link\x1b]8;;\x1b\\",
+    "two\nlines",
+    "\r",
+    "\x00",
+    "\u2028",
+    "",
 )
 DEPTHS = (40, 500, 1000, 100_000)
 FLIPS = 120
@@ -52,7 +61,7 @@ def _put(record: dict[str, Any], path: tuple[str, ...], value: Any) -> str:
         target = target[key]
     if isinstance(value, str) and value.startswith(RAW):
         target[path[-1]] = "\0slot"
-        return json.dumps(record).replace('"\\u0000slot"', value[len(RAW):])
+        return json.dumps(record).replace('"\\u0000slot"', value[len(RAW) :])
     target[path[-1]] = value
     return json.dumps(record)
 
@@ -60,7 +69,7 @@ def _put(record: dict[str, Any], path: tuple[str, ...], value: Any) -> str:
 def _label(value: Any) -> str:
     """How an input's name shows a value: short, and without the RAW mark."""
     raw = isinstance(value, str) and value.startswith(RAW)
-    text = value[len(RAW):] if raw else repr(value)
+    text = value[len(RAW) :] if raw else repr(value)
     return text if len(text) <= 24 else f"{text[:21]}... ({len(text)} characters)"
 
 
@@ -73,8 +82,9 @@ def _without(record: dict[str, Any], path: tuple[str, ...]) -> str:
     return json.dumps(record)
 
 
-def _fields(record: dict[str, Any], prefix: tuple[str, ...] = ()
-            ) -> Iterator[tuple[tuple[str, ...], Any]]:
+def _fields(
+    record: dict[str, Any], prefix: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], Any]]:
     """Every field, and the fields of nested objects (not of the run's
     statistics, which are counts like any other)."""
     for key, value in record.items():
@@ -112,18 +122,28 @@ def corpus(lines: list[str]) -> list[tuple[str, bytes]]:
     first: dict[str, int] = {}
     for index in range(1, len(lines) - 1):
         first.setdefault(json.loads(lines[index])["e"], index)
-    violation = {"invariant": "VoteOnce", "step": 3, "nodes": [1, 2], "message": "two votes",
-                 "witness": {"term": 1}}
-    failed = {"verdict": "failed", "reason": "no leader", "leader_at_ms": None,
-              "committed_at_ms": None}
+    violation = {
+        "invariant": "VoteOnce",
+        "step": 3,
+        "nodes": [1, 2],
+        "message": "two votes",
+        "witness": {"term": 1},
+    }
+    failed = {
+        "verdict": "failed",
+        "reason": "no leader",
+        "leader_at_ms": None,
+        "committed_at_ms": None,
+    }
     records: list[tuple[str, int, dict[str, Any], tuple[str, ...]]] = [
         ("header", 0, header, ()),
-        *((f"{kind} event", index, json.loads(lines[index]), ())
-          for kind, index in sorted(first.items())),
+        *(
+            (f"{kind} event", index, json.loads(lines[index]), ())
+            for kind, index in sorted(first.items())
+        ),
         ("verdict", len(lines) - 1, verdict, ()),
         # Only the inner fields of these two: their top level is the verdict's.
-        ("violating verdict", len(lines) - 1, {**verdict, "violation": violation},
-         ("violation",)),
+        ("violating verdict", len(lines) - 1, {**verdict, "violation": violation}, ("violation",)),
         ("failing verdict", len(lines) - 1, {**verdict, "liveness": failed}, ("liveness",)),
     ]
     for what, index, record, within in records:
@@ -139,13 +159,13 @@ def corpus(lines: list[str]) -> list[tuple[str, bytes]]:
                     add(f"{where} = {_label(huge)}", with_line(index, _put(record, path, huge)))
             if isinstance(value, str) or value is None:
                 for string in STRINGS:
-                    add(f"{where} = {_label(string)}",
-                        with_line(index, _put(record, path, string)))
+                    add(f"{where} = {_label(string)}", with_line(index, _put(record, path, string)))
             if isinstance(value, dict | list) or path[-1] in ("type", "e"):
                 for depth in DEPTHS:
                     nested = RAW + "[" * depth + "]" * depth
-                    add(f"{where} nested {depth} deep",
-                        with_line(index, _put(record, path, nested)))
+                    add(
+                        f"{where} nested {depth} deep", with_line(index, _put(record, path, nested))
+                    )
 
     middle = len(lines) // 2
     add("empty file", b"")
@@ -181,8 +201,7 @@ def _argv(command: str, trace: Path) -> list[str]:
     return [command, str(trace)]
 
 
-def _judge(command: str, trace: Path, code: int, out: str, err: str, seconds: float
-           ) -> str | None:
+def _judge(command: str, trace: Path, code: int, out: str, err: str, seconds: float) -> str | None:
     """What is wrong with how `command` ended on `trace`, or None."""
     if "Traceback" in err:
         return "a traceback"
@@ -213,8 +232,7 @@ def test_the_base_trace_is_valid_and_replays(lines, tmp_path):
     assert len(kinds) == 11, kinds  # every kind of event
 
 
-def test_malformed_traces_end_in_a_verdict_or_one_line(lines, tmp_path, capsys,
-                                                       record_property):
+def test_malformed_traces_end_in_a_verdict_or_one_line(lines, tmp_path, capsys, record_property):
     inputs = corpus(lines)
     assert len(inputs) >= 500
     assert len(dict(inputs)) == len(inputs), "every input has a name of its own"
@@ -232,19 +250,21 @@ def test_malformed_traces_end_in_a_verdict_or_one_line(lines, tmp_path, capsys,
                 codes[command, "raised"] += 1
                 problems.append(f"{command} [{name}]: raised {type(exc).__name__}: {exc!s:.200}")
                 continue
-            problem = _judge(command, trace, ran.code, ran.out, ran.err,
-                             time.monotonic() - began)
+            problem = _judge(command, trace, ran.code, ran.out, ran.err, time.monotonic() - began)
             codes[command, f"exit {ran.code}"] += 1
             if problem is not None:
                 problems.append(f"{command} [{name}]: {problem}: {ran.err.strip()[-300:]}")
     seen = ", ".join(f"{command} {code}: {n}" for (command, code), n in sorted(codes.items()))
-    summary = (f"{len(inputs)} malformed traces, {len(inputs) * len(COMMANDS)} runs in "
-               f"{time.monotonic() - started:.1f} s; {seen}")
+    summary = (
+        f"{len(inputs)} malformed traces, {len(inputs) * len(COMMANDS)} runs in "
+        f"{time.monotonic() - started:.1f} s; {seen}"
+    )
     record_property("malformed_traces", summary)
     with capsys.disabled():
         print(f"\n{summary}")
     assert not problems, f"{len(problems)} of {len(inputs) * len(COMMANDS)} runs:\n" + "\n".join(
-        problems[:40])
+        problems[:40]
+    )
 
 
 # One of each kind, through `python -m virtraft` in a child process.
@@ -267,9 +287,15 @@ def test_a_handful_through_the_real_command(lines, tmp_path, name):
     trace.write_bytes(found[name])
     for command in COMMANDS:
         began = time.monotonic()
-        done = subprocess.run([sys.executable, "-m", "virtraft", *_argv(command, trace)],
-                              cwd=REPO, env=subprocess_env(), capture_output=True, text=True,
-                              timeout=SECONDS_EACH)
-        problem = _judge(command, trace, done.returncode, done.stdout, done.stderr,
-                         time.monotonic() - began)
+        done = subprocess.run(
+            [sys.executable, "-m", "virtraft", *_argv(command, trace)],
+            cwd=REPO,
+            env=subprocess_env(),
+            capture_output=True,
+            text=True,
+            timeout=SECONDS_EACH,
+        )
+        problem = _judge(
+            command, trace, done.returncode, done.stdout, done.stderr, time.monotonic() - began
+        )
         assert problem is None, (command, name, problem, done.stderr)

@@ -54,16 +54,26 @@ def naming(lines: list[str], path: Path, spec: str) -> Path:
     header["factory"] = spec
     verdict = json.loads(lines[-1])
     verdict["safety"] = "violation"
-    verdict["violation"] = {"invariant": "VoteOnce", "step": 3, "nodes": [1],
-                            "message": "two votes in one term", "witness": {}}
+    verdict["violation"] = {
+        "invariant": "VoteOnce",
+        "step": 3,
+        "nodes": [1],
+        "message": "two votes in one term",
+        "witness": {},
+    }
     path.write_text("\n".join([json.dumps(header), *lines[1:-1], json.dumps(verdict)]) + "\n")
     return path
 
 
-@pytest.mark.parametrize("command", [
-    ["replay"], ["replay", "--story"], ["report", "-o", "{tmp}/r.html"],
-    ["shrink", "-o", "{tmp}/small.jsonl"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["replay"],
+        ["replay", "--story"],
+        ["report", "-o", "{tmp}/r.html"],
+        ["shrink", "-o", "{tmp}/small.jsonl"],
+    ],
+)
 def test_a_factory_named_by_the_trace_is_never_imported(command, planted, lines, tmp_path):
     name, _home, marker = planted
     trace = naming(lines, tmp_path / "t.jsonl", f"{name}:factory")
@@ -92,7 +102,13 @@ def test_a_factory_the_user_names_is_the_one_that_runs(lines, tmp_path):
     assert ran.code == 0, ran.err
     assert "as recorded" in ran.out
     report = tmp_path / "r.html"
-    ran = cli("report", str(trace), "-o", str(report),
-              "--node-factory", "virtraft.nodes.raftcore:default_factory")
+    ran = cli(
+        "report",
+        str(trace),
+        "-o",
+        str(report),
+        "--node-factory",
+        "virtraft.nodes.raftcore:default_factory",
+    )
     assert ran.code == 0, ran.err
     assert "could not load" not in report.read_text()

@@ -19,8 +19,16 @@ REPO = Path(__file__).resolve().parents[2]
 
 # Three servers, fast timers and every fault: 60 events of all eleven kinds.
 SMALL = SimOptions(
-    servers=3, steps=60, drop_probability=0.1, duplicate_probability=0.1, partition_rate=0.03,
-    crash_rate=0.01, member_rate=0.05, snapshot_rate=0.05, client_rate=0.2, liveness=False,
+    servers=3,
+    steps=60,
+    drop_probability=0.1,
+    duplicate_probability=0.1,
+    partition_rate=0.03,
+    crash_rate=0.01,
+    member_rate=0.05,
+    snapshot_rate=0.05,
+    client_rate=0.2,
+    liveness=False,
     node=NodeOptions(election_timeout_ms=100, request_timeout_ms=20),
 )
 SMALL_SEED = 56
@@ -65,14 +73,19 @@ def cli(*argv: str) -> Ran:
 def subprocess_env(**extra: str) -> dict[str, str]:
     """The environment for a child that imports this checkout's packages."""
     path = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": str(REPO) + (os.pathsep + path if path else ""),
-            **extra}
+    return {**os.environ, "PYTHONPATH": str(REPO) + (os.pathsep + path if path else ""), **extra}
 
 
 def python_m(*argv: str, cwd: Path, timeout: float = 120) -> Ran:
     """`python -m virtraft ARGV` in a child process, from `cwd`."""
-    done = subprocess.run([sys.executable, "-m", "virtraft", *argv], cwd=cwd,
-                          env=subprocess_env(), capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, "-m", "virtraft", *argv],
+        cwd=cwd,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     return Ran(done.returncode, done.stdout, done.stderr)
 
 
@@ -84,10 +97,12 @@ def console_script_text() -> str:
 
     entry = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]["virtraft"]
     module, _, function = entry.partition(":")
-    return (f"import re\nimport sys\nfrom {module} import {function}\n"
-            "if __name__ == '__main__':\n"
-            "    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n"
-            f"    sys.exit({function}())\n")
+    return (
+        f"import re\nimport sys\nfrom {module} import {function}\n"
+        "if __name__ == '__main__':\n"
+        "    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n"
+        f"    sys.exit({function}())\n"
+    )
 
 
 def console_script(*argv: str, cwd: Path, bin_dir: Path, timeout: float = 120) -> Ran:
@@ -95,6 +110,12 @@ def console_script(*argv: str, cwd: Path, bin_dir: Path, timeout: float = 120) -
     bin_dir.mkdir(parents=True, exist_ok=True)
     script = bin_dir / "virtraft"
     script.write_text(console_script_text())
-    done = subprocess.run([sys.executable, str(script), *argv], cwd=cwd, env=subprocess_env(),
-                          capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, str(script), *argv],
+        cwd=cwd,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     return Ran(done.returncode, done.stdout, done.stderr)

@@ -14,9 +14,27 @@ from virtraft.cli.commands import main
 
 REPO = Path(__file__).resolve().parents[2]
 ACCEPTANCE = [
-    "run", "--seed", "1", "--servers", "5", "--steps", "20000", "--drop", "0.05",
-    "--dup", "0.05", "--partition-rate", "0.01", "--crash-rate", "0.001",
-    "--client-rate", "0.3", "--member-rate", "0.001", "--snapshot-rate", "0.002",
+    "run",
+    "--seed",
+    "1",
+    "--servers",
+    "5",
+    "--steps",
+    "20000",
+    "--drop",
+    "0.05",
+    "--dup",
+    "0.05",
+    "--partition-rate",
+    "0.01",
+    "--crash-rate",
+    "0.001",
+    "--client-rate",
+    "0.3",
+    "--member-rate",
+    "0.001",
+    "--snapshot-rate",
+    "0.002",
 ]
 
 
@@ -24,8 +42,12 @@ def virtraft(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
     """Run `python -m virtraft` from the repository root, like a user would."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "virtraft", *args], cwd=REPO, env=full_env,
-        capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", "virtraft", *args],
+        cwd=REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -48,10 +70,26 @@ def test_same_seed_same_bytes_under_any_hash_seed(tmp_path):
     paths = []
     for hash_seed in ("0", "1"):
         path = tmp_path / f"t{hash_seed}.jsonl"
-        done = virtraft(*ACCEPTANCE[:-12], "--steps", "4000", "--drop", "0.05", "--dup", "0.05",
-                        "--partition-rate", "0.01", "--crash-rate", "0.002",
-                        "--member-rate", "0.002", "--snapshot-rate", "0.005",
-                        "--trace", str(path), env={"PYTHONHASHSEED": hash_seed})
+        done = virtraft(
+            *ACCEPTANCE[:-12],
+            "--steps",
+            "4000",
+            "--drop",
+            "0.05",
+            "--dup",
+            "0.05",
+            "--partition-rate",
+            "0.01",
+            "--crash-rate",
+            "0.002",
+            "--member-rate",
+            "0.002",
+            "--snapshot-rate",
+            "0.005",
+            "--trace",
+            str(path),
+            env={"PYTHONHASHSEED": hash_seed},
+        )
         assert done.returncode == 0, done.stderr
         paths.append(path)
     assert paths[0].read_bytes() == paths[1].read_bytes()
@@ -118,8 +156,17 @@ def test_bad_arguments_end_with_one_line_and_exit_2(args, needle):
 
 
 def test_a_server_exception_is_a_finding_with_a_trace(tmp_path):
-    done = virtraft("run", "--seed", "0", "--steps", "3000",
-                    "--node-factory", "tests.sim.factories:exploding", "--out", str(tmp_path))
+    done = virtraft(
+        "run",
+        "--seed",
+        "0",
+        "--steps",
+        "3000",
+        "--node-factory",
+        "tests.sim.factories:exploding",
+        "--out",
+        str(tmp_path),
+    )
     assert done.returncode == 1, done.stderr
     assert "NodeException" in done.stdout and "ZeroDivisionError" in done.stdout
     assert "Traceback" not in done.stderr
@@ -137,9 +184,19 @@ def test_python_dash_m_matches_the_console_script():
 
 
 def test_fuzz_saves_each_failing_seed_and_exits_1(tmp_path):
-    done = virtraft("fuzz", "--seeds", "0:12", "--steps", "1500", "--workers", "2",
-                    "--node-factory", "tests.sim.factories:votes_for_anyone",
-                    "--out", str(tmp_path))
+    done = virtraft(
+        "fuzz",
+        "--seeds",
+        "0:12",
+        "--steps",
+        "1500",
+        "--workers",
+        "2",
+        "--node-factory",
+        "tests.sim.factories:votes_for_anyone",
+        "--out",
+        str(tmp_path),
+    )
     assert done.returncode == 1, done.stderr
     saved = sorted(tmp_path.glob("fuzz-0-12/seed-*.jsonl"))
     assert saved
@@ -158,9 +215,19 @@ def test_unknown_option_in_a_trace_header_is_refused(good_trace, tmp_path):
 
 
 def test_replay_refuses_a_trace_whose_violation_moved(tmp_path):
-    done = virtraft("fuzz", "--seeds", "20:30", "--steps", "3000", "--workers", "1",
-                    "--node-factory", "tests.sim.factories:votes_for_anyone",
-                    "--out", str(tmp_path))
+    done = virtraft(
+        "fuzz",
+        "--seeds",
+        "20:30",
+        "--steps",
+        "3000",
+        "--workers",
+        "1",
+        "--node-factory",
+        "tests.sim.factories:votes_for_anyone",
+        "--out",
+        str(tmp_path),
+    )
     assert done.returncode == 1
     trace = sorted(tmp_path.glob("fuzz-20-30/seed-*.jsonl"))[0]
     lines = trace.read_text().splitlines()
@@ -169,5 +236,8 @@ def test_replay_refuses_a_trace_whose_violation_moved(tmp_path):
     lines[-1] = json.dumps(verdict)
     moved = tmp_path / "moved.jsonl"
     moved.write_text("\n".join(lines) + "\n")
-    _one_line_error(virtraft("replay", str(moved), "--node-factory",
-                             "tests.sim.factories:votes_for_anyone"), "recorded", "at step")
+    _one_line_error(
+        virtraft("replay", str(moved), "--node-factory", "tests.sim.factories:votes_for_anyone"),
+        "recorded",
+        "at step",
+    )

@@ -30,8 +30,10 @@ def test_swarm_draws_the_raft_settings_that_hide_bugs_too():
     for options in drawn:
         validate(options)
         node = options.node
-        assert node.election_timeout_ms in (base.node.election_timeout_ms,
-                                            base.node.election_timeout_ms // 10)
+        assert node.election_timeout_ms in (
+            base.node.election_timeout_ms,
+            base.node.election_timeout_ms // 10,
+        )
         if node.max_entries_per_msg == 1:
             assert node.election_timeout_ms < base.node.election_timeout_ms
     nodes = [o.node for o in drawn]

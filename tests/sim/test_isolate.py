@@ -11,8 +11,12 @@ from virtraft.trace.format import read_trace
 
 
 def test_a_dead_worker_is_a_finding_with_its_trace(tmp_path) -> None:
-    spec = CampaignSpec(SimOptions(servers=3, steps=1500, liveness=False),
-                        "tests.adapters.dying:factory", False, str(tmp_path))
+    spec = CampaignSpec(
+        SimOptions(servers=3, steps=1500, liveness=False),
+        "tests.adapters.dying:factory",
+        False,
+        str(tmp_path),
+    )
     results = run_campaign(range(3), spec, workers=2)
     assert [r.seed for r in results] == [0, 1, 2]
     for result in results:

@@ -84,8 +84,9 @@ def test_connected_majority_is_a_graph_query():
     net.set_partition(down + [(3, 1), (3, 2), (3, 4)])
     assert not net.connected_majority([1, 2, 3, 4, 5])
     net.heal()
-    net.set_partition([(a, b) for a in (1, 2) for b in (3, 4, 5)] +
-                      [(b, a) for a in (1, 2) for b in (3, 4, 5)])
+    net.set_partition(
+        [(a, b) for a in (1, 2) for b in (3, 4, 5)] + [(b, a) for a in (1, 2) for b in (3, 4, 5)]
+    )
     assert net.connected_majority([1, 2, 3, 4, 5])  # 3, 4, 5 together
     net.heal()
     groups = {1: 0, 2: 0, 3: 1, 4: 1, 5: 2}

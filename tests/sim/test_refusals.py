@@ -25,7 +25,11 @@ MODULE = "tests.sim.test_refusals"
 # Elections rich in higher-term vote responses: no pre-vote, short timeouts,
 # five servers, lossy links.
 OPTIONS = SimOptions(
-    servers=5, steps=3000, liveness=False, drop_probability=0.1, partition_rate=0.02,
+    servers=5,
+    steps=3000,
+    liveness=False,
+    drop_probability=0.1,
+    partition_rate=0.02,
     node=NodeOptions(election_timeout_ms=100, request_timeout_ms=20, prevote=False),
 )
 SEED = 0

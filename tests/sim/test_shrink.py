@@ -39,8 +39,14 @@ def failing_run():
 
 def test_shrunk_trace_is_much_smaller_and_fails_the_same_way(failing_run):
     violation = failing_run.violation
-    outcome = shrink_events(failing_run.seed, failing_run.options, FACTORY,
-                            failing_run.events, violation.invariant, max_seconds=60)
+    outcome = shrink_events(
+        failing_run.seed,
+        failing_run.options,
+        FACTORY,
+        failing_run.events,
+        violation.invariant,
+        max_seconds=60,
+    )
     assert outcome.after < outcome.before
     assert outcome.after <= max(40, outcome.before // 10)
     sim = Simulation(outcome.options, failing_run.seed, load_factory(FACTORY), checker=Checker())
@@ -53,8 +59,9 @@ def test_shrunk_trace_is_much_smaller_and_fails_the_same_way(failing_run):
 def test_shrinking_a_trace_that_does_not_fail_is_refused(failing_run):
     healthy = run_seed(failing_run.seed, OPTIONS.replace(steps=200), swarm=True)
     with pytest.raises(ShrinkError):
-        shrink_events(healthy.seed, healthy.options, FACTORY, healthy.events[:5],
-                      "VoteOnce", max_seconds=5)
+        shrink_events(
+            healthy.seed, healthy.options, FACTORY, healthy.events[:5], "VoteOnce", max_seconds=5
+        )
 
 
 def test_cli_shrink_writes_a_trace_that_replays(failing_run, tmp_path):
@@ -63,9 +70,23 @@ def test_cli_shrink_writes_a_trace_that_replays(failing_run, tmp_path):
     big = tmp_path / "big.jsonl"
     small = tmp_path / "small.jsonl"
     write_trace(big, failing_run.trace_lines())
-    done = subprocess.run([sys.executable, "-m", "virtraft", "shrink", str(big), "-o", str(small),
-                           "--node-factory", FACTORY],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "virtraft",
+            "shrink",
+            str(big),
+            "-o",
+            str(small),
+            "--node-factory",
+            FACTORY,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 1, done.stderr
     said = " ".join(done.stdout.split())
     assert f"shrunk {len(failing_run.events)} events to" in said
@@ -73,17 +94,34 @@ def test_cli_shrink_writes_a_trace_that_replays(failing_run, tmp_path):
     shrunk_events = len(small.read_text().splitlines()) - 2
     assert f"Step by step ({shrunk_events} events)" in said
     assert f"{failing_run.violation.invariant} violated at step {shrunk_events}" in said
-    replay = subprocess.run([sys.executable, "-m", "virtraft", "replay", str(small), "--story",
-                             "--node-factory", FACTORY],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    replay = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "virtraft",
+            "replay",
+            str(small),
+            "--story",
+            "--node-factory",
+            FACTORY,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert replay.returncode == 1
     assert "same violation as recorded" in replay.stdout
     assert "Step by step" in replay.stdout and "voted for" in replay.stdout
     healthy = tmp_path / "healthy.jsonl"
     write_trace(healthy, run_seed(0, OPTIONS.replace(steps=300)).trace_lines())
-    refused = subprocess.run([sys.executable, "-m", "virtraft", "shrink", str(healthy), "-o",
-                              str(tmp_path / "x.jsonl")], cwd=REPO, capture_output=True,
-                             text=True, timeout=300)
+    refused = subprocess.run(
+        [sys.executable, "-m", "virtraft", "shrink", str(healthy), "-o", str(tmp_path / "x.jsonl")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert refused.returncode == 2 and "no safety violation" in refused.stderr
 
 
@@ -104,13 +142,20 @@ def test_figure_8_counterexample_shrinks_to_at_most_40_events_deterministically(
     from virtraft.zoo import hunt as zoo
 
     spec = zoo.load_mutants().factory_spec("fig8_commit_old_term")
-    finding, _runs, _seconds, result = zoo.hunt_seeds(spec, range(0, 100),
-                                                      zoo.SAFETY_PROFILES, float("inf"))
+    finding, _runs, _seconds, result = zoo.hunt_seeds(
+        spec, range(0, 100), zoo.SAFETY_PROFILES, float("inf")
+    )
     assert finding is not None and result is not None and result.violation is not None
     outcomes = [
-        shrink_events(result.seed, result.options, spec, result.events,
-                      result.violation.invariant, max_seconds=float("inf"),
-                      max_replays=zoo.SHRINK_REPLAYS)
+        shrink_events(
+            result.seed,
+            result.options,
+            spec,
+            result.events,
+            result.violation.invariant,
+            max_seconds=float("inf"),
+            max_replays=zoo.SHRINK_REPLAYS,
+        )
         for _ in range(2)
     ]
     first = outcomes[0]
@@ -131,14 +176,44 @@ def test_a_replay_budget_alone_gives_the_same_bytes_and_says_it_stopped(failing_
     outputs = []
     for name in ("a", "b"):
         out = tmp_path / f"{name}.jsonl"
-        assert main(["shrink", str(big), "-o", str(out), "--max-replays", "20",
-                     "--node-factory", FACTORY, "--quiet"]) == 1
+        assert (
+            main(
+                [
+                    "shrink",
+                    str(big),
+                    "-o",
+                    str(out),
+                    "--max-replays",
+                    "20",
+                    "--node-factory",
+                    FACTORY,
+                    "--quiet",
+                ]
+            )
+            == 1
+        )
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1]
     assert len(outputs[0].splitlines()) < len(big.read_bytes().splitlines())  # it did shrink
-    done = subprocess.run([sys.executable, "-m", "virtraft", "shrink", str(big), "-o", os.devnull,
-                           "--max-replays", "20", "--node-factory", FACTORY], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "virtraft",
+            "shrink",
+            str(big),
+            "-o",
+            os.devnull,
+            "--max-replays",
+            "20",
+            "--node-factory",
+            FACTORY,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 1, done.stderr  # the story comes from memory, not the output
     assert "stopped after 20 replays" in done.stdout
 
@@ -151,8 +226,14 @@ def test_ctrl_c_keeps_the_shortest_failing_trace_so_far(failing_run):
         if len(passes) == 2:
             raise KeyboardInterrupt
 
-    outcome = shrink_events(failing_run.seed, failing_run.options, FACTORY, failing_run.events,
-                            failing_run.violation.invariant, on_progress=interrupt)
+    outcome = shrink_events(
+        failing_run.seed,
+        failing_run.options,
+        FACTORY,
+        failing_run.events,
+        failing_run.violation.invariant,
+        on_progress=interrupt,
+    )
     assert outcome.stopped_by == "interrupted"
     assert outcome.after < outcome.before
     assert outcome.after <= passes[-1][1]

@@ -51,8 +51,14 @@ def virtraft(*args: str) -> subprocess.CompletedProcess:
     wraps no line we look for, and with no colour forced on."""
     env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
     env["COLUMNS"] = "1000"
-    return subprocess.run([sys.executable, "-m", "virtraft", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "virtraft", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def assert_shown(done: subprocess.CompletedProcess, code: int, *texts: str) -> None:
@@ -83,23 +89,47 @@ def test_shown_text_is_printed_as_it_is():
 
 
 def test_a_server_exception_text_is_shown_as_it_is_by_run_and_replay(tmp_path):
-    done = virtraft("run", "--seed", "0", "--steps", "3000", "--node-factory", FACTORY,
-                    "--out", str(tmp_path))
+    done = virtraft(
+        "run", "--seed", "0", "--steps", "3000", "--node-factory", FACTORY, "--out", str(tmp_path)
+    )
     assert_shown(done, 1, "NodeException", f"RuntimeError: {EVIL_SHOWN}")
     trace = tmp_path / "seed-0.jsonl"
     named = ("--node-factory", FACTORY)
-    assert_shown(virtraft("replay", str(trace), *named), 1, f"RuntimeError: {EVIL_SHOWN}",
-                 "same violation as recorded")
-    assert_shown(virtraft("replay", "--story", str(trace), *named), 1,
-                 f"RuntimeError: {EVIL_SHOWN}")
+    assert_shown(
+        virtraft("replay", str(trace), *named),
+        1,
+        f"RuntimeError: {EVIL_SHOWN}",
+        "same violation as recorded",
+    )
+    assert_shown(
+        virtraft("replay", "--story", str(trace), *named), 1, f"RuntimeError: {EVIL_SHOWN}"
+    )
 
 
 def test_a_server_exception_text_keeps_the_fuzz_summary(tmp_path):
     out = tmp_path / "[" / "x] [node 3]"
-    done = virtraft("fuzz", "--seeds", "0:2", "--steps", "3000", "--workers", "1",
-                    "--node-factory", FACTORY, "--out", str(out))
-    assert_shown(done, 1, "Failing seeds", EVIL_SHOWN, "reproduce the first with:",
-                 "shrink the shortest with:", str(out / "fuzz-0-2" / "seed-0.jsonl"))
+    done = virtraft(
+        "fuzz",
+        "--seeds",
+        "0:2",
+        "--steps",
+        "3000",
+        "--workers",
+        "1",
+        "--node-factory",
+        FACTORY,
+        "--out",
+        str(out),
+    )
+    assert_shown(
+        done,
+        1,
+        "Failing seeds",
+        EVIL_SHOWN,
+        "reproduce the first with:",
+        "shrink the shortest with:",
+        str(out / "fuzz-0-2" / "seed-0.jsonl"),
+    )
     assert (out / "fuzz-0-2" / "index.html").is_file()
 
 
@@ -110,8 +140,9 @@ def test_a_trace_path_with_markup_and_controls_is_shown_as_it_is(tmp_path, healt
     shutil.copy(healthy, trace)
     shown_path = visible(trace)
     assert "[/x] [node 3] \\x1b[31mred.jsonl" in shown_path
-    assert_shown(virtraft("replay", str(trace)), 0, f"events from {shown_path}",
-                 "safety: ok, as recorded")
+    assert_shown(
+        virtraft("replay", str(trace)), 0, f"events from {shown_path}", "safety: ok, as recorded"
+    )
     assert_shown(virtraft("replay", "--story", str(trace)), 0, "Step by step")
     html = folder / f"x] [node 3] {ESC}]8;;http://x{ESC}\\.html"
     assert_shown(virtraft("report", str(trace), "-o", str(html)), 0, f"wrote {visible(html)}")
@@ -137,17 +168,26 @@ def test_a_recorded_liveness_reason_is_shown_as_it_is(tmp_path, healthy):
     lines[-1] = json.dumps(verdict)
     trace = tmp_path / "reason.jsonl"
     trace.write_text("\n".join(lines) + "\n")
-    assert_shown(virtraft("replay", str(trace)), 1,
-                 f"liveness (recorded): failed ({EVIL_SHOWN})")
+    assert_shown(virtraft("replay", str(trace)), 1, f"liveness (recorded): failed ({EVIL_SHOWN})")
 
 
 def test_the_zoo_table_shows_its_texts_as_they_are():
     from virtraft.zoo.hunt import MutantReport, print_table
 
     report = MutantReport(
-        name="m [/x]", kind="safety", expected=("VoteOnce",), source="", fuzz=None,
-        fuzz_runs=3, fuzz_seconds=1.0, stateful=None, stateful_note="not found",
-        shrunk_events=None, shrink_note="n/a", ok=False, why=EVIL,
+        name="m [/x]",
+        kind="safety",
+        expected=("VoteOnce",),
+        source="",
+        fuzz=None,
+        fuzz_runs=3,
+        fuzz_seconds=1.0,
+        stateful=None,
+        stateful_note="not found",
+        shrunk_events=None,
+        shrink_note="n/a",
+        ok=False,
+        why=EVIL,
     )
     console = Console(width=1000, record=True, color_system=None)
     print_table(console, [report])
@@ -158,12 +198,23 @@ def test_the_zoo_table_shows_its_texts_as_they_are():
 def test_the_bench_table_shows_a_violation_as_it_is():
     from virtraft.report.summary import print_bench
 
-    run = {"events_per_s": 10, "delivered_per_s": 5, "committed_per_s": 1,
-           "violation": EVIL}
-    report = {"seed": 1, "python": "3", "repeat": 1, "workloads": [{
-        "name": "w [node 3]", "description": "d [/x]", "events": 10, "peak_memory_mb": 1.0,
-        "checker_overhead": 1.5, "checked": run, "unchecked": {**run, "violation": None},
-    }]}
+    run = {"events_per_s": 10, "delivered_per_s": 5, "committed_per_s": 1, "violation": EVIL}
+    report = {
+        "seed": 1,
+        "python": "3",
+        "repeat": 1,
+        "workloads": [
+            {
+                "name": "w [node 3]",
+                "description": "d [/x]",
+                "events": 10,
+                "peak_memory_mb": 1.0,
+                "checker_overhead": 1.5,
+                "checked": run,
+                "unchecked": {**run, "violation": None},
+            }
+        ],
+    }
     console = Console(width=1000, record=True, color_system=None)
     print_bench(console, report)
     text = console.export_text()

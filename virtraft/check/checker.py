@@ -61,8 +61,15 @@ from virtraft.check.model import (
     read_scalars,
 )
 
-__all__ = ["INVARIANTS", "Checker", "Committed", "Invariant", "NodeState", "Violation",
-           "read_scalars"]
+__all__ = [
+    "INVARIANTS",
+    "Checker",
+    "Committed",
+    "Invariant",
+    "NodeState",
+    "Violation",
+    "read_scalars",
+]
 
 _Observer = Callable[[int, NodeState], Violation | None]
 
@@ -75,8 +82,7 @@ def _selected(invariants: Iterable[str] | None) -> tuple[str, ...]:
     unknown = sorted(name for name in wanted if name not in BY_NAME)
     if unknown:
         raise ValueError(
-            f"unknown invariant {', '.join(map(repr, unknown))}; "
-            f"known: {', '.join(INVARIANTS)}"
+            f"unknown invariant {', '.join(map(repr, unknown))}; known: {', '.join(INVARIANTS)}"
         )
     return tuple(name for name in INVARIANTS if name in wanted)
 
@@ -164,8 +170,15 @@ class Checker:
         node = self._world.nodes.get(node_id)
         if node is None:
             return None
-        return (node.alive, node.role, node.term, node.voted_for, node.commit_index,
-                node.last_index, node.snapshot_index)
+        return (
+            node.alive,
+            node.role,
+            node.term,
+            node.voted_for,
+            node.commit_index,
+            node.last_index,
+            node.snapshot_index,
+        )
 
     @property
     def committed(self) -> Committed | None:
@@ -265,10 +278,14 @@ class Checker:
         # Most events leave a node's log alone: the same length, snapshot and
         # last entry mean no change (the scan in _refresh_log would stop there).
         same_log = (
-            last == node.last_index and snap == node.snapshot_index
+            last == node.last_index
+            and snap == node.snapshot_index
             and snap_term == node.snapshot_term
-            and (last <= snap or (entry := view.entry(last)) is None
-                 or entry == node.shadow.get(last))
+            and (
+                last <= snap
+                or (entry := view.entry(last)) is None
+                or entry == node.shadow.get(last)
+            )
         )
         if not same_log and self._refresh_log(node, view, last, snap, snap_term):
             mask |= LOG | LOG_REMOVED if node.removed_index else LOG
@@ -397,10 +414,16 @@ class Checker:
                 self._config_last = last
                 self._config_read = True
             return
-        if term > self._config_term or (term == self._config_term and (
-            last > self._config_last or (
-                last == self._config_last
-                and (world.config_node is None or node.node_id < world.config_node)))):
+        if term > self._config_term or (
+            term == self._config_term
+            and (
+                last > self._config_last
+                or (
+                    last == self._config_last
+                    and (world.config_node is None or node.node_id < world.config_node)
+                )
+            )
+        ):
             world.config_node = node.node_id
             self._config_term = term
             self._config_last = last

@@ -78,7 +78,9 @@ class ElectionSafety(Invariant):
         if first == node.node_id:
             return None
         return Violation(
-            self.name, step, (first, node.node_id),
+            self.name,
+            step,
+            (first, node.node_id),
             f"nodes {first} and {node.node_id} both led term {term}",
             {"term": term, "leaders": [first, node.node_id]},
         )
@@ -111,7 +113,9 @@ class VoteOnce(Invariant):
         if latest[1] is None:
             return None
         return Violation(
-            self.name, step, (nid, latest[1], vote),
+            self.name,
+            step,
+            (nid, latest[1], vote),
             f"node {nid} voted for node {latest[1]} and then for node {vote} in term {term}",
             {"node": nid, "term": term, "first_vote": latest[1], "second_vote": vote},
         )
@@ -141,7 +145,9 @@ class VoteForSelf(Invariant):
             return None
         whom = "nobody" if vote is None else f"node {vote}"
         return Violation(
-            self.name, step, (nid,) if vote is None else (nid, vote),
+            self.name,
+            step,
+            (nid,) if vote is None else (nid, vote),
             f"node {nid} is {role} of term {node.term} but voted for {whom} in that term",
             {"node": nid, "term": node.term, "role": str(role), "voted_for": vote},
         )
@@ -157,10 +163,16 @@ class TermMonotonic(Invariant):
         if node.term >= node.prev_term:
             return None
         return Violation(
-            self.name, step, (node.node_id,),
+            self.name,
+            step,
+            (node.node_id,),
             f"node {node.node_id}'s term went from {node.prev_term} down to {node.term}",
-            {"node": node.node_id, "before": node.prev_term, "after": node.term,
-             "alive": node.alive},
+            {
+                "node": node.node_id,
+                "before": node.prev_term,
+                "after": node.term,
+                "alive": node.alive,
+            },
         )
 
 
@@ -177,7 +189,9 @@ class CommitMonotonic(Invariant):
         if not (node.alive and node.prev_alive) or node.restarted:
             return None
         return Violation(
-            self.name, step, (node.node_id,),
+            self.name,
+            step,
+            (node.node_id,),
             f"node {node.node_id}'s commit index went from {node.prev_commit} down to "
             f"{node.commit_index} without a restart",
             {"node": node.node_id, "before": node.prev_commit, "after": node.commit_index},
@@ -204,13 +218,22 @@ class LeaderAppendOnly(Invariant):
         if new is None:
             what = f"removed its entry {entry_text(*old)} at index {index}"
         else:
-            what = (f"overwrote its entry {entry_text(*old)} at index {index} "
-                    f"with {entry_text(*new)}")
+            what = (
+                f"overwrote its entry {entry_text(*old)} at index {index} with {entry_text(*new)}"
+            )
         return Violation(
-            self.name, step, (nid,),
+            self.name,
+            step,
+            (nid,),
             f"leader {nid} of term {node.term} {what}",
-            {"node": nid, "term": node.term, "index": index, "before": entry_json(old),
-             "after": entry_json(new), "last_index": node.last_index},
+            {
+                "node": nid,
+                "term": node.term,
+                "index": index,
+                "before": entry_json(old),
+                "after": entry_json(new),
+                "last_index": node.last_index,
+            },
         )
 
 
@@ -266,24 +289,42 @@ class LogMatching(Invariant):
         return None
 
     def _violation(
-        self, step: int, node: NodeState, index: int, entry: Entry, prev_term: int,
+        self,
+        step: int,
+        node: NodeState,
+        index: int,
+        entry: Entry,
+        prev_term: int,
         record: tuple[int, int, int, int],
     ) -> Violation:
         nid = node.node_id
         other = record[3]
         if record[1] != entry[1]:
-            message = (f"node {nid} holds {entry_text(*entry)} at index {index} but node "
-                       f"{other} holds {entry_text(record[0], record[1])} there")
+            message = (
+                f"node {nid} holds {entry_text(*entry)} at index {index} but node "
+                f"{other} holds {entry_text(record[0], record[1])} there"
+            )
         else:
-            message = (f"nodes {nid} and {other} both hold {entry_text(*entry)} at index "
-                       f"{index} but disagree before it (term {prev_term} vs term "
-                       f"{record[2]} at index {index - 1})")
+            message = (
+                f"nodes {nid} and {other} both hold {entry_text(*entry)} at index "
+                f"{index} but disagree before it (term {prev_term} vs term "
+                f"{record[2]} at index {index - 1})"
+            )
         return Violation(
-            self.name, step, (nid, other), message,
-            {"index": index,
-             "entry": {"node": nid, "term": entry[0], "id": entry[1], "prev_term": prev_term},
-             "other": {"node": other, "term": record[0], "id": record[1],
-                       "prev_term": record[2]}},
+            self.name,
+            step,
+            (nid, other),
+            message,
+            {
+                "index": index,
+                "entry": {"node": nid, "term": entry[0], "id": entry[1], "prev_term": prev_term},
+                "other": {
+                    "node": other,
+                    "term": record[0],
+                    "id": record[1],
+                    "prev_term": record[2],
+                },
+            },
         )
 
     def prune(self, old: int, new: int) -> None:
@@ -319,12 +360,19 @@ class LeaderCompleteness(Invariant):
         else:
             has = f"its log ends at index {node.last_index}"
         return Violation(
-            self.name, step, (nid, committed.node),
+            self.name,
+            step,
+            (nid, committed.node),
             f"node {nid} became leader of term {node.term} without the committed entry "
             f"{committed.text()} at index {committed.index} ({has})",
-            {"leader": nid, "term": node.term, "committed": committed.json(),
-             "held": entry_json(held), "last_index": node.last_index,
-             "snapshot_index": node.snapshot_index},
+            {
+                "leader": nid,
+                "term": node.term,
+                "committed": committed.json(),
+                "held": entry_json(held),
+                "last_index": node.last_index,
+                "snapshot_index": node.snapshot_index,
+            },
         )
 
 
@@ -351,12 +399,16 @@ class StateMachineSafety(Invariant):
                 history[index] = (term, entry_id, nid)
             elif first[0] != term or first[1] != entry_id:
                 return Violation(
-                    self.name, step, (nid, first[2]),
+                    self.name,
+                    step,
+                    (nid, first[2]),
                     f"node {nid} applied {entry_text(term, entry_id)} at index {index} but "
                     f"node {first[2]} applied {entry_text(first[0], first[1])} there",
-                    {"index": index,
-                     "applied": {"node": nid, "term": term, "id": entry_id},
-                     "first_applied": {"node": first[2], "term": first[0], "id": first[1]}},
+                    {
+                        "index": index,
+                        "applied": {"node": nid, "term": term, "id": entry_id},
+                        "first_applied": {"node": first[2], "term": first[0], "id": first[1]},
+                    },
                 )
         return None
 
@@ -413,18 +465,32 @@ class CommittedNeverLost(Invariant):
         self._fired_for = committed.index
         held = [v for v in voters if v in nodes and committed.held_by(nodes[v])]
         return Violation(
-            self.name, step, tuple(voters),
+            self.name,
+            step,
+            tuple(voters),
             f"committed entry {committed.text()} at index {committed.index} is held by "
             f"{holders} of {len(voters)} voters {held}, so a majority without it can "
             f"elect a leader",
-            {"committed": committed.json(), "voters": list(voters), "holders": held,
-             "needed": spare + 1},
+            {
+                "committed": committed.json(),
+                "voters": list(voters),
+                "holders": held,
+                "needed": spare + 1,
+            },
         )
 
 
 _CLASSES: tuple[type[Invariant], ...] = (
-    ElectionSafety, VoteOnce, VoteForSelf, TermMonotonic, CommitMonotonic, LeaderAppendOnly,
-    LogMatching, LeaderCompleteness, StateMachineSafety, CommittedNeverLost,
+    ElectionSafety,
+    VoteOnce,
+    VoteForSelf,
+    TermMonotonic,
+    CommitMonotonic,
+    LeaderAppendOnly,
+    LogMatching,
+    LeaderCompleteness,
+    StateMachineSafety,
+    CommittedNeverLost,
 )
 INVARIANTS: tuple[str, ...] = tuple(cls.name for cls in _CLASSES)
 BY_NAME: dict[str, type[Invariant]] = {cls.name: cls for cls in _CLASSES}

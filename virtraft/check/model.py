@@ -61,8 +61,15 @@ def read_scalars(view: NodeView) -> Scalars:
     property at a time. A view whose class has a `scalars()` method returning
     the same tuple is read with that instead, in one call (the raftcore node
     does: the reads are most of the checker's cost per event)."""
-    return (view.alive, view.role, view.term, view.voted_for, view.commit_index,
-            view.last_index, view.snapshot_index)
+    return (
+        view.alive,
+        view.role,
+        view.term,
+        view.voted_for,
+        view.commit_index,
+        view.last_index,
+        view.snapshot_index,
+    )
 
 
 def entry_json(entry: Entry | None) -> dict[str, int] | None:
@@ -78,10 +85,29 @@ class NodeState:
     `mask & LOG`."""
 
     __slots__ = (
-        "node_id", "mask", "alive", "prev_alive", "role", "prev_role", "term", "prev_term",
-        "voted_for", "commit_index", "prev_commit", "restarted", "last_index", "last_term",
-        "snapshot_index", "snapshot_term", "shadow", "first_new", "removed_index",
-        "removed_entry", "log_low", "applied", "read",
+        "node_id",
+        "mask",
+        "alive",
+        "prev_alive",
+        "role",
+        "prev_role",
+        "term",
+        "prev_term",
+        "voted_for",
+        "commit_index",
+        "prev_commit",
+        "restarted",
+        "last_index",
+        "last_term",
+        "snapshot_index",
+        "snapshot_term",
+        "shadow",
+        "first_new",
+        "removed_index",
+        "removed_entry",
+        "log_low",
+        "applied",
+        "read",
     )
 
     def __init__(self, node_id: int) -> None:
@@ -149,15 +175,28 @@ class Committed:
         return entry_text(self.term, self.entry_id)
 
     def json(self) -> dict[str, Any]:
-        return {"index": self.index, "term": self.term, "id": self.entry_id,
-                "reported_by": self.node, "reported_at_step": self.step}
+        return {
+            "index": self.index,
+            "term": self.term,
+            "id": self.entry_id,
+            "reported_by": self.node,
+            "reported_at_step": self.step,
+        }
 
 
 class World:
     """Facts several invariants share, maintained by `Checker`."""
 
-    __slots__ = ("nodes", "committed", "commit_moved", "voters", "member_ids",
-                 "config_node", "config_moved", "watermark")
+    __slots__ = (
+        "nodes",
+        "committed",
+        "commit_moved",
+        "voters",
+        "member_ids",
+        "config_node",
+        "config_moved",
+        "watermark",
+    )
 
     def __init__(self) -> None:
         self.nodes: dict[int, NodeState] = {}

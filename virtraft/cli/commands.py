@@ -70,8 +70,9 @@ def _factory(args: argparse.Namespace) -> str:
     return spec
 
 
-def _save_trace(args: argparse.Namespace, failed: bool, name: str,
-                lines: Callable[[], list[str]]) -> str | None:
+def _save_trace(
+    args: argparse.Namespace, failed: bool, name: str, lines: Callable[[], list[str]]
+) -> str | None:
     """Write the trace where --trace says, or under --out when the run failed."""
     path = args.trace
     if path is None and failed:
@@ -112,11 +113,15 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         return _run_scenario(args, console)
     options = sim_options(args)
     factory = _factory(args)
-    console.print(Text.assemble(
-        ("virtraft run", "bold"), f" seed={args.seed} servers={options.servers} "
-        f"steps={options.steps} swarm={args.swarm} factory=", shown(factory)))
-    result = run_seed(args.seed, options, factory=factory, swarm=args.swarm,
-                      keep=args.swarm_keep)
+    console.print(
+        Text.assemble(
+            ("virtraft run", "bold"),
+            f" seed={args.seed} servers={options.servers} "
+            f"steps={options.steps} swarm={args.swarm} factory=",
+            shown(factory),
+        )
+    )
+    result = run_seed(args.seed, options, factory=factory, swarm=args.swarm, keep=args.swarm_keep)
     trace_path = _save_trace(args, result.failed, f"seed-{args.seed}", result.trace_lines)
     print_run(console, result, reproduce=reproduce_command(args, args.seed))
     if trace_path is not None:
@@ -132,37 +137,54 @@ def _run_scenario(args: argparse.Namespace, console: Console) -> int:
     factory = _factory(args)
     defaults = run_defaults()
     ignored = sorted(
-        "--" + name.replace("_", "-") for name, value in vars(args).items()
+        "--" + name.replace("_", "-")
+        for name, value in vars(args).items()
         if name not in ("scenario", "seed", "trace", "out", "node_factory", "quiet", "swarm_keep")
         and defaults.get(name) != value
     )
     if ignored:
-        console.print(f"[yellow]note: a scenario sets its own cluster, options and faults; "
-                      f"ignoring {', '.join(ignored)}[/]")
-    console.print(Text.assemble(
-        shown(f"virtraft run --scenario {scenario.name}", "bold"), f" seed={args.seed}: ",
-        shown(scenario.summary)))
+        console.print(
+            f"[yellow]note: a scenario sets its own cluster, options and faults; "
+            f"ignoring {', '.join(ignored)}[/]"
+        )
+    console.print(
+        Text.assemble(
+            shown(f"virtraft run --scenario {scenario.name}", "bold"),
+            f" seed={args.seed}: ",
+            shown(scenario.summary),
+        )
+    )
     outcome = run_scenario(scenario, args.seed, factory=factory)
     if outcome.skipped is not None:
         console.print(Text.assemble("skipped: ", shown(outcome.skipped)))
         return EXIT_OK
     result = outcome.run
-    trace_path = _save_trace(args, outcome.failed, f"{scenario.name}-seed-{args.seed}",
-                             outcome.trace_lines)
+    trace_path = _save_trace(
+        args, outcome.failed, f"{scenario.name}-seed-{args.seed}", outcome.trace_lines
+    )
     print_run(console, result)
     table = Table(title="Expectations", title_justify="left")
     table.add_column("expectation")
     table.add_column("held")
     table.add_column("detail")
     for check in outcome.expectations:
-        table.add_row(shown(check.description),
-                      Text("yes") if check.passed else Text("no", style="red"),
-                      shown(check.detail))
+        table.add_row(
+            shown(check.description),
+            Text("yes") if check.passed else Text("no", style="red"),
+            shown(check.detail),
+        )
     console.print(table)
     if outcome.expected_failure:
         verdict = Text("as stated") if outcome.as_stated else Text("NOT as stated", style="red")
-        console.print(Text.assemble("this scenario states it fails: ",
-                                    shown(outcome.expected_failure), " (", verdict, ")"))
+        console.print(
+            Text.assemble(
+                "this scenario states it fails: ",
+                shown(outcome.expected_failure),
+                " (",
+                verdict,
+                ")",
+            )
+        )
     if trace_path is not None:
         console.print(Text.assemble("trace: ", shown(trace_path)))
     return EXIT_VIOLATION if outcome.failed or not outcome.as_stated else EXIT_OK
@@ -176,12 +198,18 @@ def cmd_fuzz(args: argparse.Namespace, console: Console) -> int:
     factory = _factory(args)
     seeds = args.seeds
     out_dir = str(Path(args.out) / f"fuzz-{seeds.start}-{seeds.stop}")
-    spec = CampaignSpec(options, factory, args.swarm, out_dir, keep=args.swarm_keep,
-                        on_failure=write_seed_report)
-    console.print(Text.assemble(
-        ("virtraft fuzz", "bold"), f" seeds {seeds.start}:{seeds.stop} ({len(seeds)}), "
-        f"{options.steps} steps each, swarm={args.swarm}, workers={args.workers}, "
-        f"executor={args.executor}, factory=", shown(factory)))
+    spec = CampaignSpec(
+        options, factory, args.swarm, out_dir, keep=args.swarm_keep, on_failure=write_seed_report
+    )
+    console.print(
+        Text.assemble(
+            ("virtraft fuzz", "bold"),
+            f" seeds {seeds.start}:{seeds.stop} ({len(seeds)}), "
+            f"{options.steps} steps each, swarm={args.swarm}, workers={args.workers}, "
+            f"executor={args.executor}, factory=",
+            shown(factory),
+        )
+    )
     try:
         results, interrupted = _run_with_progress(args, console, spec), False
     except CampaignInterrupted as stop:  # Ctrl-C: the finished seeds still count
@@ -206,19 +234,27 @@ def _workers(asked: int | None, console: Console) -> int:
     if asked is None:
         return cores
     if asked > cores:
-        console.print(f"[yellow]note: --workers {asked} is more than the {cores} cores here; "
-                      f"using {cores}[/]")
+        console.print(
+            f"[yellow]note: --workers {asked} is more than the {cores} cores here; using {cores}[/]"
+        )
         return cores
     return asked
 
 
-def _run_with_progress(args: argparse.Namespace, console: Console,
-                       spec: CampaignSpec) -> list[SeedResult]:
+def _run_with_progress(
+    args: argparse.Namespace, console: Console, spec: CampaignSpec
+) -> list[SeedResult]:
     """Run the campaign under a progress bar that counts the failing seeds."""
     failures: list[SeedResult] = []
-    with Progress("[progress.description]{task.description}", BarColumn(),
-                  MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                  transient=False, disable=args.quiet) as progress:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+        disable=args.quiet,
+    ) as progress:
         task = progress.add_task("seeds", total=len(args.seeds))
 
         def on_result(result: SeedResult) -> None:
@@ -229,8 +265,13 @@ def _run_with_progress(args: argparse.Namespace, console: Console,
 
         try:
             return run_campaign(
-                args.seeds, spec, workers=args.workers, executor=args.executor,
-                scheduler=args.scheduler, time_budget_s=args.time_budget, on_result=on_result,
+                args.seeds,
+                spec,
+                workers=args.workers,
+                executor=args.executor,
+                scheduler=args.scheduler,
+                time_budget_s=args.time_budget,
+                on_result=on_result,
             )
         except RuntimeError as exc:
             raise UsageError(str(exc)) from None
@@ -242,14 +283,18 @@ def _campaign_table(results: Sequence[SeedResult]) -> Table:
     table.add_column("safety violations", justify="right")
     table.add_column("liveness failures", justify="right")
     table.add_column("events", justify="right")
-    table.add_row(str(len(results)), str(sum(r.safety != "ok" for r in results)),
-                  str(sum(r.liveness == "failed" for r in results)),
-                  str(sum(r.steps for r in results)))
+    table.add_row(
+        str(len(results)),
+        str(sum(r.safety != "ok" for r in results)),
+        str(sum(r.liveness == "failed" for r in results)),
+        str(sum(r.steps for r in results)),
+    )
     return table
 
 
-def _print_failures(args: argparse.Namespace, console: Console,
-                    failed: Sequence[SeedResult]) -> None:
+def _print_failures(
+    args: argparse.Namespace, console: Console, failed: Sequence[SeedResult]
+) -> None:
     """The failing seeds (the first 50), and how to reproduce and shrink them."""
     detail = Table(title="Failing seeds", title_justify="left")
     for column in ("seed", "verdict", "step", "what happened", "trace"):
@@ -257,18 +302,31 @@ def _print_failures(args: argparse.Namespace, console: Console,
     for r in failed[:50]:
         what = r.message if r.safety != "ok" else r.liveness_reason
         verdict = r.invariant if r.safety != "ok" else "liveness"
-        detail.add_row(str(r.seed), shown(verdict), str(r.step or "-"), shown(what),
-                       shown(r.trace or "-"))
+        detail.add_row(
+            str(r.seed), shown(verdict), str(r.step or "-"), shown(what), shown(r.trace or "-")
+        )
     console.print(detail)
     first = failed[0]
-    console.print(Text.assemble("reproduce the first with: ",
-                                shown(reproduce_command(args, first.seed), "bold")))
-    shortest = min((r for r in failed if r.safety != "ok" and r.trace),
-                   key=lambda r: r.step or 0, default=None)
+    console.print(
+        Text.assemble(
+            "reproduce the first with: ", shown(reproduce_command(args, first.seed), "bold")
+        )
+    )
+    shortest = min(
+        (r for r in failed if r.safety != "ok" and r.trace), key=lambda r: r.step or 0, default=None
+    )
     if shortest is not None:
         small = str(shortest.trace).removesuffix(".jsonl") + ".small.jsonl"
-        command = shlex.join(["virtraft", "shrink", str(shortest.trace), "-o", small,
-                              *_factory_words(args.node_factory or DEFAULT_FACTORY)])
+        command = shlex.join(
+            [
+                "virtraft",
+                "shrink",
+                str(shortest.trace),
+                "-o",
+                small,
+                *_factory_words(args.node_factory or DEFAULT_FACTORY),
+            ]
+        )
         console.print(Text.assemble("shrink the shortest with: ", shown(command, "bold")))
 
 
@@ -287,17 +345,26 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
             f"{args.trace}: the trace diverges at step {diverged} of {len(trace.events)}: {why}"
         )
     recorded = trace.verdict.get("violation")
-    console.print(Text.assemble(f"replayed {sim.step} of {len(trace.events)} events from ",
-                                shown(args.trace)))
+    console.print(
+        Text.assemble(f"replayed {sim.step} of {len(trace.events)} events from ", shown(args.trace))
+    )
     if violation is not None:
-        console.print(Text.assemble(
-            shown(f"safety: {violation.invariant} violated", "bold red"),
-            f" at step {violation.step}: ", shown(violation.message)))
+        console.print(
+            Text.assemble(
+                shown(f"safety: {violation.invariant} violated", "bold red"),
+                f" at step {violation.step}: ",
+                shown(violation.message),
+            )
+        )
         if recorded is None:
-            raise UsageError(f"{args.trace}: replay found {violation.invariant} at step "
-                             f"{violation.step}, but the trace recorded no violation")
-        if (recorded.get("invariant"), recorded.get("step")) != (violation.invariant,
-                                                                 violation.step):
+            raise UsageError(
+                f"{args.trace}: replay found {violation.invariant} at step "
+                f"{violation.step}, but the trace recorded no violation"
+            )
+        if (recorded.get("invariant"), recorded.get("step")) != (
+            violation.invariant,
+            violation.step,
+        ):
             raise UsageError(
                 f"{args.trace}: replay found {violation.invariant} at step {violation.step}, "
                 f"the trace recorded {recorded.get('invariant')} at step {recorded.get('step')}"
@@ -311,13 +378,21 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
         )
     for name, replayed in (("steps", sim.step), ("clock_ms", sim.clock_ms)):
         if trace.verdict.get(name) not in (None, replayed):
-            raise UsageError(f"{args.trace}: replay ended with {name} {replayed}, the trace "
-                             f"recorded {trace.verdict.get(name)}")
+            raise UsageError(
+                f"{args.trace}: replay ended with {name} {replayed}, the trace "
+                f"recorded {trace.verdict.get(name)}"
+            )
     console.print("[bold green]safety: ok[/], as recorded")
     liveness = trace.verdict.get("liveness") or {}
     if liveness.get("verdict") == "failed":
-        console.print(Text.assemble(("liveness (recorded): failed", "bold red"), " (",
-                                    shown(liveness.get("reason")), ")"))
+        console.print(
+            Text.assemble(
+                ("liveness (recorded): failed", "bold red"),
+                " (",
+                shown(liveness.get("reason")),
+                ")",
+            )
+        )
         return EXIT_VIOLATION
     return EXIT_OK
 
@@ -331,22 +406,36 @@ def cmd_shrink(args: argparse.Namespace, console: Console) -> int:
     if max_seconds is None:  # a replay budget alone is not cut short by the clock
         max_seconds = float("inf") if args.max_replays else SHRINK_SECONDS
     try:
-        outcome = shrink_file(args.trace, args.output, node_factory=args.node_factory,
-                              max_seconds=max_seconds, max_replays=max_replays,
-                              console=console)
+        outcome = shrink_file(
+            args.trace,
+            args.output,
+            node_factory=args.node_factory,
+            max_seconds=max_seconds,
+            max_replays=max_replays,
+            console=console,
+        )
     except ShrinkError as exc:
         raise UsageError(str(exc)) from None
-    console.print(Text.assemble(
-        f"shrunk {outcome.before} events to {outcome.after} (", shown(outcome.invariant),
-        f" still fails at step {outcome.step}); wrote ", shown(args.output)))
+    console.print(
+        Text.assemble(
+            f"shrunk {outcome.before} events to {outcome.after} (",
+            shown(outcome.invariant),
+            f" still fails at step {outcome.step}); wrote ",
+            shown(args.output),
+        )
+    )
     if outcome.stopped_by == "seconds":
-        console.print(f"stopped by the time limit after {outcome.replays} replays; "
-                      f"--max-replays {outcome.replays} gives this result on any machine")
+        console.print(
+            f"stopped by the time limit after {outcome.replays} replays; "
+            f"--max-replays {outcome.replays} gives this result on any machine"
+        )
     elif outcome.stopped_by == "replays":
         console.print(f"stopped after {outcome.replays} replays (--max-replays)")
     if outcome.stopped_by == "interrupted":
-        console.print(f"interrupted after {outcome.replays} replays: wrote the shortest "
-                      "failing trace found so far")
+        console.print(
+            f"interrupted after {outcome.replays} replays: wrote the shortest "
+            "failing trace found so far"
+        )
     if outcome.after <= STORY_MAX_EVENTS:
         print_story(console, outcome.trace(args.trace), load_factory(outcome.factory))
     return EXIT_VIOLATION
@@ -418,8 +507,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except OSError as exc:
         where = f" {exc.filename}" if exc.filename else ""
-        sys.stderr.write(f"virtraft: error: cannot write{one_line(where)}: "
-                         f"{one_line(exc.strerror or exc)}\n")
+        sys.stderr.write(
+            f"virtraft: error: cannot write{one_line(where)}: {one_line(exc.strerror or exc)}\n"
+        )
         return EXIT_USAGE
     except KeyboardInterrupt:
         sys.stderr.write("virtraft: interrupted\n")

@@ -99,55 +99,127 @@ def seed_range(text: str) -> range:
 def _add_sim_options(p: argparse.ArgumentParser, *, steps: int, client_rate: float) -> None:
     _add_simulation_group(p, steps=steps, client_rate=client_rate)
     _add_raft_group(p)
-    p.add_argument("--node-factory", default=None, metavar="MODULE:CALLABLE",
-                   help="run another Raft implementation through the node adapter")
+    p.add_argument(
+        "--node-factory",
+        default=None,
+        metavar="MODULE:CALLABLE",
+        help="run another Raft implementation through the node adapter",
+    )
 
 
 def _add_simulation_group(p: argparse.ArgumentParser, *, steps: int, client_rate: float) -> None:
     g = p.add_argument_group("simulation")
     g.add_argument("--servers", type=whole(1), default=5, help="servers in the cluster (5)")
-    g.add_argument("--steps", type=whole(1), default=steps,
-                   help=f"events in the safety phase ({steps})")
-    g.add_argument("--drop", type=probability, default=0.0,
-                   help="probability that a message picked for delivery is lost")
-    g.add_argument("--dup", type=probability, default=0.0,
-                   help="probability that a message picked for delivery is duplicated")
-    g.add_argument("--reorder", action=argparse.BooleanOptionalAction, default=True,
-                   help="deliver any message in flight (default) or the oldest first")
-    g.add_argument("--partition-rate", type=probability, default=0.0,
-                   help="per-step probability of a partition or heal")
-    g.add_argument("--crash-rate", type=probability, default=0.0,
-                   help="per-step probability of a crash (restarts come at 5x)")
-    g.add_argument("--client-rate", type=probability, default=client_rate,
-                   help=f"per-step probability of a client command ({client_rate})")
-    g.add_argument("--member-rate", type=probability, default=0.0,
-                   help="per-step probability of a membership change")
-    g.add_argument("--snapshot-rate", type=probability, default=0.0,
-                   help="per-step probability that a server snapshots its log")
-    g.add_argument("--delay-max-ms", type=whole(0, MAX_MS), default=10,
-                   help="largest message delay in virtual ms (10)")
-    g.add_argument("--tick-ms-max", type=whole(1, MAX_MS), default=10,
-                   help="most virtual ms one tick moves the clock (10); near the election "
-                        "timeout, a single tick can fire a timer")
-    g.add_argument("--swarm", action="store_true",
-                   help="draw the fault mix and some Raft settings from each seed, except "
-                        "the options given (swarm testing; see `virtraft fuzz --help`)")
-    g.add_argument("--liveness", action=argparse.BooleanOptionalAction, default=True,
-                   help="after the faults, require a leader and a commit in bounded time")
+    g.add_argument(
+        "--steps", type=whole(1), default=steps, help=f"events in the safety phase ({steps})"
+    )
+    g.add_argument(
+        "--drop",
+        type=probability,
+        default=0.0,
+        help="probability that a message picked for delivery is lost",
+    )
+    g.add_argument(
+        "--dup",
+        type=probability,
+        default=0.0,
+        help="probability that a message picked for delivery is duplicated",
+    )
+    g.add_argument(
+        "--reorder",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="deliver any message in flight (default) or the oldest first",
+    )
+    g.add_argument(
+        "--partition-rate",
+        type=probability,
+        default=0.0,
+        help="per-step probability of a partition or heal",
+    )
+    g.add_argument(
+        "--crash-rate",
+        type=probability,
+        default=0.0,
+        help="per-step probability of a crash (restarts come at 5x)",
+    )
+    g.add_argument(
+        "--client-rate",
+        type=probability,
+        default=client_rate,
+        help=f"per-step probability of a client command ({client_rate})",
+    )
+    g.add_argument(
+        "--member-rate",
+        type=probability,
+        default=0.0,
+        help="per-step probability of a membership change",
+    )
+    g.add_argument(
+        "--snapshot-rate",
+        type=probability,
+        default=0.0,
+        help="per-step probability that a server snapshots its log",
+    )
+    g.add_argument(
+        "--delay-max-ms",
+        type=whole(0, MAX_MS),
+        default=10,
+        help="largest message delay in virtual ms (10)",
+    )
+    g.add_argument(
+        "--tick-ms-max",
+        type=whole(1, MAX_MS),
+        default=10,
+        help="most virtual ms one tick moves the clock (10); near the election "
+        "timeout, a single tick can fire a timer",
+    )
+    g.add_argument(
+        "--swarm",
+        action="store_true",
+        help="draw the fault mix and some Raft settings from each seed, except "
+        "the options given (swarm testing; see `virtraft fuzz --help`)",
+    )
+    g.add_argument(
+        "--liveness",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="after the faults, require a leader and a commit in bounded time",
+    )
 
 
 def _add_raft_group(p: argparse.ArgumentParser) -> None:
     r = p.add_argument_group("raft options")
-    r.add_argument("--election-timeout-ms", type=whole(2, MAX_MS), default=1000,
-                   help="base election timeout T; each wait is random in [T, 2T) (1000)")
-    r.add_argument("--request-timeout-ms", type=whole(1, MAX_MS), default=200,
-                   help="heartbeat interval of a leader (200)")
-    r.add_argument("--prevote", action=argparse.BooleanOptionalAction, default=True,
-                   help="ask for votes before bumping the term (on)")
-    r.add_argument("--check-quorum", action=argparse.BooleanOptionalAction, default=True,
-                   help="a leader that cannot reach a majority steps down (on)")
-    r.add_argument("--max-entries-per-msg", type=whole(1), default=64,
-                   help="most entries in one AppendEntries (64)")
+    r.add_argument(
+        "--election-timeout-ms",
+        type=whole(2, MAX_MS),
+        default=1000,
+        help="base election timeout T; each wait is random in [T, 2T) (1000)",
+    )
+    r.add_argument(
+        "--request-timeout-ms",
+        type=whole(1, MAX_MS),
+        default=200,
+        help="heartbeat interval of a leader (200)",
+    )
+    r.add_argument(
+        "--prevote",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="ask for votes before bumping the term (on)",
+    )
+    r.add_argument(
+        "--check-quorum",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="a leader that cannot reach a majority steps down (on)",
+    )
+    r.add_argument(
+        "--max-entries-per-msg",
+        type=whole(1),
+        default=64,
+        help="most entries in one AppendEntries (64)",
+    )
 
 
 def sim_options(args: argparse.Namespace) -> SimOptions:
@@ -186,12 +258,18 @@ def sim_options(args: argparse.Namespace) -> SimOptions:
 # Options of `run` and `fuzz` that swarm testing draws, by their argparse
 # names: under swarm, the ones the user gives are kept as given.
 SWARM_DESTS = {
-    "drop": "drop_probability", "dup": "duplicate_probability", "reorder": "reorder",
-    "partition_rate": "partition_rate", "crash_rate": "crash_rate",
-    "client_rate": "client_rate", "member_rate": "member_rate",
-    "snapshot_rate": "snapshot_rate", "delay_max_ms": "delay_ms_max",
+    "drop": "drop_probability",
+    "dup": "duplicate_probability",
+    "reorder": "reorder",
+    "partition_rate": "partition_rate",
+    "crash_rate": "crash_rate",
+    "client_rate": "client_rate",
+    "member_rate": "member_rate",
+    "snapshot_rate": "snapshot_rate",
+    "delay_max_ms": "delay_ms_max",
     "election_timeout_ms": "node.election_timeout_ms",
-    "request_timeout_ms": "node.request_timeout_ms", "prevote": "node.prevote",
+    "request_timeout_ms": "node.request_timeout_ms",
+    "prevote": "node.prevote",
     "max_entries_per_msg": "node.max_entries_per_msg",
 }
 assert set(SWARM_DESTS.values()) <= set(SWARM_FIELDS)
@@ -223,8 +301,19 @@ def run_defaults() -> dict[str, Any]:
 def reproduce_command(args: argparse.Namespace, seed: int) -> str:
     """The command line that reruns exactly this seed."""
     words = ["virtraft", "run", "--seed", str(seed)]
-    skip = {"command", "seed", "seeds", "workers", "executor", "scheduler", "time_budget",
-            "out", "trace", "quiet", "swarm_keep"}
+    skip = {
+        "command",
+        "seed",
+        "seeds",
+        "workers",
+        "executor",
+        "scheduler",
+        "time_budget",
+        "out",
+        "trace",
+        "quiet",
+        "swarm_keep",
+    }
     defaults = run_defaults()
     for name, value in sorted(vars(args).items()):
         if name in skip or defaults.get(name) == value:
@@ -242,12 +331,17 @@ def reproduce_command(args: argparse.Namespace, seed: int) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every subcommand; `args.command` names the one given."""
-    parser = _Parser(prog="virtraft", description=(
-        "Run Raft servers over a hostile simulated network, check the safety invariants "
-        "after every event, and keep a replayable trace of every failure."))
+    parser = _Parser(
+        prog="virtraft",
+        description=(
+            "Run Raft servers over a hostile simulated network, check the safety invariants "
+            "after every event, and keep a replayable trace of every failure."
+        ),
+    )
     parser.add_argument("--quiet", action="store_true", help="print less")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                parser_class=_Parser)
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
     _add_run(sub)
     _add_fuzz(sub)
     _add_replay(sub)
@@ -255,15 +349,20 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write a self-contained HTML report of a trace")
     report.add_argument("trace", metavar="TRACE")
     report.add_argument("-o", "--output", required=True, metavar="HTML")
-    report.add_argument("--node-factory", default=None, metavar="MODULE:CALLABLE",
-                        help="replay against another implementation (a trace recorded with "
-                             "one other than the default needs it named)")
+    report.add_argument(
+        "--node-factory",
+        default=None,
+        metavar="MODULE:CALLABLE",
+        help="replay against another implementation (a trace recorded with "
+        "one other than the default needs it named)",
+    )
     sub.add_parser("scenarios", help="list the named scenarios")
     _add_bench(sub)
     _add_zoo(sub)
     for sub_parser in sub.choices.values():
-        sub_parser.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS,
-                                help="print less")
+        sub_parser.add_argument(
+            "--quiet", action="store_true", default=argparse.SUPPRESS, help="print less"
+        )
     return parser
 
 
@@ -271,87 +370,173 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = sub.add_parser("run", help="run one seed and print what happened")
     run.add_argument("--seed", type=whole(0), default=0, help="the seed (0)")
     _add_sim_options(run, steps=20_000, client_rate=0.1)
-    run.add_argument("--scenario", metavar="NAME",
-                     help="run a named scenario (see `virtraft scenarios`) or a TOML file; one "
-                          "that needs what the node factory lacks is skipped, saying why (exit 0)")
+    run.add_argument(
+        "--scenario",
+        metavar="NAME",
+        help="run a named scenario (see `virtraft scenarios`) or a TOML file; one "
+        "that needs what the node factory lacks is skipped, saying why (exit 0)",
+    )
     run.add_argument("--trace", metavar="FILE", help="write the trace here (JSON Lines)")
-    run.add_argument("--out", default="reports", metavar="DIR",
-                     help="where a failing run's trace goes when --trace is not given")
+    run.add_argument(
+        "--out",
+        default="reports",
+        metavar="DIR",
+        help="where a failing run's trace goes when --trace is not given",
+    )
 
 
 def _add_fuzz(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fuzz = sub.add_parser("fuzz", help="run many seeds; save and summarise failures")
-    fuzz.add_argument("--seeds", type=seed_range, default=range(0, 300), metavar="A:B",
-                      help="seeds A (inclusive) to B (exclusive) (0:300)")
-    fuzz.add_argument("--workers", type=whole(1), default=None,
-                      help="parallel processes (all cores)")
-    fuzz.add_argument("--executor", choices=("local", "dask"), default="local",
-                      help="local processes, or a Dask cluster (extra [dask])")
-    fuzz.add_argument("--scheduler", metavar="ADDR",
-                      help="Dask scheduler address; without it a local cluster starts")
-    fuzz.add_argument("--time-budget", type=seconds, default=None, metavar="S",
-                      help="stop starting new seeds after S seconds of wall time")
-    fuzz.add_argument("--out", default="reports", metavar="DIR",
-                      help="failing traces and reports go under DIR (reports)")
+    fuzz.add_argument(
+        "--seeds",
+        type=seed_range,
+        default=range(0, 300),
+        metavar="A:B",
+        help="seeds A (inclusive) to B (exclusive) (0:300)",
+    )
+    fuzz.add_argument(
+        "--workers", type=whole(1), default=None, help="parallel processes (all cores)"
+    )
+    fuzz.add_argument(
+        "--executor",
+        choices=("local", "dask"),
+        default="local",
+        help="local processes, or a Dask cluster (extra [dask])",
+    )
+    fuzz.add_argument(
+        "--scheduler",
+        metavar="ADDR",
+        help="Dask scheduler address; without it a local cluster starts",
+    )
+    fuzz.add_argument(
+        "--time-budget",
+        type=seconds,
+        default=None,
+        metavar="S",
+        help="stop starting new seeds after S seconds of wall time",
+    )
+    fuzz.add_argument(
+        "--out",
+        default="reports",
+        metavar="DIR",
+        help="failing traces and reports go under DIR (reports)",
+    )
     _add_sim_options(fuzz, steps=3_000, client_rate=0.1)
     fuzz.set_defaults(swarm=True)
-    fuzz.add_argument("--no-swarm", dest="swarm", action="store_false",
-                      help="use the options as given for every seed; by default each "
-                           "seed draws its own drop, duplicate, partition, crash, client, "
-                           "membership and snapshot rates, delays and batch size, may turn "
-                           "pre-vote off, and may divide both timeouts by ten; an option you "
-                           "give (e.g. --drop 0.9) holds for every seed, and swarm draws the "
-                           "rest")
+    fuzz.add_argument(
+        "--no-swarm",
+        dest="swarm",
+        action="store_false",
+        help="use the options as given for every seed; by default each "
+        "seed draws its own drop, duplicate, partition, crash, client, "
+        "membership and snapshot rates, delays and batch size, may turn "
+        "pre-vote off, and may divide both timeouts by ten; an option you "
+        "give (e.g. --drop 0.9) holds for every seed, and swarm draws the "
+        "rest",
+    )
 
 
 def _add_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     replay = sub.add_parser("replay", help="re-run the events of a trace")
     replay.add_argument("trace", metavar="TRACE")
-    replay.add_argument("--node-factory", default=None, metavar="MODULE:CALLABLE",
-                        help="replay against another implementation")
-    replay.add_argument("--story", action="store_true",
-                        help="first print the trace step by step: each event and what it "
-                             "changed in the servers")
+    replay.add_argument(
+        "--node-factory",
+        default=None,
+        metavar="MODULE:CALLABLE",
+        help="replay against another implementation",
+    )
+    replay.add_argument(
+        "--story",
+        action="store_true",
+        help="first print the trace step by step: each event and what it changed in the servers",
+    )
 
 
 def _add_shrink(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     shrink = sub.add_parser("shrink", help="cut a failing trace down to what makes it fail")
     shrink.add_argument("trace", metavar="TRACE")
-    shrink.add_argument("-o", "--output", required=True, metavar="SMALLER",
-                        help="where to write the shrunk trace")
-    shrink.add_argument("--node-factory", default=None, metavar="MODULE:CALLABLE",
-                        help="shrink against another implementation")
-    shrink.add_argument("--max-seconds", type=seconds, default=None, metavar="S",
-                        help=f"stop improving after S seconds of wall time ({SHRINK_SECONDS:g}; "
-                             "none when only --max-replays is given)")
-    shrink.add_argument("--max-replays", type=whole(1), default=None, metavar="N",
-                        help="stop improving after N candidate replays; given alone, the "
-                             "same trace always shrinks to the same result (20000)")
+    shrink.add_argument(
+        "-o", "--output", required=True, metavar="SMALLER", help="where to write the shrunk trace"
+    )
+    shrink.add_argument(
+        "--node-factory",
+        default=None,
+        metavar="MODULE:CALLABLE",
+        help="shrink against another implementation",
+    )
+    shrink.add_argument(
+        "--max-seconds",
+        type=seconds,
+        default=None,
+        metavar="S",
+        help=f"stop improving after S seconds of wall time ({SHRINK_SECONDS:g}; "
+        "none when only --max-replays is given)",
+    )
+    shrink.add_argument(
+        "--max-replays",
+        type=whole(1),
+        default=None,
+        metavar="N",
+        help="stop improving after N candidate replays; given alone, the "
+        "same trace always shrinks to the same result (20000)",
+    )
 
 
 def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bench = sub.add_parser("bench", help="measure events per second with every invariant on")
     bench.add_argument("--json", action="store_true", help="print JSON for machines")
-    bench.add_argument("--events", type=whole(1000), default=None,
-                       help="events per workload (default: each workload's own)")
-    bench.add_argument("--long", action="store_true",
-                       help="also compare a 10,000- and a 200,000-event run")
+    bench.add_argument(
+        "--events",
+        type=whole(1000),
+        default=None,
+        help="events per workload (default: each workload's own)",
+    )
+    bench.add_argument(
+        "--long", action="store_true", help="also compare a 10,000- and a 200,000-event run"
+    )
 
 
 def _add_zoo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     zoo = sub.add_parser("zoo", help="run every bug-zoo mutant and tabulate what caught it")
-    zoo.add_argument("--seeds", type=seed_range, default=range(0, 100), metavar="A:B",
-                     help="seeds tried in order until the first finding (0:100)")
-    zoo.add_argument("--mutant", action="append", default=None, metavar="NAME",
-                     help="only this mutant (repeatable)")
-    zoo.add_argument("--time-budget", type=seconds, default=60.0, metavar="S",
-                     help="wall seconds per mutant for the random seeds (60)")
-    zoo.add_argument("--stateful", action=argparse.BooleanOptionalAction, default=True,
-                     help="also let the Hypothesis state machine hunt each mutant (on)")
-    zoo.add_argument("--shrink", action=argparse.BooleanOptionalAction, default=True,
-                     help="shrink each safety finding, 10000 replays at most (on)")
-    zoo.add_argument("--out", default=None, metavar="DIR",
-                     help="write each finding's trace under DIR (NAME.jsonl) and, for "
-                          "safety findings, the shrunk one (NAME.shrunk.jsonl), for "
-                          "`virtraft replay`")
+    zoo.add_argument(
+        "--seeds",
+        type=seed_range,
+        default=range(0, 100),
+        metavar="A:B",
+        help="seeds tried in order until the first finding (0:100)",
+    )
+    zoo.add_argument(
+        "--mutant",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="only this mutant (repeatable)",
+    )
+    zoo.add_argument(
+        "--time-budget",
+        type=seconds,
+        default=60.0,
+        metavar="S",
+        help="wall seconds per mutant for the random seeds (60)",
+    )
+    zoo.add_argument(
+        "--stateful",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also let the Hypothesis state machine hunt each mutant (on)",
+    )
+    zoo.add_argument(
+        "--shrink",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="shrink each safety finding, 10000 replays at most (on)",
+    )
+    zoo.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="write each finding's trace under DIR (NAME.jsonl) and, for "
+        "safety findings, the shrunk one (NAME.shrunk.jsonl), for "
+        "`virtraft replay`",
+    )
     zoo.add_argument("--json", action="store_true", help="print JSON for machines")

@@ -180,9 +180,15 @@ class RaftcoreNode(NodeAdapter):
         disk = self.disk
         self.kv = {}
         self.server = self._server_class.restore(
-            self.node_id, callbacks, config=self.config, rng=self._rng,
-            members=self._bootstrap, term=disk.term, voted_for=disk.voted_for,
-            entries=disk.log(), snapshot=disk.snapshot,
+            self.node_id,
+            callbacks,
+            config=self.config,
+            rng=self._rng,
+            members=self._bootstrap,
+            term=disk.term,
+            voted_for=disk.voted_for,
+            entries=disk.log(),
+            snapshot=disk.snapshot,
         )
         self.alive = True
 
@@ -257,10 +263,24 @@ class RaftcoreNode(NodeAdapter):
         server = self.server
         if server is None:
             disk = self.disk
-            return (False, Role.FOLLOWER, disk.term, disk.voted_for, 0, disk.last_index,
-                    disk.snapshot_index)
-        return (True, _ROLE[server.role._value_], server.current_term, server.voted_for,
-                server.commit_index, server.last_log_index, server.snapshot_last_index)
+            return (
+                False,
+                Role.FOLLOWER,
+                disk.term,
+                disk.voted_for,
+                0,
+                disk.last_index,
+                disk.snapshot_index,
+            )
+        return (
+            True,
+            _ROLE[server.role._value_],
+            server.current_term,
+            server.voted_for,
+            server.commit_index,
+            server.last_log_index,
+            server.snapshot_last_index,
+        )
 
     @property
     def role(self) -> Role:
@@ -334,8 +354,10 @@ class RaftcoreNode(NodeAdapter):
 # not change. Formatted directly because repr() of a tuple costs about twice
 # as much, and a key is computed for every message sent.
 def _request_vote_text(m: RequestVote) -> str:
-    return (f"(1, {m.term!r}, {m.candidate_id!r}, {m.last_log_index!r}, "
-            f"{m.last_log_term!r}, {m.prevote!r})")
+    return (
+        f"(1, {m.term!r}, {m.candidate_id!r}, {m.last_log_index!r}, "
+        f"{m.last_log_term!r}, {m.prevote!r})"
+    )
 
 
 def _request_vote_response_text(m: RequestVoteResponse) -> str:
@@ -344,18 +366,23 @@ def _request_vote_response_text(m: RequestVoteResponse) -> str:
 
 def _append_entries_text(m: AppendEntries) -> str:
     last_term, last_id = (m.entries[-1].term, m.entries[-1].id) if m.entries else (-1, -1)
-    return (f"(3, {m.term!r}, {m.leader_id!r}, {m.prev_log_index!r}, {m.prev_log_term!r}, "
-            f"{len(m.entries)!r}, {m.leader_commit!r}, {last_term!r}, {last_id!r})")
+    return (
+        f"(3, {m.term!r}, {m.leader_id!r}, {m.prev_log_index!r}, {m.prev_log_term!r}, "
+        f"{len(m.entries)!r}, {m.leader_commit!r}, {last_term!r}, {last_id!r})"
+    )
 
 
 def _append_entries_response_text(m: AppendEntriesResponse) -> str:
-    return (f"(4, {m.term!r}, {m.success!r}, {m.match_index!r}, {m.rejected_index!r}, "
-            f"{m.hint_index!r})")
+    return (
+        f"(4, {m.term!r}, {m.success!r}, {m.match_index!r}, {m.rejected_index!r}, {m.hint_index!r})"
+    )
 
 
 def _install_snapshot_text(m: InstallSnapshot) -> str:
-    return (f"(5, {m.term!r}, {m.leader_id!r}, {m.last_index!r}, {m.last_term!r}, "
-            f"{m.offset!r}, {len(m.data)!r}, {m.done!r})")
+    return (
+        f"(5, {m.term!r}, {m.leader_id!r}, {m.last_index!r}, {m.last_term!r}, "
+        f"{m.offset!r}, {len(m.data)!r}, {m.done!r})"
+    )
 
 
 def _install_snapshot_response_text(m: InstallSnapshotResponse) -> str:
@@ -417,7 +444,10 @@ def factory(server_class: type[RaftServer] = RaftServer) -> NodeFactory:
     """A node factory running `server_class` (RaftServer or a mutant of it)."""
 
     def make(
-        node_id: int, members: Sequence[tuple[int, bool]], send: Send, rng: random.Random,
+        node_id: int,
+        members: Sequence[tuple[int, bool]],
+        send: Send,
+        rng: random.Random,
         options: NodeOptions,
     ) -> RaftcoreNode:
         return RaftcoreNode(node_id, tuple(members), send, rng, options, server_class)

@@ -64,8 +64,13 @@ from virtraft.nodes import willemt_build
 
 # Entry types, as raft.h numbers them (raft_logtype_e).
 NORMAL, ADD_NONVOTING_NODE, ADD_NODE, DEMOTE_NODE, REMOVE_NODE = 0, 1, 2, 3, 4
-ENTRY_KINDS = {NORMAL: "normal", ADD_NONVOTING_NODE: "add_nonvoting", ADD_NODE: "add_node",
-               DEMOTE_NODE: "demote", REMOVE_NODE: "remove"}
+ENTRY_KINDS = {
+    NORMAL: "normal",
+    ADD_NONVOTING_NODE: "add_nonvoting",
+    ADD_NODE: "add_node",
+    DEMOTE_NODE: "demote",
+    REMOVE_NODE: "remove",
+}
 BOOTSTRAP_TERM = 1
 
 _ENTRY_TYPE = {
@@ -155,19 +160,24 @@ class Snapshot:
 
 def _append_entries_text(m: AppendEntries) -> str:
     last = m.entries[-1] if m.entries else None
-    return (f"(3, {m.term!r}, {m.prev_log_idx!r}, {m.prev_log_term!r}, {m.leader_commit!r}, "
-            f"{len(m.entries)!r}, {last.term if last else -1!r}, {last.id if last else -1!r})")
+    return (
+        f"(3, {m.term!r}, {m.prev_log_idx!r}, {m.prev_log_term!r}, {m.leader_commit!r}, "
+        f"{len(m.entries)!r}, {last.term if last else -1!r}, {last.id if last else -1!r})"
+    )
 
 
 _KEY_TEXT: dict[type, Callable[[Any], str]] = {
-    RequestVote: lambda m: (f"(1, {m.term!r}, {m.candidate_id!r}, {m.last_log_idx!r}, "
-                            f"{m.last_log_term!r})"),
+    RequestVote: lambda m: (
+        f"(1, {m.term!r}, {m.candidate_id!r}, {m.last_log_idx!r}, {m.last_log_term!r})"
+    ),
     RequestVoteResponse: lambda m: f"(2, {m.term!r}, {m.vote_granted!r})",
     AppendEntries: _append_entries_text,
-    AppendEntriesResponse: lambda m: (f"(4, {m.term!r}, {m.success!r}, {m.current_idx!r}, "
-                                      f"{m.first_idx!r})"),
-    InstallSnapshot: lambda m: (f"(5, {m.term!r}, {m.last_idx!r}, {m.last_term!r}, "
-                                f"{m.members!r}, {len(m.state)!r})"),
+    AppendEntriesResponse: lambda m: (
+        f"(4, {m.term!r}, {m.success!r}, {m.current_idx!r}, {m.first_idx!r})"
+    ),
+    InstallSnapshot: lambda m: (
+        f"(5, {m.term!r}, {m.last_idx!r}, {m.last_term!r}, {m.members!r}, {len(m.state)!r})"
+    ),
 }
 _ROLES = {
     RequestVote: MessageRole.VOTE,
@@ -272,8 +282,10 @@ def _register_callbacks(ffi: Any) -> None:
     @extern("vr_py_send_requestvote")
     def send_requestvote(raft: Any, udata: Any, node: Any, msg: Any) -> int:
         lib = _MODULE.lib
-        node_of(udata)._send(lib.raft_node_get_id(node), RequestVote(
-            msg.term, msg.candidate_id, msg.last_log_idx, msg.last_log_term))
+        node_of(udata)._send(
+            lib.raft_node_get_id(node),
+            RequestVote(msg.term, msg.candidate_id, msg.last_log_idx, msg.last_log_term),
+        )
         return 0
 
     @extern("vr_py_send_appendentries")
@@ -352,9 +364,9 @@ class WillemtNode(NodeAdapter):
     small key-value store."""
 
     capabilities = Capabilities(
-        membership=True, snapshots=True,
-        options=frozenset({"election_timeout_ms", "request_timeout_ms",
-                           "max_entries_per_msg"}),
+        membership=True,
+        snapshots=True,
+        options=frozenset({"election_timeout_ms", "request_timeout_ms", "max_entries_per_msg"}),
     )
     # Plain fields, not properties: read for every touched node after every event.
     alive = False
@@ -363,8 +375,14 @@ class WillemtNode(NodeAdapter):
     # background would (commits may move in between); False: at once.
     background_snapshots = True
 
-    def __init__(self, node_id: int, members: Membership, send: Send, rng: random.Random,
-                 options: NodeOptions) -> None:
+    def __init__(
+        self,
+        node_id: int,
+        members: Membership,
+        send: Send,
+        rng: random.Random,
+        options: NodeOptions,
+    ) -> None:
         module = _library()
         self._ffi = module.ffi
         self._lib = module.lib
@@ -547,8 +565,9 @@ class WillemtNode(NodeAdapter):
                     raise AssertionError(f"sending index {first + i}: the disk holds {entry}")
                 copied.append(entry)
             entries = tuple(copied)
-        return AppendEntries(msg.term, msg.prev_log_idx, msg.prev_log_term, msg.leader_commit,
-                             entries)
+        return AppendEntries(
+            msg.term, msg.prev_log_idx, msg.prev_log_term, msg.leader_commit, entries
+        )
 
     def _send_snapshot(self, dst: int) -> None:
         snapshot = self.disk.snapshot
@@ -556,9 +575,16 @@ class WillemtNode(NodeAdapter):
             return  # still being written: the next heartbeat asks again
         if snapshot.last_idx != self._lib.raft_get_snapshot_last_idx(self._me):
             return
-        self._send(dst, InstallSnapshot(self._lib.raft_get_current_term(self._me),
-                                        snapshot.last_idx, snapshot.last_term,
-                                        snapshot.members, snapshot.state))
+        self._send(
+            dst,
+            InstallSnapshot(
+                self._lib.raft_get_current_term(self._me),
+                snapshot.last_idx,
+                snapshot.last_term,
+                snapshot.members,
+                snapshot.state,
+            ),
+        )
 
     # ---------------------------------------------------------------- actions
 
@@ -598,7 +624,8 @@ class WillemtNode(NodeAdapter):
             raise LibraryShutdown(
                 f"raft_recv_appendentries returned RAFT_ERR_SHUTDOWN for an AppendEntries "
                 f"(term {m.term}, prev {m.prev_log_idx}/{m.prev_log_term}, "
-                f"{n} entries) from node {src}")
+                f"{n} entries) from node {src}"
+            )
 
     def _receive_append_entries_response(self, src: int, m: AppendEntriesResponse) -> None:
         r = self._ffi.new("msg_appendentries_response_t*")
@@ -641,8 +668,9 @@ class WillemtNode(NodeAdapter):
             self._done(lib.vr_become_follower(me))
         rc = self._done(lib.vr_begin_load_snapshot(me, m.last_term, m.last_idx))
         if rc == lib.RAFT_ERR_SNAPSHOT_ALREADY_LOADED:
-            self._send(src, AppendEntriesResponse(lib.raft_get_current_term(me), 1,
-                                                  m.last_idx, m.last_idx))
+            self._send(
+                src, AppendEntriesResponse(lib.raft_get_current_term(me), 1, m.last_idx, m.last_idx)
+            )
             return
         if rc != 0:
             return  # refused (our log reaches past it, or it would undo applied entries)
@@ -656,8 +684,9 @@ class WillemtNode(NodeAdapter):
         self._done(lib.vr_end_load_snapshot(me))
         self.kv = dict(m.state)
         self.config = dict(m.members)
-        self._send(src, AppendEntriesResponse(lib.raft_get_current_term(me), 1, m.last_idx,
-                                              m.last_idx))
+        self._send(
+            src, AppendEntriesResponse(lib.raft_get_current_term(me), 1, m.last_idx, m.last_idx)
+        )
 
     def tick(self, msec: int) -> None:
         if not self.alive:
@@ -764,8 +793,10 @@ class WillemtNode(NodeAdapter):
         # raft_begin_snapshot applied everything up to the commit index, so
         # the state machine and the configuration are those at the snapshot.
         self._pending = Snapshot(
-            lib.raft_get_snapshot_last_idx(me), lib.raft_get_snapshot_last_term(me),
-            tuple(sorted(self.config.items())), tuple(sorted(self.kv.items())),
+            lib.raft_get_snapshot_last_idx(me),
+            lib.raft_get_snapshot_last_term(me),
+            tuple(sorted(self.config.items())),
+            tuple(sorted(self.kv.items())),
         )
         if not self.background_snapshots:
             self._finish_snapshot()
@@ -814,13 +845,19 @@ class WillemtNode(NodeAdapter):
         """The same values as the properties, in one call."""
         if not self.alive:
             disk = self.disk
-            return (False, Role.FOLLOWER, disk.term, disk.vote, 0, disk.last_index,
-                    disk.snapshot_index)
+            return (
+                False,
+                Role.FOLLOWER,
+                disk.term,
+                disk.vote,
+                0,
+                disk.last_index,
+                disk.snapshot_index,
+            )
         out = self._scalars
         self._lib.vr_scalars(self._me, out)
         vote = out[2]
-        return (True, _ROLE[out[0]], out[1], None if vote == -1 else vote, out[3], out[4],
-                out[5])
+        return (True, _ROLE[out[0]], out[1], None if vote == -1 else vote, out[3], out[4], out[5])
 
     @property
     def role(self) -> Role:
@@ -902,8 +939,12 @@ class WillemtNode(NodeAdapter):
 
     def describe(self) -> dict[str, object]:
         """Extra facts for reports."""
-        return {"kv_keys": len(self.kv), "disk_writes": self.disk.writes,
-                "retired": self.retired, "fault": self._fault}
+        return {
+            "kv_keys": len(self.kv),
+            "disk_writes": self.disk.writes,
+            "retired": self.retired,
+            "fault": self._fault,
+        }
 
 
 _RECEIVE: dict[type, Callable[[WillemtNode, int, Any], None]] = {
@@ -915,8 +956,13 @@ _RECEIVE: dict[type, Callable[[WillemtNode, int, Any], None]] = {
 }
 
 
-def factory(node_id: int, members: Sequence[tuple[int, bool]], send: Send, rng: random.Random,
-            options: NodeOptions) -> WillemtNode:
+def factory(
+    node_id: int,
+    members: Sequence[tuple[int, bool]],
+    send: Send,
+    rng: random.Random,
+    options: NodeOptions,
+) -> WillemtNode:
     """A willemt/raft server (the library built from VIRTRAFT_WILLEMT_SRC)."""
     return WillemtNode(node_id, tuple(members), send, rng, options)
 
@@ -932,8 +978,13 @@ class AtomicSnapshotNode(WillemtNode):
     background_snapshots = False
 
 
-def atomic_snapshots(node_id: int, members: Sequence[tuple[int, bool]], send: Send,
-                     rng: random.Random, options: NodeOptions) -> WillemtNode:
+def atomic_snapshots(
+    node_id: int,
+    members: Sequence[tuple[int, bool]],
+    send: Send,
+    rng: random.Random,
+    options: NodeOptions,
+) -> WillemtNode:
     """willemt/raft with snapshots begun and ended in one call."""
     return AtomicSnapshotNode(node_id, tuple(members), send, rng, options)
 

@@ -51,8 +51,16 @@ HEADERS = ("raft.h", "raft_types.h", "raft_private.h", "raft_log.h")
 # Returned by a vr_* wrapper when the library asserted or faulted inside it.
 FAULT = -7777
 
-CFLAGS = ("-O2", "-g", "-w", "-UNDEBUG", "-fno-strict-aliasing", "-Wno-unused-result",
-          "-Drand=virtraft_rand", "-D__assert_fail=virtraft_assert_fail")
+CFLAGS = (
+    "-O2",
+    "-g",
+    "-w",
+    "-UNDEBUG",
+    "-fno-strict-aliasing",
+    "-Wno-unused-result",
+    "-Drand=virtraft_rand",
+    "-D__assert_fail=virtraft_assert_fail",
+)
 
 CDEF = r"""
 typedef int raft_entry_id_t;
@@ -435,8 +443,7 @@ def source_tree() -> Path:
         )
     root = Path(value).expanduser()
     missing = [f"src/{name}" for name in SOURCES if not (root / "src" / name).is_file()]
-    missing += [f"include/{name}" for name in HEADERS
-                if not (root / "include" / name).is_file()]
+    missing += [f"include/{name}" for name in HEADERS if not (root / "include" / name).is_file()]
     if missing:
         raise FactoryError(
             f"{ENV_SRC}={value} is not a willemt/raft source tree: it lacks {missing[0]}"
@@ -453,8 +460,14 @@ def tree_hash(root: Path) -> str:
         for name in names:
             h.update(f"{part}/{name}\0".encode())
             h.update((root / part / name).read_bytes())
-    for text in (CDEF, PREAMBLE, " ".join(CFLAGS), cffi.__version__, sys.version,
-                 platform.machine()):
+    for text in (
+        CDEF,
+        PREAMBLE,
+        " ".join(CFLAGS),
+        cffi.__version__,
+        sys.version,
+        platform.machine(),
+    ):
         h.update(text.encode())
         h.update(b"\0")
     return h.hexdigest()[:16]
@@ -513,7 +526,8 @@ def _compile(root: Path, name: str, out: Path) -> None:
     ffi = cffi.FFI()
     ffi.cdef(CDEF)
     ffi.set_source(
-        name, PREAMBLE,
+        name,
+        PREAMBLE,
         sources=[str(root / "src" / source) for source in SOURCES],
         include_dirs=[str(root / "include")],
         extra_compile_args=list(CFLAGS),

@@ -25,8 +25,9 @@ def write_seed_report(trace_path: str, factory: str) -> None:
     """Write a failing seed's report beside its trace (seed-N.html beside
     seed-N.jsonl), where the campaign index looks for it, replayed with the
     campaign's own node factory."""
-    write_report(trace_path, trace_path.removesuffix(".jsonl") + ".html",
-                 factory=load_factory(factory))
+    write_report(
+        trace_path, trace_path.removesuffix(".jsonl") + ".html", factory=load_factory(factory)
+    )
 
 
 def write_campaign_index(out_dir: str, results: Sequence[SeedResult]) -> str:
@@ -40,7 +41,7 @@ def write_campaign_index(out_dir: str, results: Sequence[SeedResult]) -> str:
     safety = sum(1 for r in results if r.safety != "ok")
     liveness = sum(1 for r in results if r.safety == "ok" and r.liveness == "failed")
     out = [
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
         f"<title>virtraft campaign: {len(failed)} of {len(results)} seeds failed</title>",
         f"<style>{CSS}</style></head><body><main>",
         "<h1>virtraft campaign</h1>",
@@ -78,12 +79,14 @@ def _seed_table(results: Sequence[SeedResult], base: Path) -> str:
         rows.append(
             f"<tr{css}><td>{r.seed}</td><td>{esc(r.safety)}</td><td>{esc(r.invariant or '')}"
             f"</td><td>{'' if r.step is None else r.step}</td><td>{esc(r.liveness)}</td>"
-            f"<td>{r.steps}</td><td class=\"mono\">{esc(r.digest)}</td>"
+            f'<td>{r.steps}</td><td class="mono">{esc(r.digest)}</td>'
             f"<td>{' · '.join(links)}</td><td>{esc(what or '')}</td></tr>"
         )
-    return ("<table><tr><th>seed</th><th>safety</th><th>invariant</th><th>step</th>"
-            "<th>liveness</th><th>steps</th><th>digest</th><th>files</th><th>what happened</th>"
-            f"</tr>{''.join(rows)}</table>")
+    return (
+        "<table><tr><th>seed</th><th>safety</th><th>invariant</th><th>step</th>"
+        "<th>liveness</th><th>steps</th><th>digest</th><th>files</th><th>what happened</th>"
+        f"</tr>{''.join(rows)}</table>"
+    )
 
 
 def _relative(target: Path, base: Path) -> str:

@@ -147,17 +147,23 @@ def _diagram(trace: Trace, replay: Replay, focus: Focus, colors: dict[str, str])
     g = _Svg(replay, focus)
     out: list[str] = []
     add = out.append
-    add(f'<svg class="diagram" id="diagram" data-first-step="{g.start}" '
+    add(
+        f'<svg class="diagram" id="diagram" data-first-step="{g.start}" '
         f'data-last-step="{g.end}" width="{_num(g.width)}" height="{g.height}" '
         f'viewBox="0 0 {_num(g.width)} {g.height}" role="img" '
-        f'aria-label="space-time diagram, steps {g.start} to {g.end}">')
+        f'aria-label="space-time diagram, steps {g.start} to {g.end}">'
+    )
     add("<defs>")
-    add(f'<clipPath id="clip"><rect x="0" y="0" width="{_num(g.width)}" '
-        f'height="{g.height}"/></clipPath>')
+    add(
+        f'<clipPath id="clip"><rect x="0" y="0" width="{_num(g.width)}" '
+        f'height="{g.height}"/></clipPath>'
+    )
     for kind, color in sorted(colors.items()):
-        add(f'<marker id="ah-{_css_name(kind)}" viewBox="0 0 8 8" refX="7.5" refY="4" '
+        add(
+            f'<marker id="ah-{_css_name(kind)}" viewBox="0 0 8 8" refX="7.5" refY="4" '
             f'markerWidth="5" markerHeight="5" orient="auto"><path d="M0,0L8,4L0,8z" '
-            f'fill="{color}"/></marker>')
+            f'fill="{color}"/></marker>'
+        )
     add("</defs>")
     add('<g clip-path="url(#clip)">')
     _axis(g, add)
@@ -179,9 +185,11 @@ def _axis(g: _Svg, add: Callable[[str], None]) -> None:
     add('<g class="axis">')
     for step in range(first, g.end + 1, every):
         x = _num(g.x(step))
-        add(f'<line x1="{x}" y1="{AXIS_H - 6}" x2="{x}" y2="{g.height}" class="grid"/>'
+        add(
+            f'<line x1="{x}" y1="{AXIS_H - 6}" x2="{x}" y2="{g.height}" class="grid"/>'
             f'<text x="{x}" y="12" class="tick">{step}</text>'
-            f'<text x="{x}" y="25" class="tick ms">{g.replay.ms(step)} ms</text>')
+            f'<text x="{x}" y="25" class="tick ms">{g.replay.ms(step)} ms</text>'
+        )
     add("</g>")
 
 
@@ -203,18 +211,21 @@ def _partition_spans(replay: Replay) -> list[tuple[int, int, str]]:
 
 def _network_row(replay: Replay, g: _Svg, add: Callable[[str], None]) -> None:
     y = AXIS_H + 4
-    add(f'<g class="network"><text x="{_num(g.left)}" y="{y + 14}" class="netlabel">'
-        f"network</text>")
+    add(f'<g class="network"><text x="{_num(g.left)}" y="{y + 14}" class="netlabel">network</text>')
     for start, end, text in _partition_spans(replay):
         if end < g.start or start > g.end:
             continue
         x1 = g.clamp_x(start)
         x2 = g.clamp_x(end)
-        add(f'<rect class="partitioned" x="{_num(x1)}" y="{y}" width="{_num(max(x2 - x1, 1))}" '
-            f'height="{NET_H - 4}"><title>{esc(text)} (steps {start}–{end})</title></rect>')
+        add(
+            f'<rect class="partitioned" x="{_num(x1)}" y="{y}" width="{_num(max(x2 - x1, 1))}" '
+            f'height="{NET_H - 4}"><title>{esc(text)} (steps {start}–{end})</title></rect>'
+        )
         if x2 - x1 > 60:
-            add(f'<text class="netlabel" x="{_num(x1 + 3)}" y="{y + 13}">'
-                f"{esc(text[:max(8, int((x2 - x1) / 6))])}</text>")
+            add(
+                f'<text class="netlabel" x="{_num(x1 + 3)}" y="{y + 13}">'
+                f"{esc(text[: max(8, int((x2 - x1) / 6))])}</text>"
+            )
     add("</g>")
 
 
@@ -229,16 +240,19 @@ def _lane(replay: Replay, g: _Svg, node: int, add: Callable[[str], None]) -> Non
         x2 = g.clamp_x(seg.end)
         if x2 <= x1:
             continue
-        add(f'<rect class="role role-{_css_name(seg.state)}" x="{_num(x1)}" y="{_num(top)}" '
+        add(
+            f'<rect class="role role-{_css_name(seg.state)}" x="{_num(x1)}" y="{_num(top)}" '
             f'width="{_num(x2 - x1)}" height="{LANE_H}"><title>node {node} {esc(seg.state)}, '
             f"term {seg.term}, steps {seg.start}–{seg.end - 1} "
-            f"({replay.ms(seg.start)}–{replay.ms(seg.end - 1)} ms)</title></rect>")
+            f"({replay.ms(seg.start)}–{replay.ms(seg.end - 1)} ms)</title></rect>"
+        )
         if x2 - x1 >= 22:
-            add(f'<text class="term" x="{_num(x1 + 2)}" y="{_num(top + 10)}">'
-                f"{'t' + str(seg.term) if seg.state != 'down' else 'down'}</text>")
+            add(
+                f'<text class="term" x="{_num(x1 + 2)}" y="{_num(top + 10)}">'
+                f"{'t' + str(seg.term) if seg.state != 'down' else 'down'}</text>"
+            )
         elif x2 - x1 >= 10 and seg.state == "leader":
-            add(f'<text class="term" x="{_num(x1 + 1)}" y="{_num(top + 10)}">'
-                f"{seg.term}</text>")
+            add(f'<text class="term" x="{_num(x1 + 1)}" y="{_num(top + 10)}">{seg.term}</text>')
     add(f'<line class="lane-line" x1="0" y1="{_num(y)}" x2="{_num(g.width)}" y2="{_num(y)}"/>')
     add("</g>")
 
@@ -250,8 +264,10 @@ def _phase_line(trace: Trace, replay: Replay, g: _Svg, add: Callable[[str], None
     if step > replay.steps or not g.visible(step) or not isinstance(events[step - 1], Heal):
         return
     x = _num(g.x(step) - g.pps / 2)
-    add(f'<g class="phase"><line x1="{x}" y1="{AXIS_H}" x2="{x}" y2="{g.height}"/>'
-        f'<text x="{x}" y="{g.height - 2}" dx="3">liveness phase →</text></g>')
+    add(
+        f'<g class="phase"><line x1="{x}" y1="{AXIS_H}" x2="{x}" y2="{g.height}"/>'
+        f'<text x="{x}" y="{g.height - 2}" dx="3">liveness phase →</text></g>'
+    )
 
 
 _MARK_SHAPES = {
@@ -272,15 +288,19 @@ def _marks(replay: Replay, g: _Svg, add: Callable[[str], None]) -> None:
         x = _num(g.x(mark.step))
         title = f"<title>step {mark.step} ({replay.ms(mark.step)} ms): {esc(mark.text)}</title>"
         if mark.kind in ("partition", "heal"):
-            add(f'<g class="{mark.kind}"><line x1="{x}" y1="{AXIS_H}" x2="{x}" '
-                f'y2="{g.height}"/>{title}</g>')
+            add(
+                f'<g class="{mark.kind}"><line x1="{x}" y1="{AXIS_H}" x2="{x}" '
+                f'y2="{g.height}"/>{title}</g>'
+            )
             continue
         if mark.node is None or mark.node not in g.row:
             continue
         top = g.top(mark.node)
         if mark.kind == "commit":
-            add(f'<circle class="commit" cx="{x}" cy="{_num(top + LANE_H - 6)}" r="3">'
-                f"{title}</circle>")
+            add(
+                f'<circle class="commit" cx="{x}" cy="{_num(top + LANE_H - 6)}" r="3">'
+                f"{title}</circle>"
+            )
             continue
         symbol, css = _MARK_SHAPES.get(mark.kind, ("•", "other"))
         yy = top + (13 if mark.kind in ("client", "dup") else LANE_H - 2)
@@ -301,12 +321,14 @@ def _messages(replay: Replay, g: _Svg, add: Callable[[str], None]) -> None:
             classes += " to-down"
         if arrow.send_step < g.start:
             classes += " early"
-        add(f'<line class="{classes}" x1="{_num(g.x(arrow.send_step))}" '
+        add(
+            f'<line class="{classes}" x1="{_num(g.x(arrow.send_step))}" '
             f'y1="{_num(g.y(arrow.src))}" x2="{_num(g.x(arrow.step))}" '
             f'y2="{_num(g.y(arrow.dst))}" marker-end="url(#ah-{kind})">'
             f"<title>{esc(arrow.kind)} {arrow.src}→{arrow.dst}, sent step {arrow.send_step} "
             f"({arrow.sent_ms} ms), delivered step {arrow.step} ({replay.ms(arrow.step)} ms)"
-            f"{' to a down node' if arrow.to_down else ''}: {esc(arrow.text)}</title></line>")
+            f"{' to a down node' if arrow.to_down else ''}: {esc(arrow.text)}</title></line>"
+        )
     for loss in replay.losses:
         if not g.visible(loss.step):
             continue
@@ -317,15 +339,21 @@ def _messages(replay: Replay, g: _Svg, add: Callable[[str], None]) -> None:
         x2 = g.x(loss.step)
         if loss.how == "cut":
             title = f"{loss.kind} {loss.src}→{loss.dst} sent on a cut link at step {loss.step}"
-            add(f'<g class="lost"><path d="M{_num(x2 - 2)},{_num(y_src - 7)}l4,4m0,-4l-4,4"/>'
-                f"<title>{esc(title)}</title></g>")
+            add(
+                f'<g class="lost"><path d="M{_num(x2 - 2)},{_num(y_src - 7)}l4,4m0,-4l-4,4"/>'
+                f"<title>{esc(title)}</title></g>"
+            )
             continue
         send = loss.send_step if loss.send_step is not None else loss.step
-        title = (f"{loss.kind} {loss.src}→{loss.dst} sent at step {send}, dropped at step "
-                 f"{loss.step} ({replay.ms(loss.step)} ms)")
-        add(f'<g class="dropped"><line x1="{_num(g.x(send))}" y1="{_num(y_src)}" '
+        title = (
+            f"{loss.kind} {loss.src}→{loss.dst} sent at step {send}, dropped at step "
+            f"{loss.step} ({replay.ms(loss.step)} ms)"
+        )
+        add(
+            f'<g class="dropped"><line x1="{_num(g.x(send))}" y1="{_num(y_src)}" '
             f'x2="{_num(x2)}" y2="{_num(y_mid)}"/><path d="M{_num(x2 - 3)},{_num(y_mid - 3)}'
-            f'l6,6m0,-6l-6,6"/><title>{esc(title)}</title></g>')
+            f'l6,6m0,-6l-6,6"/><title>{esc(title)}</title></g>'
+        )
 
 
 def _violation_marker(replay: Replay, g: _Svg, focus: Focus, add: Callable[[str], None]) -> None:
@@ -338,15 +366,21 @@ def _violation_marker(replay: Replay, g: _Svg, focus: Focus, add: Callable[[str]
     short = words if len(words) <= 110 else words[:109] + "…"
     anchor_end = x > g.width - 420
     tx = x - 8 if anchor_end else x + 8
-    add(f'<g class="violation" id="violation" data-step="{focus.step}" '
-        f'data-invariant="{esc(name)}">')
-    add(f'<rect class="vband" x="{_num(x - max(g.pps, 6) / 2)}" y="{AXIS_H}" '
-        f'width="{_num(max(g.pps, 6))}" height="{g.height - AXIS_H}"/>')
+    add(
+        f'<g class="violation" id="violation" data-step="{focus.step}" '
+        f'data-invariant="{esc(name)}">'
+    )
+    add(
+        f'<rect class="vband" x="{_num(x - max(g.pps, 6) / 2)}" y="{AXIS_H}" '
+        f'width="{_num(max(g.pps, 6))}" height="{g.height - AXIS_H}"/>'
+    )
     for node in violation.get("nodes") or ():
         if isinstance(node, int) and node in g.row:
             add(f'<circle class="vnode" cx="{_num(x)}" cy="{_num(g.y(node))}" r="7"/>')
-    add(f'<text class="vtext" x="{_num(tx)}" y="{AXIS_H + 15}" '
-        f'text-anchor="{"end" if anchor_end else "start"}">{esc(short)}</text>')
+    add(
+        f'<text class="vtext" x="{_num(tx)}" y="{AXIS_H + 15}" '
+        f'text-anchor="{"end" if anchor_end else "start"}">{esc(short)}</text>'
+    )
     add(f"<title>{esc(words)}</title></g>")
 
 
@@ -361,41 +395,58 @@ def _overview(trace: Trace, replay: Replay, focus: Focus) -> str:
     lane_h = 14
     top = 20
     height = top + len(replay.nodes) * (lane_h + 4) + 18
-    out = [f'<svg class="overview" width="{width + LABEL_W}" height="{height}" '
-           f'viewBox="0 0 {width + LABEL_W} {height}" role="img" '
-           f'aria-label="whole run, steps 1 to {replay.steps}">']
+    out = [
+        f'<svg class="overview" width="{width + LABEL_W}" height="{height}" '
+        f'viewBox="0 0 {width + LABEL_W} {height}" role="img" '
+        f'aria-label="whole run, steps 1 to {replay.steps}">'
+    ]
     add = out.append
     for start, end, text in _partition_spans(replay):
         x1 = LABEL_W + start / per * px
         x2 = LABEL_W + end / per * px
-        add(f'<rect class="partitioned" x="{_num(x1)}" y="4" width="{_num(max(x2 - x1, 1))}" '
-            f'height="10"><title>{esc(text)} (steps {start}–{end})</title></rect>')
+        add(
+            f'<rect class="partitioned" x="{_num(x1)}" y="4" width="{_num(max(x2 - x1, 1))}" '
+            f'height="10"><title>{esc(text)} (steps {start}–{end})</title></rect>'
+        )
     add('<text x="2" y="13" class="netlabel">network</text>')
     for i, node in enumerate(replay.nodes):
         y = top + i * (lane_h + 4)
-        add(f'<g class="band" data-node="{node}"><text x="2" y="{y + 11}" class="bandlabel">'
-            f"node {node}</text>")
+        add(
+            f'<g class="band" data-node="{node}"><text x="2" y="{y + 11}" class="bandlabel">'
+            f"node {node}</text>"
+        )
         cells = _dominant(replay.segments.get(node, []), columns, per)
         _band(node, cells, y, lane_h, per, px, add)
         add("</g>")
     wx1 = LABEL_W + focus.start / per * px
     wx2 = LABEL_W + (focus.end + 1) / per * px
-    add(f'<rect class="window" x="{_num(wx1)}" y="1" width="{_num(max(wx2 - wx1, 2))}" '
+    add(
+        f'<rect class="window" x="{_num(wx1)}" y="1" width="{_num(max(wx2 - wx1, 2))}" '
         f'height="{height - 16}"><title>drawn in detail below: steps {focus.start}–'
-        f"{focus.end}</title></rect>")
+        f"{focus.end}</title></rect>"
+    )
     if focus.step is not None:
         vx = _num(LABEL_W + focus.step / per * px)
         add(f'<line class="overview-violation" x1="{vx}" y1="1" x2="{vx}" y2="{height - 16}"/>')
     for step in (1, replay.steps):
         anchor = "start" if step == 1 else "end"
-        add(f'<text class="tick" x="{_num(LABEL_W + step / per * px)}" y="{height - 3}" '
-            f'text-anchor="{anchor}">step {step} · {replay.ms(step)} ms</text>')
+        add(
+            f'<text class="tick" x="{_num(LABEL_W + step / per * px)}" y="{height - 3}" '
+            f'text-anchor="{anchor}">step {step} · {replay.ms(step)} ms</text>'
+        )
     add("</svg>")
     return "".join(out)
 
 
-def _band(node: int, cells: Sequence[tuple[str, int] | None], y: int, lane_h: int, per: float,
-          px: float, add: Callable[[str], None]) -> None:
+def _band(
+    node: int,
+    cells: Sequence[tuple[str, int] | None],
+    y: int,
+    lane_h: int,
+    per: float,
+    px: float,
+    add: Callable[[str], None],
+) -> None:
     """One node's overview band: a rectangle per run of equal columns, and
     its term where there is room for the label."""
     columns = len(cells)
@@ -407,10 +458,12 @@ def _band(node: int, cells: Sequence[tuple[str, int] | None], y: int, lane_h: in
         state, term = cells[run_start] if cells[run_start] else ("", 0)
         if state:
             x1 = LABEL_W + run_start * px
-            add(f'<rect class="role role-{_css_name(state)}" x="{_num(x1)}" y="{y}" '
+            add(
+                f'<rect class="role role-{_css_name(state)}" x="{_num(x1)}" y="{y}" '
                 f'width="{_num((c - run_start) * px)}" height="{lane_h}"><title>node '
                 f"{node} {esc(state)} term {term}, steps ≈{int(run_start * per)}–"
-                f"{int(c * per)}</title></rect>")
+                f"{int(c * per)}</title></rect>"
+            )
             if state != "down" and x1 - last_label_x >= 34:
                 add(f'<text class="term" x="{_num(x1 + 1)}" y="{y + 10}">t{term}</text>')
                 last_label_x = x1
@@ -441,36 +494,49 @@ def _dominant(
 
 
 def _labels_svg(replay: Replay, g_height: int) -> str:
-    out = [f'<svg class="labels" width="{LABEL_W}" height="{g_height}" '
-           f'viewBox="0 0 {LABEL_W} {g_height}">']
-    out.append('<text x="4" y="12" class="tick">step</text>'
-               '<text x="4" y="25" class="tick ms">virtual time</text>')
+    out = [
+        f'<svg class="labels" width="{LABEL_W}" height="{g_height}" '
+        f'viewBox="0 0 {LABEL_W} {g_height}">'
+    ]
+    out.append(
+        '<text x="4" y="12" class="tick">step</text>'
+        '<text x="4" y="25" class="tick ms">virtual time</text>'
+    )
     for i, node in enumerate(replay.nodes):
         y = DIAGRAM_TOP + i * (LANE_H + LANE_GAP) + LANE_H / 2 + 4
-        out.append(f'<text class="lane-label" data-node="{node}" x="4" y="{_num(y)}">'
-                   f"node {node}</text>")
+        out.append(
+            f'<text class="lane-label" data-node="{node}" x="4" y="{_num(y)}">node {node}</text>'
+        )
     out.append("</svg>")
     return "".join(out)
 
 
 def _legend(colors: dict[str, str], kinds: Sequence[str]) -> str:
-    roles = "".join(f'<span><i class="swatch" style="background:{c}"></i>{esc(r)}</span>'
-                    for r, c in ROLE_COLORS.items())
-    msgs = "".join(f'<span><i class="swatch" style="background:{colors[k]};height:3px"></i>'
-                   f"{esc(k)}</span>" for k in kinds)
-    marks = ("<span>thick arrow: carries entries</span><span>dashed: pre-vote</span>"
-             "<span>dotted: to a down node</span>"
-             '<span style="color:#c0392b">✕ on a dashed line: dropped</span>'
-             '<span style="color:#1e8449">● commit index advanced</span>'
-             '<span style="color:#b00">✕ crash</span><span style="color:#1e8449">↻ restart'
-             '</span><span style="color:#6a1b9a">◆ membership change</span>'
-             "<span>▣ snapshot taken · ▤ snapshot installed</span>"
-             '<span style="color:#0b6e99">▾ client command</span>'
-             '<span style="color:#a04000">+ duplicated</span>'
-             '<span style="color:#b03a2e">red dashed line / band: partition</span>'
-             '<span style="color:#1e8449">green dashed line: heal</span>')
-    return (f'<div class="legend"><div>roles: {roles}</div><div>messages: {msgs}</div>'
-            f"<div>{marks}</div></div>")
+    roles = "".join(
+        f'<span><i class="swatch" style="background:{c}"></i>{esc(r)}</span>'
+        for r, c in ROLE_COLORS.items()
+    )
+    msgs = "".join(
+        f'<span><i class="swatch" style="background:{colors[k]};height:3px"></i>{esc(k)}</span>'
+        for k in kinds
+    )
+    marks = (
+        "<span>thick arrow: carries entries</span><span>dashed: pre-vote</span>"
+        "<span>dotted: to a down node</span>"
+        '<span style="color:#c0392b">✕ on a dashed line: dropped</span>'
+        '<span style="color:#1e8449">● commit index advanced</span>'
+        '<span style="color:#b00">✕ crash</span><span style="color:#1e8449">↻ restart'
+        '</span><span style="color:#6a1b9a">◆ membership change</span>'
+        "<span>▣ snapshot taken · ▤ snapshot installed</span>"
+        '<span style="color:#0b6e99">▾ client command</span>'
+        '<span style="color:#a04000">+ duplicated</span>'
+        '<span style="color:#b03a2e">red dashed line / band: partition</span>'
+        '<span style="color:#1e8449">green dashed line: heal</span>'
+    )
+    return (
+        f'<div class="legend"><div>roles: {roles}</div><div>messages: {msgs}</div>'
+        f"<div>{marks}</div></div>"
+    )
 
 
 def diagram_section(trace: Trace, replay: Replay, focus: Focus, colors: dict[str, str]) -> str:
@@ -480,25 +546,33 @@ def diagram_section(trace: Trace, replay: Replay, focus: Focus, colors: dict[str
     out = ["<h2>Space-time diagram</h2>"]
     whole = focus.start <= 1 and focus.end >= replay.steps
     if whole:
-        out.append(f'<p class="note">All {replay.steps} steps, left to right; one lane per '
-                   "node; an arrow per delivered message, from its send to its delivery. "
-                   "Hover over anything for details.</p>")
+        out.append(
+            f'<p class="note">All {replay.steps} steps, left to right; one lane per '
+            "node; an arrow per delivered message, from its send to its delivery. "
+            "Hover over anything for details.</p>"
+        )
     else:
-        where = (f"ending {focus.end - focus.step} steps after the violation"
-                 if focus.step is not None else "ending at the last step")
+        where = (
+            f"ending {focus.end - focus.step} steps after the violation"
+            if focus.step is not None
+            else "ending at the last step"
+        )
         out.append(
             f'<p class="note">The run has {replay.steps} steps. The band below summarises '
             f"all of them (each lane coloured by the role it held longest in each pixel "
             f"column, with terms); the diagram under it draws steps {focus.start}–{focus.end} "
             f"in full detail ({where}). Arrows of messages sent before step {focus.start} "
-            "start off the left edge.</p>")
+            "start off the left edge.</p>"
+        )
         out.append(f'<div class="diagram-wrap">{_overview(trace, replay, focus)}</div>')
     out.append(_legend(colors, kinds))
     g = _Svg(replay, focus)
     focus_x = _num(g.x(focus.step)) if focus.step is not None else _num(g.width)
-    out.append(f'<div class="diagram-wrap">{_labels_svg(replay, g.height)}'
-               f'<div class="diagram-scroll" id="diagram-scroll" data-focus-x="{focus_x}">'
-               f"{_diagram(trace, replay, focus, colors)}</div></div>")
+    out.append(
+        f'<div class="diagram-wrap">{_labels_svg(replay, g.height)}'
+        f'<div class="diagram-scroll" id="diagram-scroll" data-focus-x="{focus_x}">'
+        f"{_diagram(trace, replay, focus, colors)}</div></div>"
+    )
     return "".join(out)
 
 

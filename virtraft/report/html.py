@@ -115,7 +115,7 @@ def render_report(
     kinds = sorted({a.kind for a in replay.arrows} | {loss.kind for loss in replay.losses})
     colors = message_colors(kinds, replay.roles)
     parts = [
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
         f"<title>virtraft report: seed {trace.seed} — {esc(_headline(trace, focus)[0])}</title>",
         f"<style>{CSS}{message_css(colors)}</style></head><body><main>",
         _header(trace, replay, focus, trace_path),
@@ -141,35 +141,45 @@ def _headline(trace: Trace, focus: Focus) -> tuple[str, str]:
 
 def _header(trace: Trace, replay: Replay, focus: Focus, trace_path: str) -> str:
     headline, css = _headline(trace, focus)
-    out = [f"<h1>virtraft report — seed {trace.seed}</h1>",
-           f'<div class="headline {css}">{esc(headline)}</div>']
+    out = [
+        f"<h1>virtraft report — seed {trace.seed}</h1>",
+        f'<div class="headline {css}">{esc(headline)}</div>',
+    ]
     rows: list[tuple[str, str]] = [
         ("trace", f"<code>{esc(trace_path)}</code>"),
         ("seed", str(trace.seed)),
         ("node factory", f"<code>{esc(trace.factory)}</code>"),
         ("options", esc(_options_summary(trace.options))),
-        ("events", f"{len(trace.events)} ({replay.steps} replayed, "
-                   f"{replay.ms(replay.steps)} ms of virtual time)"),
+        (
+            "events",
+            f"{len(trace.events)} ({replay.steps} replayed, "
+            f"{replay.ms(replay.steps)} ms of virtual time)",
+        ),
     ]
     versions = trace.header.get("versions")
     if isinstance(versions, dict):
-        rows.append(("recorded with", esc(", ".join(f"{k} {v}" for k, v in sorted(
-            versions.items())))))
+        rows.append(
+            ("recorded with", esc(", ".join(f"{k} {v}" for k, v in sorted(versions.items()))))
+        )
     out.append(kv_table(rows))
     out.append("<h2>Verdict</h2>")
     out.append(_verdict_html(trace, replay, focus))
     quoted = shlex.quote(trace_path)
     named = esc(_factory_option(trace.factory))
-    out.append("<h2>Reproduce</h2><pre>"
-               f"virtraft replay {esc(quoted)}{named}\n"
-               f"virtraft shrink {esc(quoted)} -o small.jsonl{named}\n"
-               f"virtraft report {esc(quoted)} -o report.html{named}</pre>"
-               '<p class="note">replay runs the recorded events (not the random stream), so it '
-               "reproduces the run exactly; shrink removes events while the same invariant "
-               "still fails.</p>")
-    out.append("<details><summary>all options</summary><pre>"
-               f"{esc(json.dumps(trace.options.to_json(), indent=1, sort_keys=True))}"
-               "</pre></details>")
+    out.append(
+        "<h2>Reproduce</h2><pre>"
+        f"virtraft replay {esc(quoted)}{named}\n"
+        f"virtraft shrink {esc(quoted)} -o small.jsonl{named}\n"
+        f"virtraft report {esc(quoted)} -o report.html{named}</pre>"
+        '<p class="note">replay runs the recorded events (not the random stream), so it '
+        "reproduces the run exactly; shrink removes events while the same invariant "
+        "still fails.</p>"
+    )
+    out.append(
+        "<details><summary>all options</summary><pre>"
+        f"{esc(json.dumps(trace.options.to_json(), indent=1, sort_keys=True))}"
+        "</pre></details>"
+    )
     return "".join(out)
 
 
@@ -228,8 +238,11 @@ def _verdict_html(trace: Trace, replay: Replay, focus: Focus) -> str:
         nodes = violation.get("nodes") or []
         at_ms = f" ({replay.ms(step)} ms)" if isinstance(step, int) else ""
         rows = [
-            ("safety", f"<b>{esc(str(violation.get('invariant')))}</b> violated at step "
-                       f"{esc(str(step))}{at_ms}"),
+            (
+                "safety",
+                f"<b>{esc(str(violation.get('invariant')))}</b> violated at step "
+                f"{esc(str(step))}{at_ms}",
+            ),
             ("what", esc(str(violation.get("message", "")))),
             ("nodes", esc(", ".join(f"node {n}" for n in dict.fromkeys(nodes)))),
         ]
@@ -256,27 +269,37 @@ def _verdict_html(trace: Trace, replay: Replay, focus: Focus) -> str:
 
 def _replay_agreement(replay: Replay, recorded: Any) -> str:
     if replay.problem is not None:
-        return (f'<p class="headline warn">The trace was not replayed ({esc(replay.problem)}); '
-                "the page shows only what the events say: no roles, terms or messages.</p>")
+        return (
+            f'<p class="headline warn">The trace was not replayed ({esc(replay.problem)}); '
+            "the page shows only what the events say: no roles, terms or messages.</p>"
+        )
     notes = []
     if replay.diverged is not None:
         step, why = replay.diverged
-        notes.append(f"The replay diverges at step {step}: {why}. Everything after it is "
-                     "missing from this page.")
+        notes.append(
+            f"The replay diverges at step {step}: {why}. Everything after it is "
+            "missing from this page."
+        )
     found = replay.violation
     if found is not None and isinstance(recorded, dict):
         if (recorded.get("invariant"), recorded.get("step")) == (found.invariant, found.step):
             notes.append("The replay reproduces the recorded violation.")
         else:
-            notes.append(f"The replay found {found.invariant} at step {found.step}; the trace "
-                         f"recorded {recorded.get('invariant')} at step {recorded.get('step')}.")
+            notes.append(
+                f"The replay found {found.invariant} at step {found.step}; the trace "
+                f"recorded {recorded.get('invariant')} at step {recorded.get('step')}."
+            )
     elif found is not None:
-        notes.append(f"The replay found {found.invariant} at step {found.step}; the trace "
-                     "recorded no violation.")
+        notes.append(
+            f"The replay found {found.invariant} at step {found.step}; the trace "
+            "recorded no violation."
+        )
     elif isinstance(recorded, dict):
-        notes.append(f"The replay did not reproduce the recorded {recorded.get('invariant')} "
-                     f"(step {recorded.get('step')}): the code has changed since the trace was "
-                     "written, or it was checked with other invariants.")
+        notes.append(
+            f"The replay did not reproduce the recorded {recorded.get('invariant')} "
+            f"(step {recorded.get('step')}): the code has changed since the trace was "
+            "written, or it was checked with other invariants."
+        )
     return "".join(f'<p class="note">{esc(n)}</p>' for n in notes)
 
 
@@ -305,54 +328,68 @@ def _recent_section(trace: Trace, replay: Replay, focus: Focus) -> str:
                 ticked = sorted({events[i - 1].node for i in range(step, run_end + 1)})
                 rows.append(
                     f"<tr{css}><td>{step}–{run_end}</td><td>{replay.ms(step)}–"
-                    f"{replay.ms(run_end)}</td><td class=\"mono\">{run_end - step + 1} ticks "
-                    f"(nodes {', '.join(map(str, ticked))})</td><td>nothing</td></tr>")
+                    f'{replay.ms(run_end)}</td><td class="mono">{run_end - step + 1} ticks '
+                    f"(nodes {', '.join(map(str, ticked))})</td><td>nothing</td></tr>"
+                )
                 step -= 1
                 continue
         outcome = "; ".join(notes.get(step, ()))
-        rows.append(f"<tr{css}><td>{step}</td><td>{replay.ms(step)}</td>"
-                    f'<td class="mono">{esc(event_text(events[step - 1], replay, step))}</td>'
-                    f"<td>{esc(outcome)}</td></tr>")
+        rows.append(
+            f"<tr{css}><td>{step}</td><td>{replay.ms(step)}</td>"
+            f'<td class="mono">{esc(event_text(events[step - 1], replay, step))}</td>'
+            f"<td>{esc(outcome)}</td></tr>"
+        )
         step -= 1
     rows.reverse()
     title = "before the violation" if focus.step is not None else "at the end"
-    return (f"<h2>What happened {title} (steps {step + 1}–{last})</h2>"
-            '<table class="recent"><tr><th>step</th><th>ms</th><th>event</th>'
-            f"<th>what changed</th></tr>{''.join(rows)}</table>")
+    return (
+        f"<h2>What happened {title} (steps {step + 1}–{last})</h2>"
+        '<table class="recent"><tr><th>step</th><th>ms</th><th>event</th>'
+        f"<th>what changed</th></tr>{''.join(rows)}</table>"
+    )
 
 
 def _logs_section(replay: Replay) -> str:
     finals = replay.finals
     if not finals:
         return ""
-    out = ["<h2>Final logs</h2>",
-           f'<p class="note">The last {LOG_ENTRIES} entries of each node (above its snapshot), '
-           "as (term, entry id, type). A red index marks an index where nodes hold different "
-           "entries; red cells differ from the most common entry there. Grey italics: not yet "
-           "committed on that node.</p>"]
+    out = [
+        "<h2>Final logs</h2>",
+        f'<p class="note">The last {LOG_ENTRIES} entries of each node (above its snapshot), '
+        "as (term, entry id, type). A red index marks an index where nodes hold different "
+        "entries; red cells differ from the most common entry there. Grey italics: not yet "
+        "committed on that node.</p>",
+    ]
     head = "".join(
         f"<th>node {f.node}<br><small>{esc(f.role)} · term {f.term} · commit "
         f"{f.commit_index}<br>last {f.last_index} · snapshot {f.snapshot_index}"
         f"{'@t' + str(f.snapshot_term) if f.snapshot_index else ''}</small></th>"
         for f in finals
     )
-    indices = sorted({i for f in finals for i in f.entries}
-                     | {i for f in finals for i in range(f.shown_from, f.last_index + 1)})
+    indices = sorted(
+        {i for f in finals for i in f.entries}
+        | {i for f in finals for i in range(f.shown_from, f.last_index + 1)}
+    )
     if len(indices) > LOG_ROWS_MAX:  # nodes far apart: keep the page small
-        out.append(f'<p class="note">Only the highest {LOG_ROWS_MAX} of {len(indices)} '
-                   "indices are shown.</p>")
+        out.append(
+            f'<p class="note">Only the highest {LOG_ROWS_MAX} of {len(indices)} '
+            "indices are shown.</p>"
+        )
         indices = indices[-LOG_ROWS_MAX:]
     rows = []
     previous = None
     for index in indices:
         if previous is not None and index > previous + 1:
-            rows.append(f'<tr class="gap"><td colspan="{len(finals) + 1}">⋯ indices '
-                        f"{previous + 1}–{index - 1} not shown ⋯</td></tr>")
+            rows.append(
+                f'<tr class="gap"><td colspan="{len(finals) + 1}">⋯ indices '
+                f"{previous + 1}–{index - 1} not shown ⋯</td></tr>"
+            )
         previous = index
         rows.append(_log_row(finals, index))
     if not rows:
-        rows.append(f'<tr><td colspan="{len(finals) + 1}">every log is empty or compacted'
-                    "</td></tr>")
+        rows.append(
+            f'<tr><td colspan="{len(finals) + 1}">every log is empty or compacted</td></tr>'
+        )
     out.append(f'<table class="logs"><tr><th>index</th>{head}</tr>{"".join(rows)}</table>')
     return "".join(out)
 
@@ -379,16 +416,14 @@ def _log_row(finals: Sequence[NodeFinal], index: int) -> str:
         kind = f" {esc(cell.type)}" if cell.type else ""
         cells.append(f"<td{css}>t{cell.term} #{cell.entry_id}{kind}</td>")
     css = ' class="diverge"' if diverge else ""
-    return (f'<tr{css} data-index="{index}"><td class="idx">{index}</td>'
-            f'{"".join(cells)}</tr>')
+    return f'<tr{css} data-index="{index}"><td class="idx">{index}</td>{"".join(cells)}</tr>'
 
 
 def _faults_section(replay: Replay, focus: Focus) -> str:
     faults = replay.faults
     out = ["<h2>Fault timeline</h2>"]
     if not faults:
-        out.append('<p class="note">No partitions, crashes, membership changes or snapshots.'
-                   "</p>")
+        out.append('<p class="note">No partitions, crashes, membership changes or snapshots.</p>')
         return "".join(out)
     shown = faults[-FAULT_ROWS:]
     if len(shown) < len(faults):
@@ -397,10 +432,13 @@ def _faults_section(replay: Replay, focus: Focus) -> str:
     rows = []
     for row in shown:
         css = ' class="in-window"' if focus.start <= row.step <= focus.end else ""
-        rows.append(f"<tr{css}><td>{row.step}</td><td>{row.ms}</td><td>{esc(row.what)}</td>"
-                    f"<td>{esc(row.detail)}</td></tr>")
-    out.append("<table><tr><th>step</th><th>ms</th><th>kind</th><th>what</th></tr>"
-               f"{''.join(rows)}</table>")
+        rows.append(
+            f"<tr{css}><td>{row.step}</td><td>{row.ms}</td><td>{esc(row.what)}</td>"
+            f"<td>{esc(row.detail)}</td></tr>"
+        )
+    out.append(
+        f"<table><tr><th>step</th><th>ms</th><th>kind</th><th>what</th></tr>{''.join(rows)}</table>"
+    )
     return "".join(out)
 
 
@@ -408,12 +446,14 @@ def _stats_section(trace: Trace) -> str:
     stats = trace.verdict.get("stats")
     if not isinstance(stats, dict):
         return ""
-    return ("<h2>Run statistics (recorded)</h2>"
-            + kv_table(_witness_rows(stats)))
+    return "<h2>Run statistics (recorded)</h2>" + kv_table(_witness_rows(stats))
 
 
 def write_report(
-    trace_path: str, out_path: str, *, trace: Trace | None = None,
+    trace_path: str,
+    out_path: str,
+    *,
+    trace: Trace | None = None,
     factory: NodeFactory | None = None,
 ) -> None:
     """Replay `trace_path` (or the already-read `trace`) and write the HTML report."""

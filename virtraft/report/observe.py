@@ -208,8 +208,12 @@ class _Recorder:
         """Apply one event (NotApplicable propagates) and record what it did."""
         sim = self.sim
         stats = sim.stats
-        before = (stats.membership_changes, stats.snapshots_taken, stats.snapshots_installed,
-                  sim.last_submitted)
+        before = (
+            stats.membership_changes,
+            stats.snapshots_taken,
+            stats.snapshots_installed,
+            sim.last_submitted,
+        )
         self.taken = self.copied = None
         self.cut = []
         violation = sim.apply(event)
@@ -235,8 +239,14 @@ class _Recorder:
             sent_step, sent_ms = self.sent.pop(env.id, (0, env.sent_ms))
             target = sim.nodes.get(env.dst)
             arrow = Arrow(
-                env.src, env.dst, env.kind, sent_step, step, sent_ms,
-                message_text(messages, env.message), messages.entries_carried(env.message),
+                env.src,
+                env.dst,
+                env.kind,
+                sent_step,
+                step,
+                sent_ms,
+                message_text(messages, env.message),
+                messages.entries_carried(env.message),
                 messages.is_prevote(env.message),
                 target is None or not target.alive,
             )
@@ -249,8 +259,9 @@ class _Recorder:
             self.at_step[step] = loss
         elif isinstance(event, Duplicate) and self.copied is not None:
             env = self.copied
-            self.marks.append(Mark(step, env.src, "dup",
-                                   f"the network copied {env.kind} {env.src}→{env.dst}"))
+            self.marks.append(
+                Mark(step, env.src, "dup", f"the network copied {env.kind} {env.src}→{env.dst}")
+            )
 
     def _observe_outcome(self, step: int, event: Event, before: tuple) -> None:
         """The step's faults, membership changes, snapshots and client commands,
@@ -262,8 +273,9 @@ class _Recorder:
         if isinstance(event, Crash):
             self._fault(step, ms, "crash", f"node {event.node} crashes", event.node)
         elif isinstance(event, Restart):
-            self._fault(step, ms, "restart", f"node {event.node} restarts from its disk",
-                        event.node)
+            self._fault(
+                step, ms, "restart", f"node {event.node} restarts from its disk", event.node
+            )
         elif isinstance(event, Partition):
             self._fault(step, ms, "partition", partition_text(event), None)
         elif isinstance(event, Heal):
@@ -271,28 +283,37 @@ class _Recorder:
             self._fault(step, ms, "heal", what, None)
         elif isinstance(event, ChangeMembership):
             outcome = "accepted" if stats.membership_changes > members else "refused"
-            self._fault(step, ms, "member",
-                        f"node {event.via} asked to {event.change.value} node {event.node}: "
-                        f"{outcome}", event.via)
+            self._fault(
+                step,
+                ms,
+                "member",
+                f"node {event.via} asked to {event.change.value} node {event.node}: {outcome}",
+                event.via,
+            )
         elif isinstance(event, TakeSnapshot):
-            outcome = ("compacted its log" if stats.snapshots_taken > taken
-                       else "nothing to compact")
-            self._fault(step, ms, "snapshot", f"node {event.node} snapshots: {outcome}",
-                        event.node)
+            outcome = "compacted its log" if stats.snapshots_taken > taken else "nothing to compact"
+            self._fault(step, ms, "snapshot", f"node {event.node} snapshots: {outcome}", event.node)
         elif isinstance(event, ClientRequest):
             last = sim.last_submitted
             if last is not None and last is not submitted and last[0] == event.command:
                 _command, node_id, where = last
-                text = (f"node {node_id} took command {event.command} at index "
-                        f"{where.index} (term {where.term})")
+                text = (
+                    f"node {node_id} took command {event.command} at index "
+                    f"{where.index} (term {where.term})"
+                )
                 self.marks.append(Mark(step, node_id, "client", text))
             else:
                 text = f"command {event.command} sent to node {event.node} was not taken"
                 self.marks.append(Mark(step, event.node, "client", text))
             self.note(step, text)
         if stats.snapshots_installed > installed and isinstance(event, Deliver):
-            self._fault(step, ms, "install",
-                        f"node {event.dst} installed a snapshot from node {event.src}", event.dst)
+            self._fault(
+                step,
+                ms,
+                "install",
+                f"node {event.dst} installed a snapshot from node {event.src}",
+                event.dst,
+            )
 
     def _fault(self, step: int, ms: int, kind: str, text: str, node: int | None) -> None:
         self.faults.append(FaultRow(step, ms, kind, text))
@@ -330,14 +351,16 @@ class _Recorder:
                 self.segments[node_id].append(Segment(node_id, since, step, old_role, old_term))
                 since = step
                 if role != old_role:
-                    self.note(step, f"node {node_id} became {role}"
-                              + (f" in term {term}" if role != "down" else ""))
+                    self.note(
+                        step,
+                        f"node {node_id} became {role}"
+                        + (f" in term {term}" if role != "down" else ""),
+                    )
                 else:
                     self.note(step, f"node {node_id} moved to term {term} as {role}")
             if commit > old_commit and alive:
                 text = f"node {node_id} committed through index {commit}"
-                self.marks.append(Mark(step, node_id, "commit",
-                                       f"{text} (was {old_commit})"))
+                self.marks.append(Mark(step, node_id, "commit", f"{text} (was {old_commit})"))
                 self.note(step, text)
             if vote != old_vote and vote is not None and alive:
                 self.note(step, f"node {node_id} voted for node {vote} in term {term}")
@@ -361,8 +384,9 @@ class _Recorder:
             what = f"index {last}" if last == old_last + 1 else f"indexes {old_last + 1}-{last}"
             self.note(step, f"node {node_id} appended {what} (term {term})")
         else:
-            self.note(step, f"node {node_id} rewrote its log: it now ends at index {last} "
-                            f"(term {term})")
+            self.note(
+                step, f"node {node_id} rewrote its log: it now ends at index {last} (term {term})"
+            )
 
     def _close(self, node_id: int, end: int) -> None:
         role, term, since, _commit, _vote = self.state[node_id]
@@ -373,10 +397,20 @@ class _Recorder:
         for node_id in list(self.state):
             self._close(node_id, end)
         return Replay(
-            steps=self.sim.step, clock_ms=tuple(self.clock), nodes=tuple(sorted(self.seen)),
-            segments=self.segments, arrows=self.arrows, losses=self.losses, marks=self.marks,
-            faults=self.faults, notes=self.notes, finals=_finals(self.sim),
-            violation=violation, diverged=diverged, problem=None, at_step=self.at_step,
+            steps=self.sim.step,
+            clock_ms=tuple(self.clock),
+            nodes=tuple(sorted(self.seen)),
+            segments=self.segments,
+            arrows=self.arrows,
+            losses=self.losses,
+            marks=self.marks,
+            faults=self.faults,
+            notes=self.notes,
+            finals=_finals(self.sim),
+            violation=violation,
+            diverged=diverged,
+            problem=None,
+            at_step=self.at_step,
             roles=self.roles,
         )
 
@@ -423,9 +457,19 @@ def _events_only(trace: Trace, problem: str) -> Replay:
             marks.append(Mark(step, node, kind, words))
     nodes = tuple(range(1, trace.options.servers + 1))
     return Replay(
-        steps=len(trace.events), clock_ms=tuple(clock), nodes=nodes, segments={},
-        arrows=[], losses=[], marks=marks, faults=faults, notes={}, finals=[],
-        violation=None, diverged=None, problem=problem,
+        steps=len(trace.events),
+        clock_ms=tuple(clock),
+        nodes=nodes,
+        segments={},
+        arrows=[],
+        losses=[],
+        marks=marks,
+        faults=faults,
+        notes={},
+        finals=[],
+        violation=None,
+        diverged=None,
+        problem=problem,
     )
 
 
@@ -437,11 +481,17 @@ def _fault_text(event: Event) -> tuple[str, int | None, str] | None:
     if isinstance(event, Partition):
         return "partition", None, partition_text(event)
     if isinstance(event, Heal):
-        return "heal", None, "network heals" + (" and loses everything in flight"
-                                                if event.flush else "")
+        return (
+            "heal",
+            None,
+            "network heals" + (" and loses everything in flight" if event.flush else ""),
+        )
     if isinstance(event, ChangeMembership):
-        return ("member", event.via,
-                f"node {event.via} asked to {event.change.value} node {event.node}")
+        return (
+            "member",
+            event.via,
+            f"node {event.via} asked to {event.change.value} node {event.node}",
+        )
     if isinstance(event, TakeSnapshot):
         return "snapshot", event.node, f"node {event.node} snapshots"
     return None
@@ -453,8 +503,9 @@ def _finals(sim: Simulation) -> list[NodeFinal]:
     compare like with like."""
     views = [sim.nodes[node_id] for node_id in sim.node_ids]
     firsts = [max(v.snapshot_index + 1, v.last_index - LOG_ENTRIES + 1, 1) for v in views]
-    shown = sorted({i for v, first in zip(views, firsts, strict=True)
-                    for i in range(first, v.last_index + 1)})
+    shown = sorted(
+        {i for v, first in zip(views, firsts, strict=True) for i in range(first, v.last_index + 1)}
+    )
     finals = []
     for node, first in zip(views, firsts, strict=True):
         snap = node.snapshot_index
@@ -464,11 +515,20 @@ def _finals(sim: Simulation) -> list[NodeFinal]:
                 got = node.entry(index)
                 if got is not None:
                     entries[index] = LogCell(got[0], got[1], node.entry_kind(index))
-        finals.append(NodeFinal(
-            node.node_id, node.alive, str(node.role.value) if node.alive else "down",
-            node.term, node.commit_index, node.last_index, snap, node.snapshot_term, entries,
-            first,
-        ))
+        finals.append(
+            NodeFinal(
+                node.node_id,
+                node.alive,
+                str(node.role.value) if node.alive else "down",
+                node.term,
+                node.commit_index,
+                node.last_index,
+                snap,
+                node.snapshot_term,
+                entries,
+                first,
+            )
+        )
     return finals
 
 
@@ -509,8 +569,9 @@ def event_text(event: Event, replay: Replay, step: int) -> str:
     if isinstance(event, Tick):
         return f"clock +{event.ms} ms; node {event.node} ticks"
     if isinstance(event, ClientRequest):
-        return (f"client sends command {event.command} ({event.key}={event.value}) "
-                f"to node {event.node}")
+        return (
+            f"client sends command {event.command} ({event.key}={event.value}) to node {event.node}"
+        )
     if isinstance(event, ChangeMembership):
         return f"node {event.via} is asked to {event.change.value} node {event.node}"
     fault = _fault_text(event)

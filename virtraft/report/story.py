@@ -32,8 +32,12 @@ def story_table(trace: Trace, replay: Replay) -> Table:
         if step > replay.steps:
             break
         # Message contents are the server's own text: never read as markup.
-        table.add_row(str(step), str(replay.ms(step)), shown(event_text(event, replay, step)),
-                      shown("; ".join(replay.notes.get(step, []))))
+        table.add_row(
+            str(step),
+            str(replay.ms(step)),
+            shown(event_text(event, replay, step)),
+            shown("; ".join(replay.notes.get(step, []))),
+        )
     return table
 
 
@@ -46,11 +50,17 @@ def print_story(console: Console, trace: Trace, factory: NodeFactory | None = No
     console.print(story_table(trace, replay))
     if replay.diverged is not None:
         step, why = replay.diverged
-        console.print(Text.assemble((f"the trace diverges at step {step}", "bold red"), ": ",
-                                    shown(why)))
+        console.print(
+            Text.assemble((f"the trace diverges at step {step}", "bold red"), ": ", shown(why))
+        )
     elif replay.violation is not None:
         v = replay.violation
-        console.print(Text.assemble(shown(f"{v.invariant} violated at step {v.step}", "bold red"),
-                                    ": ", shown(v.message)))
+        console.print(
+            Text.assemble(
+                shown(f"{v.invariant} violated at step {v.step}", "bold red"),
+                ": ",
+                shown(v.message),
+            )
+        )
     else:
         console.print("[bold green]every invariant held[/]")

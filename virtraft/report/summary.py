@@ -16,8 +16,17 @@ from virtraft.run.seed import RunResult
 def node_table(result: RunResult) -> Table:
     sim = result.sim
     table = Table(title="Nodes at the end", title_justify="left")
-    for column in ("node", "state", "role", "term", "commit", "log length", "snapshot",
-                   "applied", "members"):
+    for column in (
+        "node",
+        "state",
+        "role",
+        "term",
+        "commit",
+        "log length",
+        "snapshot",
+        "applied",
+        "members",
+    ):
         table.add_column(column, justify="right" if column not in ("role", "state") else "left")
     for node_id in sim.node_ids:
         node = sim.nodes[node_id]
@@ -57,8 +66,10 @@ def event_table(result: RunResult) -> Table:
         ("commands acknowledged", stats["commands_acknowledged"]),
         ("crashes / restarts", f"{stats['crashes']} / {stats['restarts']}"),
         ("membership changes accepted", stats["membership_changes"]),
-        ("snapshots taken / installed",
-         f"{stats['snapshots_taken']} / {stats['snapshots_installed']}"),
+        (
+            "snapshots taken / installed",
+            f"{stats['snapshots_taken']} / {stats['snapshots_installed']}",
+        ),
         ("virtual time", f"{verdict['clock_ms'] / 1000:.1f} s"),
     ]
     for name, value in rows:
@@ -78,50 +89,93 @@ def print_verdicts(console: Console, result: RunResult, *, reproduce: str | None
         console.print("[bold green]safety: ok[/] (every invariant held after every event)")
     else:
         nodes = ", ".join(map(str, violation.nodes)) or "-"
-        console.print(Text.assemble(
-            shown(f"safety: {violation.invariant} violated", "bold red"),
-            f" at step {violation.step} (nodes ", shown(nodes), "): ",
-            shown(violation.message)))
+        console.print(
+            Text.assemble(
+                shown(f"safety: {violation.invariant} violated", "bold red"),
+                f" at step {violation.step} (nodes ",
+                shown(nodes),
+                "): ",
+                shown(violation.message),
+            )
+        )
     liveness = result.liveness
     colour = {"ok": "green", "failed": "red"}.get(liveness.verdict, "yellow")
-    console.print(Text.assemble(shown(f"liveness: {liveness.verdict}", f"bold {colour}"),
-                                " (", shown(liveness.reason), ")"))
+    console.print(
+        Text.assemble(
+            shown(f"liveness: {liveness.verdict}", f"bold {colour}"),
+            " (",
+            shown(liveness.reason),
+            ")",
+        )
+    )
     if result.failed and reproduce:
         console.print(Text.assemble("reproduce with: ", shown(reproduce, "bold")))
 
 
 def print_bench(console: Console, report: dict[str, Any]) -> None:
     """What `virtraft bench` measured (`virtraft.run.bench.run_bench`), as a table."""
-    table = Table(title=shown(f"virtraft bench (seed {report['seed']}, Python "
-                              f"{report['python']}, fastest of {report['repeat']})"),
-                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(
+        title=shown(
+            f"virtraft bench (seed {report['seed']}, Python "
+            f"{report['python']}, fastest of {report['repeat']})"
+        ),
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
     # Checked run: events/s, delivered messages/s, committed entries/s, peak
     # memory; then events/s with the checker off, and checked time / unchecked.
-    for column in ("workload", "events", "ev/s", "msg/s", "commit/s", "peak MB", "ev/s off",
-                   "on/off"):
-        table.add_column(column, justify="left" if column == "workload" else "right",
-                         no_wrap=True)
+    for column in (
+        "workload",
+        "events",
+        "ev/s",
+        "msg/s",
+        "commit/s",
+        "peak MB",
+        "ev/s off",
+        "on/off",
+    ):
+        table.add_column(column, justify="left" if column == "workload" else "right", no_wrap=True)
     for w in report["workloads"]:
         on, off = w["checked"], w["unchecked"]
-        table.add_row(shown(w["name"]), f"{w['events']:,}", f"{on['events_per_s']:,}",
-                      f"{on['delivered_per_s']:,}", f"{on['committed_per_s']:,}",
-                      f"{w['peak_memory_mb']:.1f}", f"{off['events_per_s']:,}",
-                      f"{w['checker_overhead']:.2f}x")
+        table.add_row(
+            shown(w["name"]),
+            f"{w['events']:,}",
+            f"{on['events_per_s']:,}",
+            f"{on['delivered_per_s']:,}",
+            f"{on['committed_per_s']:,}",
+            f"{w['peak_memory_mb']:.1f}",
+            f"{off['events_per_s']:,}",
+            f"{w['checker_overhead']:.2f}x",
+        )
     console.print(table)
-    console.print("ev/s (events), msg/s (delivered messages), commit/s (committed entries) "
-                  "and peak MB with every invariant on; ev/s off: the checker off; on/off: "
-                  "the checker's overhead, time on / time off.")
+    console.print(
+        "ev/s (events), msg/s (delivered messages), commit/s (committed entries) "
+        "and peak MB with every invariant on; ev/s off: the checker off; on/off: "
+        "the checker's overhead, time on / time off."
+    )
     for w in report["workloads"]:
         console.print(Text.assemble("  ", shown(w["name"]), ": ", shown(w["description"])))
         if w["checked"]["violation"]:
-            console.print(Text.assemble("  ", shown(f"{w['name']} stopped early: "
-                                                    f"{w['checked']['violation']}", "red")))
+            console.print(
+                Text.assemble(
+                    "  ", shown(f"{w['name']} stopped early: {w['checked']['violation']}", "red")
+                )
+            )
     if "long" in report:
         lg = report["long"]
-        verdict = (Text("within", style="green") if lg["within_tolerance"]
-                   else Text("NOT within", style="red"))
-        console.print(Text.assemble(
-            shown(lg["workload"]), f", checker on: {lg['short']['events']:,} events at "
-            f"{lg['short']['events_per_s']:,}/s, {lg['long']['events']:,} events at "
-            f"{lg['long']['events_per_s']:,}/s: ratio {lg['ratio']:.2f} (", verdict,
-            f" {lg['tolerance']:.0%})"))
+        verdict = (
+            Text("within", style="green")
+            if lg["within_tolerance"]
+            else Text("NOT within", style="red")
+        )
+        console.print(
+            Text.assemble(
+                shown(lg["workload"]),
+                f", checker on: {lg['short']['events']:,} events at "
+                f"{lg['short']['events_per_s']:,}/s, {lg['long']['events']:,} events at "
+                f"{lg['long']['events_per_s']:,}/s: ratio {lg['ratio']:.2f} (",
+                verdict,
+                f" {lg['tolerance']:.0%})",
+            )
+        )

@@ -73,8 +73,7 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload(
         "churn-5",
         "static-5 plus crashes, restarts, membership changes and snapshots",
-        SimOptions(servers=5, crash_rate=0.002, member_rate=0.003, snapshot_rate=0.005,
-                   **_FAULTS),
+        SimOptions(servers=5, crash_rate=0.002, member_rate=0.003, snapshot_rate=0.005, **_FAULTS),
         50_000,
     ),
     Workload(
@@ -138,8 +137,15 @@ def run_once(options: SimOptions, events: int, *, check: bool) -> tuple[Sample, 
     if sim.checker is not None:
         records = sum(sim.checker.records().values())
     violation = result.violation.invariant if result.violation is not None else None
-    sample = Sample(sim.step, seconds, wall_seconds, sim.network.stats.delivered,
-                    sim.stats.max_commit_index, records, violation)
+    sample = Sample(
+        sim.step,
+        seconds,
+        wall_seconds,
+        sim.network.stats.delivered,
+        sim.stats.max_commit_index,
+        records,
+        violation,
+    )
     return sample, result
 
 
@@ -203,8 +209,9 @@ def bench_long(workload: Workload) -> dict[str, Any]:
     }
 
 
-def run_bench(events: int | None = None, long: bool = False,
-              workloads: Sequence[Workload] = WORKLOADS) -> dict[str, Any]:
+def run_bench(
+    events: int | None = None, long: bool = False, workloads: Sequence[Workload] = WORKLOADS
+) -> dict[str, Any]:
     """Every workload, and with `long` the short/long comparison; plain JSON."""
     # Warm up (the first run in a process pays for first calls), then set the
     # process up as campaign workers are, for the bench's duration only.

@@ -49,8 +49,15 @@ class SeedResult:
 
     def outcome(self) -> tuple:
         """Everything that must not depend on how the campaign was run."""
-        return (self.seed, self.safety, self.invariant, self.step, self.liveness,
-                self.steps, self.digest)
+        return (
+            self.seed,
+            self.safety,
+            self.invariant,
+            self.step,
+            self.liveness,
+            self.steps,
+            self.digest,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,11 +125,11 @@ def _save_trace(result: SeedResult, lines: list[str], spec: CampaignSpec) -> See
     return dataclasses.replace(result, trace=trace_path)
 
 
-def _run_seed(seed: int, spec: CampaignSpec, **run_options: Any
-              ) -> tuple[SeedResult, list[str]]:
+def _run_seed(seed: int, spec: CampaignSpec, **run_options: Any) -> tuple[SeedResult, list[str]]:
     started = time.perf_counter()
-    result = run_seed(seed, spec.options, factory=spec.factory, swarm=spec.swarm,
-                      keep=spec.keep, **run_options)
+    result = run_seed(
+        seed, spec.options, factory=spec.factory, swarm=spec.swarm, keep=spec.keep, **run_options
+    )
     lines = result.trace_lines()
     violation = result.violation
     return SeedResult(
@@ -244,8 +251,9 @@ def _run_dask(seeds, spec, workers, address, budget, on_result) -> None:
     started = time.monotonic()
     cluster = None
     if address is None:
-        cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1,
-                               processes=True, dashboard_address=None)
+        cluster = LocalCluster(
+            n_workers=max(1, workers), threads_per_worker=1, processes=True, dashboard_address=None
+        )
         client = Client(cluster)
     else:
         client = _connect(Client, address)
@@ -254,6 +262,7 @@ def _run_dask(seeds, spec, workers, address, budget, on_result) -> None:
     seed_of: dict[str, int] = {}
     pending = as_completed()
     try:
+
         def submit_more() -> None:
             while pending.count() < in_flight and not _out_of_time(started, budget):
                 seed = next(todo, None)

@@ -27,11 +27,14 @@ def load_factory(spec: str) -> NodeFactory:
     except ImportError as exc:
         raise FactoryError(f"cannot import {module_name!r} for the node factory: {exc}") from None
     except SyntaxError as exc:
-        raise FactoryError(f"cannot import {module_name!r} for the node factory: {exc.msg} "
-                           f"({exc.filename}, line {exc.lineno})") from None
+        raise FactoryError(
+            f"cannot import {module_name!r} for the node factory: {exc.msg} "
+            f"({exc.filename}, line {exc.lineno})"
+        ) from None
     except Exception as exc:  # the user's module failed as it loaded
-        raise FactoryError(f"importing {module_name!r} for the node factory raised "
-                           f"{type(exc).__name__}: {exc}") from None
+        raise FactoryError(
+            f"importing {module_name!r} for the node factory raised {type(exc).__name__}: {exc}"
+        ) from None
     target: Any = module
     for part in attr.split("."):
         target = getattr(target, part, None)

@@ -46,22 +46,25 @@ class _RecordingSimulation(Simulation):
         return super().apply(event)
 
 
-def _child(seed: int, spec: CampaignSpec, run_one: RunOne, record_path: str,
-           result_path: str) -> None:
+def _child(
+    seed: int, spec: CampaignSpec, run_one: RunOne, record_path: str, result_path: str
+) -> None:
     with open(record_path, "w") as record:
         _RecordingSimulation.record = record
         result = run_one(seed, spec, simulation=_RecordingSimulation)
     Path(result_path).write_text(json.dumps(dataclasses.asdict(result)))
 
 
-def run_isolated(seed: int, spec: CampaignSpec, run_one: RunOne,
-                 seed_result: type[SeedResult]) -> SeedResult:
+def run_isolated(
+    seed: int, spec: CampaignSpec, run_one: RunOne, seed_result: type[SeedResult]
+) -> SeedResult:
     """Run one seed in a child process; a child that dies is a finding."""
     with tempfile.TemporaryDirectory(prefix="virtraft-isolated-") as work:
         record_path = os.path.join(work, "events.jsonl")
         result_path = os.path.join(work, "result.json")
         child = multiprocessing.get_context("spawn").Process(
-            target=_child, args=(seed, spec, run_one, record_path, result_path))
+            target=_child, args=(seed, spec, run_one, record_path, result_path)
+        )
         child.start()
         child.join()
         if child.exitcode == 0 and os.path.exists(result_path):
@@ -94,30 +97,47 @@ def _death(exitcode: int | None) -> str:
     return f"exited with status {exitcode}"
 
 
-def _died(seed: int, spec: CampaignSpec, events: list[Event], why: str,
-          seed_result: type[SeedResult]) -> SeedResult:
+def _died(
+    seed: int, spec: CampaignSpec, events: list[Event], why: str, seed_result: type[SeedResult]
+) -> SeedResult:
     options = resolve_options(seed, spec.options, spec.swarm, spec.keep)
     step = len(events)
     last = events[-1] if events else None
     nodes = tuple(getattr(last, name) for name in ("dst", "node", "via") if hasattr(last, name))
     kind = last.kind if last is not None else "start"
     message = f"the server process {why} during step {step} ({kind})"
-    violation = {"invariant": "NodeException", "step": step, "nodes": list(nodes),
-                 "message": message, "witness": {"exception": "ProcessDied", "message": why,
-                                                 "where": []}}
+    violation = {
+        "invariant": "NodeException",
+        "step": step,
+        "nodes": list(nodes),
+        "message": message,
+        "witness": {"exception": "ProcessDied", "message": why, "where": []},
+    }
     verdict = {
-        "safety": "violation", "violation": violation,
-        "liveness": {"verdict": "skipped", "reason": "safety was violated",
-                     "leader_at_ms": None, "committed_at_ms": None},
+        "safety": "violation",
+        "violation": violation,
+        "liveness": {
+            "verdict": "skipped",
+            "reason": "safety was violated",
+            "leader_at_ms": None,
+            "committed_at_ms": None,
+        },
         "steps": step,
         "clock_ms": sum(e.ms for e in events if isinstance(e, Tick)),
     }
-    lines = trace_lines(seed, options, spec.factory, events, verdict,
-                        extra={"process_died": why})
-    result = seed_result(seed=seed, safety="violation", invariant="NodeException", step=step,
-                         message=message, liveness="skipped",
-                         liveness_reason="safety was violated", steps=step,
-                         digest=digest(lines), trace=None)
+    lines = trace_lines(seed, options, spec.factory, events, verdict, extra={"process_died": why})
+    result = seed_result(
+        seed=seed,
+        safety="violation",
+        invariant="NodeException",
+        step=step,
+        message=message,
+        liveness="skipped",
+        liveness_reason="safety was violated",
+        steps=step,
+        digest=digest(lines),
+        trace=None,
+    )
     if spec.out_dir is not None:
         out = Path(spec.out_dir)
         out.mkdir(parents=True, exist_ok=True)

@@ -40,8 +40,14 @@ LIVENESS_STEP_LIMIT = 200_000  # a liveness phase's steps, besides its bound in 
 def calm_options(options: SimOptions, **changes: Any) -> SimOptions:
     """The options of a stable network: no losses, copies or faults of any kind."""
     return options.replace(
-        drop_probability=0.0, duplicate_probability=0.0, partition_rate=0.0, crash_rate=0.0,
-        client_rate=0.0, member_rate=0.0, snapshot_rate=0.0, **changes,
+        drop_probability=0.0,
+        duplicate_probability=0.0,
+        partition_rate=0.0,
+        crash_rate=0.0,
+        client_rate=0.0,
+        member_rate=0.0,
+        snapshot_rate=0.0,
+        **changes,
     )
 
 
@@ -60,8 +66,13 @@ class CalmRun:
     @classmethod
     def start(cls, sim: Simulation, calm: Scheduler) -> CalmRun:
         stable_until = sim.clock_ms + sim.options.liveness_stable_ms
-        return cls(sim, calm, stable_until, stable_until + sim.options.liveness_bound_ms,
-                   sim.step + LIVENESS_STEP_LIMIT)
+        return cls(
+            sim,
+            calm,
+            stable_until,
+            stable_until + sim.options.liveness_bound_ms,
+            sim.step + LIVENESS_STEP_LIMIT,
+        )
 
     def over(self) -> bool:
         return self.sim.clock_ms > self.deadline or self.sim.step > self.step_limit
@@ -85,16 +96,25 @@ def liveness_phase(sim: Simulation, scheduler: Scheduler) -> tuple[Liveness, Vio
     # pool oldest first), and no more faults. Its ticks shrink with fast
     # heartbeats, so that it delivers as many messages per heartbeat as at
     # the default timers instead of falling behind them.
-    calm = Scheduler(scheduler.rng, calm_options(
-        options, reorder=False,
-        tick_ms_max=max(options.tick_ms_min, min(
-            options.tick_ms_max, options.node.request_timeout_ms // CALM_TICKS_PER_HEARTBEAT)),
-    ))
+    calm = Scheduler(
+        scheduler.rng,
+        calm_options(
+            options,
+            reorder=False,
+            tick_ms_max=max(
+                options.tick_ms_min,
+                min(
+                    options.tick_ms_max, options.node.request_timeout_ms // CALM_TICKS_PER_HEARTBEAT
+                ),
+            ),
+        ),
+    )
     # The network heals and forgets the backlog the faults left behind: what
     # is still in flight is lost, which Raft must survive anyway.
     opening: list[Event] = [Heal(flush=True)]
-    opening += [Restart(n) for n in sim.node_ids
-                if not sim.nodes[n].alive and not sim.nodes[n].retired]
+    opening += [
+        Restart(n) for n in sim.node_ids if not sim.nodes[n].alive and not sim.nodes[n].retired
+    ]
     for event in opening:
         if (violation := sim.apply(event)) is not None:
             return Liveness("skipped", "safety was violated"), violation
@@ -108,17 +128,24 @@ def liveness_phase(sim: Simulation, scheduler: Scheduler) -> tuple[Liveness, Vio
     leader_at: int | None = None
     while True:
         if run.over():
-            return Liveness("failed", f"no command committed within {bound} ms after the "
-                                      "network settled", leader_at), None
+            return Liveness(
+                "failed",
+                f"no command committed within {bound} ms after the network settled",
+                leader_at,
+            ), None
         outcome = run.until(lambda: sim.voting_leader() is not None)
         if isinstance(outcome, Violation):
             return Liveness("skipped", "safety was violated"), outcome
         if outcome is False:
             if leader_at is None:
-                return Liveness("failed", f"no leader within {bound} ms after the network "
-                                          "settled"), None
-            return Liveness("failed", f"no command committed within {bound} ms after the "
-                                      "network settled", leader_at), None
+                return Liveness(
+                    "failed", f"no leader within {bound} ms after the network settled"
+                ), None
+            return Liveness(
+                "failed",
+                f"no command committed within {bound} ms after the network settled",
+                leader_at,
+            ), None
         voting_leader = sim.voting_leader()
         assert voting_leader is not None
         leader = voting_leader.node_id
@@ -143,11 +170,13 @@ def liveness_phase(sim: Simulation, scheduler: Scheduler) -> tuple[Liveness, Vio
         if isinstance(outcome, Violation):
             return Liveness("skipped", "safety was violated"), outcome
         if outcome is False:
-            return Liveness("failed", f"leader {leader} did not commit a command within "
-                                      f"{bound} ms", leader_at), None
+            return Liveness(
+                "failed", f"leader {leader} did not commit a command within {bound} ms", leader_at
+            ), None
         if sim.nodes[node_id].is_committed(where) is True:
-            return Liveness("ok", "leader elected and a command committed", leader_at,
-                            sim.clock_ms), None
+            return Liveness(
+                "ok", "leader elected and a command committed", leader_at, sim.clock_ms
+            ), None
 
 
 def liveness_in_place(sim: Simulation, scheduler: Scheduler) -> tuple[Liveness, Violation | None]:
@@ -170,7 +199,7 @@ def liveness_in_place(sim: Simulation, scheduler: Scheduler) -> tuple[Liveness, 
     assert leader is not None
     leader_at = sim.clock_ms
     command = sim.next_command_id
-    if (violation := sim.apply(ClientRequest(leader.node_id, command, "liveness", 1))):
+    if violation := sim.apply(ClientRequest(leader.node_id, command, "liveness", 1)):
         return skipped, violation
     last = sim.last_submitted
     if last is None or last[0] != command:
@@ -181,7 +210,14 @@ def liveness_in_place(sim: Simulation, scheduler: Scheduler) -> tuple[Liveness, 
         return skipped, outcome
     if outcome is False:
         return Liveness(
-            "failed", f"leader {leader.node_id} did not commit a command within {bound} ms "
-            "under the lasting partition", leader_at), None
-    return Liveness("ok", "leader elected and a command committed under the lasting partition",
-                    leader_at, sim.clock_ms), None
+            "failed",
+            f"leader {leader.node_id} did not commit a command within {bound} ms "
+            "under the lasting partition",
+            leader_at,
+        ), None
+    return Liveness(
+        "ok",
+        "leader elected and a command committed under the lasting partition",
+        leader_at,
+        sim.clock_ms,
+    ), None

@@ -66,8 +66,9 @@ def verdict_of(sim: Simulation, violation: Violation | None, liveness: Liveness)
     }
 
 
-def resolve_options(seed: int, options: SimOptions, swarm: bool,
-                    keep: frozenset[str] = frozenset()) -> SimOptions:
+def resolve_options(
+    seed: int, options: SimOptions, swarm: bool, keep: frozenset[str] = frozenset()
+) -> SimOptions:
     """The options a seed runs with: under swarm, drawn from the seed except
     for the fields in `keep`."""
     if not swarm:
@@ -89,7 +90,9 @@ def run_seed(
 ) -> RunResult:
     options = resolve_options(seed, options, swarm, keep)
     sim = simulation(
-        options, seed, load_factory(factory),
+        options,
+        seed,
+        load_factory(factory),
         checker=Checker(invariants) if check else None,
     )
     scheduler = Scheduler(scheduler_rng(seed), options)
@@ -109,5 +112,3 @@ def run_seed(
     else:
         liveness = Liveness("skipped", "liveness phase switched off")
     return RunResult(seed, options, factory, violation, liveness, sim)
-
-

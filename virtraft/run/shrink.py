@@ -76,8 +76,15 @@ class ShrinkOutcome:
 
 
 class _Shrinker:
-    def __init__(self, seed: int, options: SimOptions, factory: str, invariant: str,
-                 deadline: float, max_replays: int) -> None:
+    def __init__(
+        self,
+        seed: int,
+        options: SimOptions,
+        factory: str,
+        invariant: str,
+        deadline: float,
+        max_replays: int,
+    ) -> None:
         self.seed = seed
         self.options = options
         self.factory_spec = factory
@@ -97,8 +104,9 @@ class _Shrinker:
             self.stopped_by = "seconds"
         return self.stopped_by != "done"
 
-    def replay(self, events: Sequence[Event], options: SimOptions | None = None
-               ) -> tuple[Violation | None, list[Event]]:
+    def replay(
+        self, events: Sequence[Event], options: SimOptions | None = None
+    ) -> tuple[Violation | None, list[Event]]:
         """Replay leniently; return the violation and the events that applied."""
         self.attempts += 1
         sim = Simulation(options or self.options, self.seed, self.factory, checker=Checker())
@@ -119,8 +127,9 @@ class _Shrinker:
                 return violation, applied
         return None, applied
 
-    def fails(self, events: Sequence[Event], options: SimOptions | None = None
-              ) -> list[Event] | None:
+    def fails(
+        self, events: Sequence[Event], options: SimOptions | None = None
+    ) -> list[Event] | None:
         """The applied events up to the violation, if the same invariant breaks."""
         violation, applied = self.replay(events, options)
         if violation is None or violation.invariant != self.invariant:
@@ -232,7 +241,7 @@ class _Shrinker:
                 continue
             half = event.down[: len(event.down) // 2]
             smaller = dataclasses.replace(event, down=half)
-            candidate = events[:position] + [smaller] + events[position + 1:]
+            candidate = events[:position] + [smaller] + events[position + 1 :]
             if (kept := self.fails(candidate)) is not None:
                 events = kept
         return events
@@ -307,8 +316,9 @@ def shrink_events(
     on_progress: Callable[[str, int], None] | None = None,
 ) -> ShrinkOutcome:
     """Shrink `events` while `invariant` still breaks; see the module docstring."""
-    shrinker = _Shrinker(seed, options, factory, invariant, time.monotonic() + max_seconds,
-                         max_replays)
+    shrinker = _Shrinker(
+        seed, options, factory, invariant, time.monotonic() + max_seconds, max_replays
+    )
     original = strip_refs(events)
     current = shrinker.fails(original)
     if current is None:
@@ -342,9 +352,20 @@ def shrink_events(
     violation, diverged, _why = replay_events(sim, current)
     assert diverged is None and violation is not None and violation.invariant == invariant
     verdict = verdict_of(sim, violation, Liveness("skipped", "safety was violated"))
-    return ShrinkOutcome(len(original), len(current), invariant, violation.step,
-                         shrinker.options, tuple(current), violation, verdict, shrinker.attempts,
-                         shrinker.stopped_by, seed, factory)
+    return ShrinkOutcome(
+        len(original),
+        len(current),
+        invariant,
+        violation.step,
+        shrinker.options,
+        tuple(current),
+        violation,
+        verdict,
+        shrinker.attempts,
+        shrinker.stopped_by,
+        seed,
+        factory,
+    )
 
 
 def shrink_file(
@@ -379,9 +400,15 @@ def shrink_file(
         if console is not None:
             console.print(f"  {name}: {size} events")
 
-    outcome = shrink_events(trace.seed, trace.options, factory, trace.events,
-                            recorded["invariant"], max_seconds=max_seconds,
-                            max_replays=max_replays,
-                            on_progress=progress)
+    outcome = shrink_events(
+        trace.seed,
+        trace.options,
+        factory,
+        trace.events,
+        recorded["invariant"],
+        max_seconds=max_seconds,
+        max_replays=max_replays,
+        on_progress=progress,
+    )
     write_trace(output, outcome.trace_lines(trace_path))
     return outcome

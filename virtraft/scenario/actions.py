@@ -140,13 +140,20 @@ def read_shape(t: PhaseTable) -> Shape:
     if not given:
         raise ScenarioError(f"{t.path}: {t.where}: expected {shapes}, got none")
     if len(given) > 1:
-        raise ScenarioError(f"{t.path}: {t.field(given[1])}: expected {shapes}, got "
-                            f"{' and '.join(given)}")
+        raise ScenarioError(
+            f"{t.path}: {t.field(given[1])}: expected {shapes}, got {' and '.join(given)}"
+        )
     kind = given[0]
     if kind == "groups":
-        groups = t.get("groups", f"a list of at least two lists of nodes ({t.ref_text})",
-                       lambda v: isinstance(v, list) and len(v) >= 2 and all(
-                           isinstance(g, list) and g and all(map(t.is_ref, g)) for g in v))
+        groups = t.get(
+            "groups",
+            f"a list of at least two lists of nodes ({t.ref_text})",
+            lambda v: (
+                isinstance(v, list)
+                and len(v) >= 2
+                and all(isinstance(g, list) and g and all(map(t.is_ref, g)) for g in v)
+            ),
+        )
         return Shape("groups", groups=tuple(tuple(g) for g in groups))
     if kind in ("isolate", "bridge"):
         return Shape(kind, (t.ref(kind),))
@@ -168,7 +175,8 @@ def partition_of(shape: Shape, stage: Stage) -> tuple[Partition, int | None]:
         for node in nodes:
             group_of.setdefault(node, -node)
         text = "groups " + " | ".join(
-            ",".join(str(stage.resolve(r)) for r in g) for g in shape.groups)
+            ",".join(str(stage.resolve(r)) for r in g) for g in shape.groups
+        )
         return partitions.groups(group_of, nodes, text) or Partition(text, ()), None
     ends = [stage.resolve(r) for r in shape.nodes]
     if shape.kind == "isolate":
@@ -225,17 +233,27 @@ class FlapAction(Action):
         shape = read_shape(t)
         if not t.has("at_ms"):
             t.fail("at_ms", "at_ms: a flap is timed in virtual ms")
-        return cls(shape, t.whole("times", minimum=1, maximum=MAX_PHASE_REPEATS),
-                   t.whole("down_ms", minimum=1, unit="ms"), t.whole("up_ms", minimum=1, unit="ms"))
+        return cls(
+            shape,
+            t.whole("times", minimum=1, maximum=MAX_PHASE_REPEATS),
+            t.whole("down_ms", minimum=1, unit="ms"),
+            t.whole("up_ms", minimum=1, unit="ms"),
+        )
 
     def check_expect(self, t: PhaseTable, kind: str) -> None:
         if kind not in ("no_leader_change", "no_leader"):
-            t.fail("expect", "no_leader_change or no_leader on a flap (they cover the "
-                   "flapping); put a deadline in the phase after it", kind)
+            t.fail(
+                "expect",
+                "no_leader_change or no_leader on a flap (they cover the "
+                "flapping); put a deadline in the phase after it",
+                kind,
+            )
 
     def describe(self) -> str:
-        return (f"flap {self.shape.describe()} {self.times}x "
-                f"({self.down_ms} ms down, {self.up_ms} ms up)")
+        return (
+            f"flap {self.shape.describe()} {self.times}x "
+            f"({self.down_ms} ms down, {self.up_ms} ms up)"
+        )
 
     def plan(self, stage: Stage) -> Plan:
         partition, named = partition_of(self.shape, stage)
@@ -417,8 +435,7 @@ class AddMemberAction(_Membership):
         limit = sim.options.max_servers
         if len(leader.members) >= limit:
             raise NotApplicable(f"the cluster already has max_servers ({limit}) members")
-        change = ChangeMembership(leader.node_id, MembershipChange.ADD_NONVOTING,
-                                  sim.next_node_id)
+        change = ChangeMembership(leader.node_id, MembershipChange.ADD_NONVOTING, sim.next_node_id)
         return Plan((change,), change.node)
 
     def carry_out(self, stage: Stage, plan: Plan) -> None:
@@ -448,8 +465,7 @@ class RemoveMemberAction(_Membership):
 
     def plan(self, stage: Stage) -> Plan:
         leader = _leader_to_ask(stage)
-        change = ChangeMembership(leader.node_id, MembershipChange.REMOVE,
-                                  stage.resolve(self.node))
+        change = ChangeMembership(leader.node_id, MembershipChange.REMOVE, stage.resolve(self.node))
         return Plan((change,), change.node)
 
 
@@ -473,16 +489,29 @@ class ClientAction(Action):
     def plan(self, stage: Stage) -> Plan:
         sim = stage.sim
         leader = sim.voting_leader()
-        target = leader.node_id if leader is not None else (
-            sim.client_leader_guess or sim.node_ids[0])
+        target = (
+            leader.node_id if leader is not None else (sim.client_leader_guess or sim.node_ids[0])
+        )
         first = sim.next_command_id
-        return Plan(tuple(ClientRequest(target, c, f"k{c % 8}", c)
-                          for c in range(first, first + self.count)))
+        return Plan(
+            tuple(
+                ClientRequest(target, c, f"k{c % 8}", c) for c in range(first, first + self.count)
+            )
+        )
 
 
 # The actions a phase may name, in the order error messages list them.
 ACTIONS: dict[str, type[Action]] = {
     cls.name: cls
-    for cls in (PartitionAction, FlapAction, HealAction, CrashAction, RestartAction,
-                AddMemberAction, RemoveMemberAction, SnapshotAction, ClientAction)
+    for cls in (
+        PartitionAction,
+        FlapAction,
+        HealAction,
+        CrashAction,
+        RestartAction,
+        AddMemberAction,
+        RemoveMemberAction,
+        SnapshotAction,
+        ClientAction,
+    )
 }

@@ -78,8 +78,9 @@ class Expectation(abc.ABC):
     def describe(self) -> str: ...
 
     @abc.abstractmethod
-    def open(self, title: str, sim: Simulation, nodes: tuple[int, ...],
-             before: Leadership | None) -> Check:
+    def open(
+        self, title: str, sim: Simulation, nodes: tuple[int, ...], before: Leadership | None
+    ) -> Check:
         """Start watching, once the phase's action is done. `nodes` are
         `refs()` resolved; `before` is the leader before the phase ran."""
 
@@ -126,13 +127,15 @@ class Check:
     def window_closed(self, why: str) -> None:
         """The window of a check without a deadline ended (next phase, end of script)."""
         if self.result is None and self.deadline_ms is None and self.ends_ms is None:
-            self.settle(True, f"held from {self.opened_ms} ms until {why} at "
-                        f"{self.sim.clock_ms} ms")
+            self.settle(
+                True, f"held from {self.opened_ms} ms until {why} at {self.sim.clock_ms} ms"
+            )
 
     def finish(self, why: str) -> None:
         if self.result is None:
-            self.settle(False, f"undecided when {why} at {self.sim.clock_ms} ms "
-                        f"({roles(self.sim)})")
+            self.settle(
+                False, f"undecided when {why} at {self.sim.clock_ms} ms ({roles(self.sim)})"
+            )
 
     def _timed_out(self, what: str) -> bool:
         if self.deadline_ms is not None and self.sim.clock_ms > self.deadline_ms:
@@ -174,8 +177,9 @@ class LeaderWithin(Expectation):
         among = f" among {', '.join(map(str, self.among))}" if self.among else ""
         return f"a leader{among} within {self.within_ms} ms"
 
-    def open(self, title: str, sim: Simulation, nodes: tuple[int, ...],
-             before: Leadership | None) -> Check:
+    def open(
+        self, title: str, sim: Simulation, nodes: tuple[int, ...], before: Leadership | None
+    ) -> Check:
         return _LeaderCheck(title, self, sim, nodes)
 
 
@@ -189,26 +193,39 @@ class NewLeaderWithin(LeaderWithin):
         among = f" among {', '.join(map(str, self.among))}" if self.among else ""
         return f"a new leader{among} within {self.within_ms} ms"
 
-    def open(self, title: str, sim: Simulation, nodes: tuple[int, ...],
-             before: Leadership | None) -> Check:
+    def open(
+        self, title: str, sim: Simulation, nodes: tuple[int, ...], before: Leadership | None
+    ) -> Check:
         return _LeaderCheck(title, self, sim, nodes, before)
 
 
 class _LeaderCheck(Check):
     """With `before`, the leader from before the phase does not count."""
 
-    def __init__(self, title: str, expect: Expectation, sim: Simulation,
-                 among: tuple[int, ...], before: Leadership | None = None) -> None:
+    def __init__(
+        self,
+        title: str,
+        expect: Expectation,
+        sim: Simulation,
+        among: tuple[int, ...],
+        before: Leadership | None = None,
+    ) -> None:
         super().__init__(title, expect, sim)
         self.among = among
         self.before = before
 
     def observe(self) -> None:
         leader = self.sim.voting_leader()
-        if (leader is not None and (not self.among or leader.node_id in self.among)
-                and (leader.node_id, leader.term) != self.before):
-            self.settle(True, f"leader {leader.node_id} (term {leader.term}) at "
-                        f"{self.sim.clock_ms} ms, {self.sim.clock_ms - self.opened_ms} ms after")
+        if (
+            leader is not None
+            and (not self.among or leader.node_id in self.among)
+            and (leader.node_id, leader.term) != self.before
+        ):
+            self.settle(
+                True,
+                f"leader {leader.node_id} (term {leader.term}) at "
+                f"{self.sim.clock_ms} ms, {self.sim.clock_ms - self.opened_ms} ms after",
+            )
             return
         among = f" among {', '.join(map(str, self.among))}" if self.among else ""
         new = " other than the one before" if self.before else ""
@@ -232,8 +249,9 @@ class NoLeaderChange(Expectation):
     def describe(self) -> str:
         return f"the leader stays the same {self._window()}"
 
-    def open(self, title: str, sim: Simulation, nodes: tuple[int, ...],
-             before: Leadership | None) -> Check:
+    def open(
+        self, title: str, sim: Simulation, nodes: tuple[int, ...], before: Leadership | None
+    ) -> Check:
         return _NoLeaderChangeCheck(title, self, sim)
 
 
@@ -249,15 +267,21 @@ class _NoLeaderChangeCheck(Check):
         sim = self.sim
         assert self.leader is not None  # a check without a leader settled at once
         if self.ends_ms is not None and sim.clock_ms > self.ends_ms:
-            self.settle(True, f"leader {self.leader[0]} (term {self.leader[1]}) held from "
-                        f"{self.opened_ms} to {self.ends_ms} ms")
+            self.settle(
+                True,
+                f"leader {self.leader[0]} (term {self.leader[1]}) held from "
+                f"{self.opened_ms} to {self.ends_ms} ms",
+            )
             return
         leader = sim.voting_leader()
         now = (leader.node_id, leader.term) if leader is not None else None
         if now != self.leader:
             became = f"leader {now[0]} (term {now[1]})" if now else "no leader"
-            self.settle(False, f"leader {self.leader[0]} (term {self.leader[1]}) gave way to "
-                        f"{became} at {sim.clock_ms} ms ({roles(sim)})")
+            self.settle(
+                False,
+                f"leader {self.leader[0]} (term {self.leader[1]}) gave way to "
+                f"{became} at {sim.clock_ms} ms ({roles(sim)})",
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,8 +301,9 @@ class NoLeader(Expectation):
     def describe(self) -> str:
         return f"no node is leader {self._window()}"
 
-    def open(self, title: str, sim: Simulation, nodes: tuple[int, ...],
-             before: Leadership | None) -> Check:
+    def open(
+        self, title: str, sim: Simulation, nodes: tuple[int, ...], before: Leadership | None
+    ) -> Check:
         return _NoLeaderCheck(title, self, sim)
 
 
@@ -291,8 +316,11 @@ class _NoLeaderCheck(Check):
         for node_id in sim.node_ids:
             node = sim.nodes[node_id]
             if node.alive and node.role is Role.LEADER:
-                self.settle(False, f"node {node_id} became leader (term {node.term}) at "
-                            f"{sim.clock_ms} ms ({roles(sim)})")
+                self.settle(
+                    False,
+                    f"node {node_id} became leader (term {node.term}) at "
+                    f"{sim.clock_ms} ms ({roles(sim)})",
+                )
                 return
 
 
@@ -317,8 +345,9 @@ class CommitWithin(Expectation):
     def describe(self) -> str:
         return f"a new command commits within {self.within_ms} ms"
 
-    def open(self, title: str, sim: Simulation, nodes: tuple[int, ...],
-             before: Leadership | None) -> Check:
+    def open(
+        self, title: str, sim: Simulation, nodes: tuple[int, ...], before: Leadership | None
+    ) -> Check:
         return _CommitCheck(title, self, sim)
 
 
@@ -357,8 +386,11 @@ class _CommitCheck(Check):
         for command, node_id, where in self.submitted:
             node = sim.nodes.get(node_id)
             if node is not None and node.alive and node.is_committed(where) is True:
-                self.settle(True, f"command {command} committed at index {where.index} at "
-                            f"{sim.clock_ms} ms, {sim.clock_ms - self.opened_ms} ms after")
+                self.settle(
+                    True,
+                    f"command {command} committed at index {where.index} at "
+                    f"{sim.clock_ms} ms, {sim.clock_ms - self.opened_ms} ms after",
+                )
                 return
         self._timed_out(f"none of {len(self.submitted)} submitted commands committed")
 
@@ -396,15 +428,17 @@ class NodeCaughtUp(Expectation):
         how = " by a snapshot transfer" if self.via_snapshot else ""
         return f"node {self.node} catches up{how} within {self.within_ms} ms"
 
-    def open(self, title: str, sim: Simulation, nodes: tuple[int, ...],
-             before: Leadership | None) -> Check:
+    def open(
+        self, title: str, sim: Simulation, nodes: tuple[int, ...], before: Leadership | None
+    ) -> Check:
         (node_id,) = nodes
         return _CaughtUpCheck(title, self, sim, node_id, self.via_snapshot)
 
 
 class _CaughtUpCheck(Check):
-    def __init__(self, title: str, expect: Expectation, sim: Simulation, node_id: int,
-                 via_snapshot: bool) -> None:
+    def __init__(
+        self, title: str, expect: Expectation, sim: Simulation, node_id: int, via_snapshot: bool
+    ) -> None:
         super().__init__(title, expect, sim)
         self.node_id = node_id
         self.via_snapshot = via_snapshot
@@ -415,25 +449,33 @@ class _CaughtUpCheck(Check):
         sim = self.sim
         last = sim.events[-1] if sim.events else None
         env = sim.last_envelope
-        if (isinstance(last, Deliver) and last.dst == self.node_id and env is not None
-                and sim.messages.role(env.message) is MessageRole.SNAPSHOT):
+        if (
+            isinstance(last, Deliver)
+            and last.dst == self.node_id
+            and env is not None
+            and sim.messages.role(env.message) is MessageRole.SNAPSHOT
+        ):
             self.snapshots_received += 1
         node = sim.nodes.get(self.node_id)
         ready = node is not None and node.alive and node.commit_index >= self.target
         if ready and (self.snapshots_received or not self.via_snapshot):
             assert node is not None
-            self.settle(True, f"node {self.node_id} reached commit index {node.commit_index} "
-                        f"(>= {self.target}) at {sim.clock_ms} ms; "
-                        f"{self.snapshots_received} snapshot messages received")
+            self.settle(
+                True,
+                f"node {self.node_id} reached commit index {node.commit_index} "
+                f"(>= {self.target}) at {sim.clock_ms} ms; "
+                f"{self.snapshots_received} snapshot messages received",
+            )
             return
         have = node.commit_index if node is not None and node.alive else "down"
-        self._timed_out(f"node {self.node_id} at commit index {have} of {self.target}, "
-                        f"{self.snapshots_received} snapshot messages received,")
+        self._timed_out(
+            f"node {self.node_id} at commit index {have} of {self.target}, "
+            f"{self.snapshots_received} snapshot messages received,"
+        )
 
 
 # The expectations a phase may state, in the order error messages list them.
 EXPECTS: dict[str, type[Expectation]] = {
     cls.name: cls
-    for cls in (LeaderWithin, NewLeaderWithin, CommitWithin, NoLeaderChange, NoLeader,
-                NodeCaughtUp)
+    for cls in (LeaderWithin, NewLeaderWithin, CommitWithin, NoLeaderChange, NoLeader, NodeCaughtUp)
 }

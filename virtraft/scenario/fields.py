@@ -52,8 +52,9 @@ class Table:
     def has(self, key: str) -> bool:
         return key in self.data
 
-    def get(self, key: str, expected: str, check: Callable[[Any], bool],
-            default: Any = MISSING) -> Any:
+    def get(
+        self, key: str, expected: str, check: Callable[[Any], bool], default: Any = MISSING
+    ) -> Any:
         self.read.add(key)
         if key not in self.data:
             if default is MISSING:
@@ -64,8 +65,15 @@ class Table:
             self.fail(key, expected, value)
         return value
 
-    def whole(self, key: str, *, minimum: int = 0, unit: str = "", default: Any = MISSING,
-              maximum: int | None = None) -> Any:
+    def whole(
+        self,
+        key: str,
+        *,
+        minimum: int = 0,
+        unit: str = "",
+        default: Any = MISSING,
+        maximum: int | None = None,
+    ) -> Any:
         """A whole number; a time in ms is at most MAX_SCENARIO_MS unless told."""
         what = f"a whole number{' of ' + unit if unit else ''} >= {minimum}"
         value = self.get(key, what, lambda v: type(v) is int and v >= minimum, default)
@@ -83,8 +91,9 @@ class Table:
 
     def choice(self, key: str, names: Collection[str], default: Any = MISSING) -> Any:
         """One of `names` (a tuple, or a registry's keys), in their order."""
-        return self.get(key, f"one of: {', '.join(names)}",
-                        lambda v: isinstance(v, str) and v in names, default)
+        return self.get(
+            key, f"one of: {', '.join(names)}", lambda v: isinstance(v, str) and v in names, default
+        )
 
     def table(self, key: str) -> Table:
         value = self.get(key, "a table", lambda v: isinstance(v, dict), {})
@@ -103,13 +112,15 @@ class PhaseTable(Table):
     """A `[[phases]]` table: it also reads node references, which must name a
     server of the cluster, a role, or a label an earlier phase set."""
 
-    def __init__(self, path: str, number: int, data: dict[str, Any], servers: int,
-                 labels: set[str]) -> None:
+    def __init__(
+        self, path: str, number: int, data: dict[str, Any], servers: int, labels: set[str]
+    ) -> None:
         super().__init__(path, f"phases[{number}]", data)
         self.servers = servers
         self.labels = labels
-        self.ref_text = (f"a node id 1..{servers}, \"leader\", \"follower\" or a label set by "
-                         f"an earlier phase")
+        self.ref_text = (
+            f'a node id 1..{servers}, "leader", "follower" or a label set by an earlier phase'
+        )
 
     def is_ref(self, value: Any) -> bool:
         if type(value) is int:
@@ -121,6 +132,14 @@ class PhaseTable(Table):
 
     def refs(self, key: str, *, exactly: int | None = None, default: Any = MISSING) -> Any:
         size = f"a list of {exactly} node references" if exactly else "a list of node references"
-        return self.get(key, f"{size} ({self.ref_text})",
-                        lambda v: isinstance(v, list) and bool(v) and all(map(self.is_ref, v))
-                        and (exactly is None or len(v) == exactly), default)
+        return self.get(
+            key,
+            f"{size} ({self.ref_text})",
+            lambda v: (
+                isinstance(v, list)
+                and bool(v)
+                and all(map(self.is_ref, v))
+                and (exactly is None or len(v) == exactly)
+            ),
+            default,
+        )

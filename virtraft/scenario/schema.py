@@ -119,8 +119,7 @@ class Scenario:
             for step in (phase.action, phase.expect):
                 if step is not None and step.needs is not None:
                     needs.append(Need(step.needs, f"phase {phase.number} {step.name}"))
-        needs.extend(Need("options", option, option)
-                     for option in sorted(self.raft_options))
+        needs.extend(Need("options", option, option) for option in sorted(self.raft_options))
         return tuple(needs)
 
 
@@ -139,8 +138,16 @@ def _expects_text(failure: str | None) -> str:
 
 # Scenarios are calm unless they say otherwise: a light client load, no faults.
 _CALM = SimOptions(client_rate=0.05)
-_FAULT_RATES = ("drop_probability", "duplicate_probability", "partition_rate", "crash_rate",
-                "client_rate", "member_rate", "snapshot_rate", "deliver_share")
+_FAULT_RATES = (
+    "drop_probability",
+    "duplicate_probability",
+    "partition_rate",
+    "crash_rate",
+    "client_rate",
+    "member_rate",
+    "snapshot_rate",
+    "deliver_share",
+)
 _FAULT_TIMES = ("delay_ms_min", "delay_ms_max", "tick_ms_min", "tick_ms_max")
 
 
@@ -174,15 +181,26 @@ class _LivenessPhase:
 
 
 def _parse(top: Table) -> Scenario:
-    name = top.get("name", "a lowercase name like leader_isolated",
-                   lambda v: isinstance(v, str) and bool(_NAME.match(v)))
-    summary = top.get("summary", "a one-line summary",
-                      lambda v: isinstance(v, str) and bool(v.strip()) and "\n" not in v)
-    failure = top.get("expect_failure", f"one of: {', '.join(FAILURES)}",
-                      lambda v: v in FAILURES, None)
+    name = top.get(
+        "name",
+        "a lowercase name like leader_isolated",
+        lambda v: isinstance(v, str) and bool(_NAME.match(v)),
+    )
+    summary = top.get(
+        "summary",
+        "a one-line summary",
+        lambda v: isinstance(v, str) and bool(v.strip()) and "\n" not in v,
+    )
+    failure = top.get(
+        "expect_failure", f"one of: {', '.join(FAILURES)}", lambda v: v in FAILURES, None
+    )
     cluster = top.table("cluster")
-    servers = cluster.get("servers", "a whole number of servers in 1..64",
-                          lambda v: type(v) is int and 1 <= v <= 64, 5)
+    servers = cluster.get(
+        "servers",
+        "a whole number of servers in 1..64",
+        lambda v: type(v) is int and 1 <= v <= 64,
+        5,
+    )
     max_servers = cluster.whole("max_servers", minimum=servers, default=max(9, servers))
     min_voters = cluster.whole("min_voters", minimum=1, default=3)
     cluster.done()
@@ -193,36 +211,58 @@ def _parse(top: Table) -> Scenario:
     live = _read_liveness(top.table("liveness"), failure)
     try:
         options = _CALM.replace(
-            servers=servers, steps=length.steps or 0, max_servers=max_servers,
-            min_voters=min_voters, liveness=live.check, liveness_stable_ms=live.stable_ms,
-            liveness_bound_ms=live.bound_ms, node=node, **faults,
+            servers=servers,
+            steps=length.steps or 0,
+            max_servers=max_servers,
+            min_voters=min_voters,
+            liveness=live.check,
+            liveness_stable_ms=live.stable_ms,
+            liveness_bound_ms=live.bound_ms,
+            node=node,
+            **faults,
         )
     except OptionsError as exc:
         raise ScenarioError(f"{top.path}: faults: {exc}") from None
     phases = _read_phases(top, servers)
     top.done()
-    return Scenario(name, summary.strip(), top.path, options, phases, length.duration_ms or 0,
-                    length.steps, length.max_steps, live.check, live.heal, failure,
-                    frozenset(raft.data))
+    return Scenario(
+        name,
+        summary.strip(),
+        top.path,
+        options,
+        phases,
+        length.duration_ms or 0,
+        length.steps,
+        length.max_steps,
+        live.check,
+        live.heal,
+        failure,
+        frozenset(raft.data),
+    )
 
 
 def _read_raft(raft: Table) -> NodeOptions:
     defaults = NodeOptions()
     node = NodeOptions(
-        election_timeout_ms=raft.whole("election_timeout_ms", minimum=2, unit="ms",
-                                       default=defaults.election_timeout_ms),
-        request_timeout_ms=raft.whole("request_timeout_ms", minimum=1, unit="ms",
-                                      default=defaults.request_timeout_ms),
+        election_timeout_ms=raft.whole(
+            "election_timeout_ms", minimum=2, unit="ms", default=defaults.election_timeout_ms
+        ),
+        request_timeout_ms=raft.whole(
+            "request_timeout_ms", minimum=1, unit="ms", default=defaults.request_timeout_ms
+        ),
         prevote=raft.flag("prevote", defaults.prevote),
         check_quorum=raft.flag("check_quorum", defaults.check_quorum),
         noop_on_election=raft.flag("noop_on_election", defaults.noop_on_election),
-        max_entries_per_msg=raft.whole("max_entries_per_msg", minimum=1,
-                                       default=defaults.max_entries_per_msg),
+        max_entries_per_msg=raft.whole(
+            "max_entries_per_msg", minimum=1, default=defaults.max_entries_per_msg
+        ),
     )
     if not node.heartbeat_beats_election():
-        raft.fail("request_timeout_ms",
-                  f"less than election_timeout_ms ({node.election_timeout_ms})",
-                  node.request_timeout_ms)
+        raft.fail(
+            "request_timeout_ms",
+            f"less than election_timeout_ms ({node.election_timeout_ms})",
+            node.request_timeout_ms,
+        )
     raft.done()
     return node
 
@@ -231,8 +271,11 @@ def _read_faults(faults: Table) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key in _FAULT_RATES:
         values[key] = faults.get(
-            key, "a probability in [0, 1]",
-            lambda v: type(v) in (int, float) and 0.0 <= v <= 1.0, getattr(_CALM, key))
+            key,
+            "a probability in [0, 1]",
+            lambda v: type(v) in (int, float) and 0.0 <= v <= 1.0,
+            getattr(_CALM, key),
+        )
     for key in _FAULT_TIMES:
         values[key] = faults.whole(key, unit="ms", default=getattr(_CALM, key))
     values["reorder"] = faults.flag("reorder", _CALM.reorder)
@@ -243,8 +286,9 @@ def _read_faults(faults: Table) -> dict[str, Any]:
 def _read_run(run: Table) -> _RunLength:
     duration_ms = run.whole("duration_ms", unit="ms", default=None)
     steps = run.whole("steps", minimum=1, default=None, maximum=MAX_SCENARIO_STEPS)
-    max_steps = run.whole("max_steps", minimum=1, default=DEFAULT_MAX_STEPS,
-                          maximum=MAX_SCENARIO_STEPS)
+    max_steps = run.whole(
+        "max_steps", minimum=1, default=DEFAULT_MAX_STEPS, maximum=MAX_SCENARIO_STEPS
+    )
     if duration_ms is None and steps is None:
         run.fail("duration_ms", "duration_ms (virtual ms) or steps to say how long to run")
     run.done()
@@ -260,22 +304,26 @@ def _read_liveness(live: Table, failure: str | None) -> _LivenessPhase:
     )
     live.done()
     if failure == "liveness" and not phase.check:
-        live.fail("check", "true when expect_failure is \"liveness\"", False)
+        live.fail("check", 'true when expect_failure is "liveness"', False)
     return phase
 
 
 def _read_phases(top: Table, servers: int) -> tuple[Phase, ...]:
     """Every [[phases]] table, in file order; their times must not go down."""
-    phase_list = top.get("phases", "an array of [[phases]] tables",
-                         lambda v: isinstance(v, list) and all(isinstance(p, dict) for p in v),
-                         [])
+    phase_list = top.get(
+        "phases",
+        "an array of [[phases]] tables",
+        lambda v: isinstance(v, list) and all(isinstance(p, dict) for p in v),
+        [],
+    )
     labels: set[str] = set()
     phases = []
     last: dict[str, int] = {}
     for number, data in enumerate(phase_list, start=1):
         phase = _read_phase(PhaseTable(top.path, number, data, servers, labels), number)
-        unit, when = ("at_ms", phase.at_ms) if phase.at_ms is not None else (
-            "at_step", phase.at_step)
+        unit, when = (
+            ("at_ms", phase.at_ms) if phase.at_ms is not None else ("at_step", phase.at_step)
+        )
         assert when is not None
         if when < last.get(unit, 0):
             raise ScenarioError(
@@ -290,8 +338,9 @@ def _read_phases(top: Table, servers: int) -> tuple[Phase, ...]:
 def _read_phase(t: PhaseTable, number: int) -> Phase:
     """One phase: when, its action's fields, a label, its expectation's fields."""
     if t.has("at_ms") and t.has("at_step"):
-        raise ScenarioError(f"{t.path}: {t.field('at_step')}: expected exactly one of at_ms "
-                            f"or at_step, got both")
+        raise ScenarioError(
+            f"{t.path}: {t.field('at_step')}: expected exactly one of at_ms or at_step, got both"
+        )
     if not t.has("at_ms") and not t.has("at_step"):
         t.fail("at_ms", "at_ms (virtual ms) or at_step: when the phase happens")
     at_ms = t.whole("at_ms", unit="ms", default=None)
@@ -319,9 +368,11 @@ def _read_label(t: PhaseTable, action: Action | None) -> str | None:
         return None
     if action is None or not action.may_label():
         t.fail("label", "a label only on a phase that names one node", t.data["label"])
-    label = t.get("label", "a label like S1 (letters, digits, _), not leader or follower",
-                  lambda v: isinstance(v, str) and bool(_LABEL.match(v))
-                  and v not in ROLES and v != "all")
+    label = t.get(
+        "label",
+        "a label like S1 (letters, digits, _), not leader or follower",
+        lambda v: isinstance(v, str) and bool(_LABEL.match(v)) and v not in ROLES and v != "all",
+    )
     t.labels.add(label)  # from here on, and for this phase's own expectation
     return label
 

@@ -39,8 +39,14 @@ from virtraft.sim.simulation import NotApplicable, Simulation
 from virtraft.trace.format import trace_lines
 
 # Callers read and run scenarios through this module.
-__all__ = ["ScenarioError", "ScenarioOutcome", "list_scenarios", "load_scenario",
-           "read_scenario", "run_scenario"]
+__all__ = [
+    "ScenarioError",
+    "ScenarioOutcome",
+    "list_scenarios",
+    "load_scenario",
+    "read_scenario",
+    "run_scenario",
+]
 
 
 class _Violated(Exception):
@@ -120,16 +126,19 @@ class _Script:
         if self.blocked:
             blocker = phases[self.next]
             return out + [
-                ExpectationOutcome(phase.describe(), False,
-                                   f"did not run: phase {blocker.number} before it could not "
-                                   f"happen")
-                for phase in phases[self.next + 1:]
+                ExpectationOutcome(
+                    phase.describe(),
+                    False,
+                    f"did not run: phase {blocker.number} before it could not happen",
+                )
+                for phase in phases[self.next + 1 :]
             ]
-        for phase in phases[self.next:]:
+        for phase in phases[self.next :]:
             waited = phase.number == self.next + 1 and self.waiting is not None
             state = f"it was waiting: {self.waiting}" if waited else f"due at {phase.when()}"
-            out.append(ExpectationOutcome(phase.describe(), False,
-                                          f"did not run: {stopped}; {state}"))
+            out.append(
+                ExpectationOutcome(phase.describe(), False, f"did not run: {stopped}; {state}")
+            )
         return out
 
     # ---- the stage the actions act on
@@ -214,8 +223,9 @@ class _Script:
         self.blocked = True
         later = len(self.scenario.phases) - phase.number
         rest = f"; the {later} phases after it did not run" if later else ""
-        self.phase_failures.append(ExpectationOutcome(
-            phase.describe(), False, f"{why} ({roles(self.sim)}){rest}"))
+        self.phase_failures.append(
+            ExpectationOutcome(phase.describe(), False, f"{why} ({roles(self.sim)}){rest}")
+        )
 
     def _run(self, phase: Phase) -> None:
         """Carry out one phase: plan its action, resolve its expectation's
@@ -279,7 +289,7 @@ class ScenarioOutcome:
 
     @property
     def status(self) -> str:
-        """"skipped", "as stated" (a pass, or the stated failure) or "not as stated"."""
+        """ "skipped", "as stated" (a pass, or the stated failure) or "not as stated"."""
         if self.skipped is not None:
             return "skipped"
         return "as stated" if self.as_stated else "not as stated"
@@ -306,11 +316,11 @@ class ScenarioOutcome:
         if stated is None:
             return not self.failed
         if stated == "liveness":
-            return (run.violation is None and run.liveness.verdict == "failed"
-                    and expectations_held)
+            return run.violation is None and run.liveness.verdict == "failed" and expectations_held
         if stated == "expectation":
-            return (run.violation is None and not expectations_held
-                    and run.liveness.verdict != "failed")
+            return (
+                run.violation is None and not expectations_held and run.liveness.verdict != "failed"
+            )
         return run.violation is not None and run.violation.invariant == stated
 
     def verdict(self) -> dict[str, Any]:
@@ -329,12 +339,19 @@ class ScenarioOutcome:
 
     def trace_lines(self) -> list[str]:
         run = self.run
-        return trace_lines(run.seed, run.options, run.factory, run.sim.events, self.verdict(),
-                           extra={"scenario": self.scenario.name})
+        return trace_lines(
+            run.seed,
+            run.options,
+            run.factory,
+            run.sim.events,
+            self.verdict(),
+            extra={"scenario": self.scenario.name},
+        )
 
 
-def run_scenario(scenario: Scenario, seed: int, *, factory: str = DEFAULT_FACTORY
-                 ) -> ScenarioOutcome:
+def run_scenario(
+    scenario: Scenario, seed: int, *, factory: str = DEFAULT_FACTORY
+) -> ScenarioOutcome:
     """Run the script with the background events of `seed`, then the liveness
     phase; skip it, saying why, when the implementation lacks what it needs."""
     options = scenario.options

@@ -132,15 +132,33 @@ class TakeSnapshot:
 
 
 Event = (
-    Deliver | Drop | Duplicate | Tick | ClientRequest | Crash | Restart | Partition | Heal
-    | ChangeMembership | TakeSnapshot
+    Deliver
+    | Drop
+    | Duplicate
+    | Tick
+    | ClientRequest
+    | Crash
+    | Restart
+    | Partition
+    | Heal
+    | ChangeMembership
+    | TakeSnapshot
 )
 
 EVENT_TYPES: dict[str, type] = {
     cls.kind: cls
     for cls in (
-        Deliver, Drop, Duplicate, Tick, ClientRequest, Crash, Restart, Partition, Heal,
-        ChangeMembership, TakeSnapshot,
+        Deliver,
+        Drop,
+        Duplicate,
+        Tick,
+        ClientRequest,
+        Crash,
+        Restart,
+        Partition,
+        Heal,
+        ChangeMembership,
+        TakeSnapshot,
     )
 }
 
@@ -171,8 +189,13 @@ def json_type(value: Any) -> str:
     """What a JSON value is, in JSON's words, for error messages."""
     if value is None or isinstance(value, bool):
         return json.dumps(value)
-    for kind, name in ((int, "an integer"), (float, "a number"), (str, "a string"),
-                       (list, "a list"), (dict, "an object")):
+    for kind, name in (
+        (int, "an integer"),
+        (float, "a number"),
+        (str, "a string"),
+        (list, "a list"),
+        (dict, "an object"),
+    ):
         if isinstance(value, kind):
             return name
     return type(value).__name__
@@ -183,7 +206,7 @@ def event_from_json(data: Any) -> Event:
     if not isinstance(data, dict) or "e" not in data:
         raise EventError(f"not an event object: {data!r:.80}")
     if not isinstance(data["e"], str):
-        raise EventError(f"the event's kind \"e\" must be a string, got {json_type(data['e'])}")
+        raise EventError(f'the event\'s kind "e" must be a string, got {json_type(data["e"])}')
     cls = EVENT_TYPES.get(data["e"])
     if cls is None:
         raise EventError(f"unknown event {data['e']!r}; known: {', '.join(sorted(EVENT_TYPES))}")
@@ -231,6 +254,7 @@ def strip_refs(events: Sequence[Event]) -> list[Event]:
     """Events as a trace file holds them: no links to a past run's envelopes."""
     return [
         dataclasses.replace(e, ref=None)
-        if isinstance(e, MESSAGE_EVENTS) and e.ref is not None else e
+        if isinstance(e, MESSAGE_EVENTS) and e.ref is not None
+        else e
         for e in events
     ]

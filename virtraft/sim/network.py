@@ -46,9 +46,7 @@ class NetworkStats:
 
 
 class Network:
-    def __init__(
-        self, nodes: Iterable[int], messages: Messages = DEFAULT_MESSAGES
-    ) -> None:
+    def __init__(self, nodes: Iterable[int], messages: Messages = DEFAULT_MESSAGES) -> None:
         # What a message's kind and identity are: the implementation says (the door).
         self._key = messages.key
         self._kind = messages.kind
@@ -150,8 +148,16 @@ class Network:
         if (src, dst) in self._down:
             self.stats.lost_on_cut_links += 1
             return
-        env = Envelope(self._next_id, src, dst, message, self._kind(message),
-                       self._key(message), now_ms, self._next_id)
+        env = Envelope(
+            self._next_id,
+            src,
+            dst,
+            message,
+            self._kind(message),
+            self._key(message),
+            now_ms,
+            self._next_id,
+        )
         self._next_id += 1
         self._flying[env.id] = env
         if delay_ms > 0:
@@ -191,8 +197,11 @@ class Network:
                 return env
         match = None
         for _due, _id, env in self._future:
-            if env.key == key and env.src == src and env.dst == dst and (
-                match is None or env.id < match.id
+            if (
+                env.key == key
+                and env.src == src
+                and env.dst == dst
+                and (match is None or env.id < match.id)
             ):
                 match = env
         return match
@@ -218,8 +227,9 @@ class Network:
         self._flying.pop(env.id, None)
 
     def duplicate(self, env: Envelope) -> Envelope:
-        copy = Envelope(self._next_id, env.src, env.dst, env.message, env.kind, env.key,
-                        env.sent_ms, env.origin)
+        copy = Envelope(
+            self._next_id, env.src, env.dst, env.message, env.kind, env.key, env.sent_ms, env.origin
+        )
         self._next_id += 1
         self._flying[copy.id] = copy
         self._route(copy, self.pool)

@@ -24,8 +24,15 @@ class OptionsError(ValueError):
 # far beyond any timeout, and small enough for every draw the scheduler and
 # the network make from a range of times.
 MAX_MS = 1_000_000_000
-MS_FIELDS = ("delay_ms_min", "delay_ms_max", "tick_ms_min", "tick_ms_max", "liveness_stable_ms",
-             "liveness_bound_ms", "liveness_delay_ms_max")
+MS_FIELDS = (
+    "delay_ms_min",
+    "delay_ms_max",
+    "tick_ms_min",
+    "tick_ms_max",
+    "liveness_stable_ms",
+    "liveness_bound_ms",
+    "liveness_delay_ms_max",
+)
 
 
 RATE_FIELDS = (
@@ -127,9 +134,19 @@ def validate(options: SimOptions) -> None:
             f"{total:.3f}, more than 1"
         )
     _validate_node(options.node)
-    for name in ("servers", "steps", "delay_ms_min", "delay_ms_max", "tick_ms_min",
-                 "tick_ms_max", "min_voters", "max_servers", "liveness_stable_ms",
-                 "liveness_bound_ms", "liveness_delay_ms_max"):
+    for name in (
+        "servers",
+        "steps",
+        "delay_ms_min",
+        "delay_ms_max",
+        "tick_ms_min",
+        "tick_ms_max",
+        "min_voters",
+        "max_servers",
+        "liveness_stable_ms",
+        "liveness_bound_ms",
+        "liveness_delay_ms_max",
+    ):
         value = getattr(options, name)
         if type(value) is not int or value < 0:
             raise OptionsError(f"{name} must be a whole number >= 0, got {value!r}")
@@ -153,7 +170,8 @@ def _validate_times(options: SimOptions) -> None:
     node = options.node
     values = [(name, getattr(options, name)) for name in MS_FIELDS] + [
         (f"node.{name}", getattr(node, name))
-        for name in ("election_timeout_ms", "request_timeout_ms")]
+        for name in ("election_timeout_ms", "request_timeout_ms")
+    ]
     for name, value in values:
         if value > MAX_MS:
             raise OptionsError(f"{name} must be at most {MAX_MS} ms, got {value}")
@@ -171,16 +189,29 @@ def _validate_node(node: NodeOptions) -> None:
         raise OptionsError("node.request_timeout_ms must be below node.election_timeout_ms")
 
 
-SWARM_FIELDS = ("drop_probability", "duplicate_probability", "reorder", "partition_rate",
-                "crash_rate", "client_rate", "member_rate", "snapshot_rate", "delay_ms_max",
-                "deliver_share", "node.max_entries_per_msg", "node.prevote",
-                "node.election_timeout_ms", "node.request_timeout_ms")
+SWARM_FIELDS = (
+    "drop_probability",
+    "duplicate_probability",
+    "reorder",
+    "partition_rate",
+    "crash_rate",
+    "client_rate",
+    "member_rate",
+    "snapshot_rate",
+    "delay_ms_max",
+    "deliver_share",
+    "node.max_entries_per_msg",
+    "node.prevote",
+    "node.election_timeout_ms",
+    "node.request_timeout_ms",
+)
 """What swarm testing draws; "node." names are fields of NodeOptions."""
 _TIMERS = ("node.election_timeout_ms", "node.request_timeout_ms")
 
 
-def options_swarm(rng: random.Random, base: SimOptions,
-                  keep: frozenset[str] = frozenset()) -> SimOptions:
+def options_swarm(
+    rng: random.Random, base: SimOptions, keep: frozenset[str] = frozenset()
+) -> SimOptions:
     """Swarm testing: draw the fault mix from the seed (Groce et al., 2012).
 
     Each fault is switched off with some probability and otherwise given a

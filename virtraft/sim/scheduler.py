@@ -113,8 +113,9 @@ class Scheduler:
         if shape == "isolate":
             return partitions.isolate(rng.choice(nodes), nodes)
         if shape == "split":
-            return partitions.split(rng.sample(nodes, rng.randint(1, (len(nodes) - 1) // 2 or 1)),
-                                    nodes)
+            return partitions.split(
+                rng.sample(nodes, rng.randint(1, (len(nodes) - 1) // 2 or 1)), nodes
+            )
         if shape == "one_way":
             return partitions.one_way(*rng.sample(nodes, 2))
         if shape == "bridge":

@@ -67,8 +67,15 @@ class RefusalChangedState(Exception):
     handled, not refused. The server's failure, a finding."""
 
 
-_SCALAR_NAMES = ("alive", "role", "term", "voted_for", "commit_index", "last_index",
-                 "snapshot_index")
+_SCALAR_NAMES = (
+    "alive",
+    "role",
+    "term",
+    "voted_for",
+    "commit_index",
+    "last_index",
+    "snapshot_index",
+)
 
 
 def _door(call: Callable[..., T], *args: object) -> T:
@@ -160,8 +167,9 @@ class Simulation:
 
     def _add_node(self, node_id: int, members: tuple[tuple[int, bool], ...]) -> NodeAdapter:
         send = functools.partial(self._send, node_id)  # send(dst, message) from node_id
-        node = build_node(self.factory, node_id, members, send, node_rng(self.seed, node_id),
-                          self.options.node)
+        node = build_node(
+            self.factory, node_id, members, send, node_rng(self.seed, node_id), self.options.node
+        )
         self.nodes[node_id] = node
         self.node_ids.append(node_id)
         self.node_ids.sort()
@@ -256,7 +264,9 @@ class Simulation:
             getattr(event, name) for name in ("dst", "node", "via") if hasattr(event, name)
         )
         return Violation(
-            "NodeException", self.step, nodes,
+            "NodeException",
+            self.step,
+            nodes,
             f"the server raised {type(exc).__name__}: {exc}",
             {"exception": type(exc).__name__, "message": str(exc), "where": where},
         )

@@ -43,8 +43,12 @@ def versions() -> dict[str, str]:
 
 
 def trace_lines(
-    seed: int, options: SimOptions, factory: str, events: Iterable[Event],
-    verdict: dict[str, Any], extra: dict[str, Any] | None = None,
+    seed: int,
+    options: SimOptions,
+    factory: str,
+    events: Iterable[Event],
+    verdict: dict[str, Any],
+    extra: dict[str, Any] | None = None,
 ) -> list[str]:
     header = {
         "type": "header",
@@ -92,9 +96,7 @@ def read_trace(path: str | Path) -> Trace:
     if header.get("type") != "header":
         raise TraceError(f"{path}:1: the first line must be the trace header")
     if type(header.get("format")) is not int or header["format"] != FORMAT_VERSION:
-        raise TraceError(
-            f"{path}:1: trace format {header.get('format')!r} is not {FORMAT_VERSION}"
-        )
+        raise TraceError(f"{path}:1: trace format {header.get('format')!r} is not {FORMAT_VERSION}")
     seed = header.get("seed")
     if type(seed) is not int:
         raise TraceError(f"{path}:1: header.seed must be an integer")
@@ -108,9 +110,7 @@ def read_trace(path: str | Path) -> Trace:
     _check_record(path, 1, "header", header, HEADER_FIELDS)
     last = _parse(path, len(lines), lines[-1])
     if last.get("type") != "verdict":
-        raise TraceError(
-            f"{path}:{len(lines)}: the trace ends without a verdict line (truncated?)"
-        )
+        raise TraceError(f"{path}:{len(lines)}: the trace ends without a verdict line (truncated?)")
     for name in ("violation", "liveness"):
         if last.get(name) is not None and not isinstance(last.get(name), dict):
             raise TraceError(f"{path}:{len(lines)}: verdict.{name} must be an object or null")
@@ -137,8 +137,11 @@ def _whole(value: Any) -> bool:
 # expected, the check, whether the field must be there).
 _Fields = dict[str, tuple[str, Callable[[Any], bool], bool]]
 HEADER_FIELDS: _Fields = {
-    "versions": ("an object of strings", lambda v: isinstance(v, dict) and all(
-        isinstance(x, str) for x in v.values()), False),
+    "versions": (
+        "an object of strings",
+        lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
+        False,
+    ),
 }
 VERDICT_FIELDS: _Fields = {
     "safety": ("a string", lambda v: isinstance(v, str), False),
@@ -149,8 +152,7 @@ VERDICT_FIELDS: _Fields = {
 VIOLATION_FIELDS: _Fields = {
     "invariant": ("a string", lambda v: isinstance(v, str), True),
     "step": ("a whole number", _whole, True),
-    "nodes": ("a list of node ids", lambda v: isinstance(v, list) and all(map(_whole, v)),
-              False),
+    "nodes": ("a list of node ids", lambda v: isinstance(v, list) and all(map(_whole, v)), False),
     "message": ("a string", lambda v: isinstance(v, str), False),
     "witness": ("an object", lambda v: isinstance(v, dict), False),
 }
@@ -162,16 +164,18 @@ LIVENESS_FIELDS: _Fields = {
 }
 
 
-def _check_record(path: str | Path, number: int, where: str, record: dict[str, Any],
-                  fields: _Fields) -> None:
+def _check_record(
+    path: str | Path, number: int, where: str, record: dict[str, Any], fields: _Fields
+) -> None:
     for name, (expected, check, required) in fields.items():
         if name not in record:
             if required:
                 raise TraceError(f"{path}:{number}: {where}.{name} is missing")
             continue
         if not check(record[name]):
-            raise TraceError(f"{path}:{number}: {where}.{name} must be {expected}, got "
-                             f"{json_type(record[name])}")
+            raise TraceError(
+                f"{path}:{number}: {where}.{name} must be {expected}, got {json_type(record[name])}"
+            )
 
 
 def _read_text(path: str | Path) -> str:
@@ -192,8 +196,9 @@ def _parse(path: str | Path, number: int, line: str) -> dict[str, Any]:
     except RecursionError:
         raise TraceError(f"{path}:{number}: JSON nested too deeply") from None
     except ValueError:  # an integer longer than int() reads
-        raise TraceError(f"{path}:{number}: a number with more than "
-                         f"{sys.get_int_max_str_digits()} digits") from None
+        raise TraceError(
+            f"{path}:{number}: a number with more than {sys.get_int_max_str_digits()} digits"
+        ) from None
     if not isinstance(record, dict):
         raise TraceError(f"{path}:{number}: expected a JSON object")
     _check_json(path, number, line, record)
@@ -215,8 +220,10 @@ def _check_json(path: str | Path, number: int, line: str, record: dict[str, Any]
         try:
             json.dumps(record, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
-            raise TraceError(f"{path}:{number}: a string holds a lone surrogate (an escape "
-                             "\\ud800 to \\udfff without its pair), which is not text") from None
+            raise TraceError(
+                f"{path}:{number}: a string holds a lone surrogate (an escape "
+                "\\ud800 to \\udfff without its pair), which is not text"
+            ) from None
 
 
 def _depth(value: Any) -> int:

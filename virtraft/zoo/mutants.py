@@ -356,13 +356,17 @@ class FollowerCommitBeyondVerified(Mutant):
     def _handle_appendentries(self, node_id: int, msg: AppendEntries) -> AppendEntriesResponse:
         if msg.term < self.current_term:
             return AppendEntriesResponse(
-                self.current_term, False, rejected_index=msg.prev_log_index,
+                self.current_term,
+                False,
+                rejected_index=msg.prev_log_index,
                 hint_index=self._log.last_index,
             )
         self._hear_from_leader(msg.term, msg.leader_id)
         if not self._log_matches(msg.prev_log_index, msg.prev_log_term):
             return AppendEntriesResponse(
-                self.current_term, False, rejected_index=msg.prev_log_index,
+                self.current_term,
+                False,
+                rejected_index=msg.prev_log_index,
                 hint_index=self._conflict_hint(msg.prev_log_index),
             )
         match_index = self._append_new_entries(msg.prev_log_index, msg.entries)
@@ -406,8 +410,12 @@ class TwoMembershipChangesAtOnce(Mutant):
     (the two sides commit different entries).
     """
 
-    expected_invariant = ("ElectionSafety", "LeaderCompleteness", "CommittedNeverLost",
-                          "StateMachineSafety")
+    expected_invariant = (
+        "ElectionSafety",
+        "LeaderCompleteness",
+        "CommittedNeverLost",
+        "StateMachineSafety",
+    )
     mutated = "_validate_membership_change"
 
     def _validate_membership_change(self, changes: list[Entry]) -> None:
@@ -566,13 +574,25 @@ def _snake(name: str) -> str:
 MUTANTS: dict[str, type[Mutant]] = {
     _snake(cls.__name__): cls
     for cls in (
-        GrantVoteTwice, ForgetVoteOnLeaderContact, VoteNotPersisted, CandidateVoteNotRecorded,
+        GrantVoteTwice,
+        ForgetVoteOnLeaderContact,
+        VoteNotPersisted,
+        CandidateVoteNotRecorded,
         StaleVoteResponseCounted,
-        NoStepDownOnHigherTermVoteResponse, DuplicateVotesCounted, UpToDateByLengthOnly,
-        Fig8CommitOldTerm, PrevLogTermNotChecked, TruncateOnStaleAppendEntries,
-        FollowerCommitBeyondVerified, CommitIndexGoesBack, TwoMembershipChangesAtOnce,
-        SnapshotInstallLosesEntries, SnapshotLowersTerm, ElectionTimerNeverReset,
-        VoteOnlyForLongerLogs, RequestVoteTwice,
+        NoStepDownOnHigherTermVoteResponse,
+        DuplicateVotesCounted,
+        UpToDateByLengthOnly,
+        Fig8CommitOldTerm,
+        PrevLogTermNotChecked,
+        TruncateOnStaleAppendEntries,
+        FollowerCommitBeyondVerified,
+        CommitIndexGoesBack,
+        TwoMembershipChangesAtOnce,
+        SnapshotInstallLosesEntries,
+        SnapshotLowersTerm,
+        ElectionTimerNeverReset,
+        VoteOnlyForLongerLogs,
+        RequestVoteTwice,
     )
 }
 """Mutant name (also the name of its node factory here) -> class."""
