@@ -369,6 +369,13 @@ def messages_of(factory: NodeFactory) -> Messages:
     return messages if isinstance(messages, Messages) else DEFAULT_MESSAGES
 
 
+def capabilities_of(factory: NodeFactory) -> Capabilities | None:
+    """What the factory's nodes offer, when the factory says so before it
+    builds one (a `capabilities` attribute); None when only a node can tell."""
+    capabilities = getattr(factory, "capabilities", None)
+    return capabilities if isinstance(capabilities, Capabilities) else None
+
+
 def build_node(
     factory: NodeFactory,
     node_id: int,

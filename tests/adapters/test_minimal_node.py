@@ -187,3 +187,29 @@ def test_a_failing_minimal_node_is_found_shrunk_and_reported(tmp_path: Path, see
     page = tmp_path / "r.html"
     assert main(["report", str(small), "--node-factory", spec, "-o", str(page), "--quiet"]) == 0
     assert "VoteOnce" in page.read_text() or "ElectionSafety" in page.read_text()
+
+
+def test_swarm_varies_only_the_options_a_factory_honours() -> None:
+    """A factory that says (before any node exists) it ignores pre-vote and
+    the batch size gets a header that does not pretend they varied."""
+    from virtraft.adapter import Capabilities
+    from virtraft.run.factory import load_factory
+    from virtraft.run.seed import resolve_options
+
+    from . import minimal
+
+    def timers_only(*args):  # type: ignore[no-untyped-def]
+        return minimal.factory(*args)
+
+    timers_only.capabilities = Capabilities(  # type: ignore[attr-defined]
+        options=frozenset({"election_timeout_ms", "request_timeout_ms"})
+    )
+    base = SimOptions()
+    honest = [resolve_options(s, base, True, factory=timers_only).node for s in range(40)]
+    assert {n.prevote for n in honest} == {True}
+    assert {n.max_entries_per_msg for n in honest} == {64}
+    assert len({n.election_timeout_ms for n in honest}) > 1  # honoured: still drawn
+    everything = [
+        resolve_options(s, base, True, factory=load_factory(SPEC)).node for s in range(40)
+    ]
+    assert len({n.prevote for n in everything}) == 2

@@ -454,6 +454,7 @@ def factory(server_class: type[RaftServer] = RaftServer) -> NodeFactory:
 
     make.__name__ = f"raftcore_{server_class.__name__}"
     make.messages = MESSAGES  # type: ignore[attr-defined]
+    make.capabilities = RaftcoreNode.capabilities  # type: ignore[attr-defined]
     return make
 
 

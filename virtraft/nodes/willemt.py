@@ -969,6 +969,7 @@ def factory(
 
 factory.__name__ = "willemt"  # as errors name it: "node factory willemt could not build..."
 factory.messages = MESSAGES  # type: ignore[attr-defined]
+factory.capabilities = WillemtNode.capabilities  # type: ignore[attr-defined]
 
 
 class AtomicSnapshotNode(WillemtNode):
@@ -991,3 +992,4 @@ def atomic_snapshots(
 
 atomic_snapshots.__name__ = "willemt_atomic_snapshots"
 atomic_snapshots.messages = MESSAGES  # type: ignore[attr-defined]
+atomic_snapshots.capabilities = AtomicSnapshotNode.capabilities  # type: ignore[attr-defined]

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from virtraft.run.factory import load_factory
 from virtraft.run.seed import resolve_options
 from virtraft.sim.events import Event, Tick, event_from_json, event_to_json
 from virtraft.sim.simulation import Simulation
@@ -100,7 +101,7 @@ def _death(exitcode: int | None) -> str:
 def _died(
     seed: int, spec: CampaignSpec, events: list[Event], why: str, seed_result: type[SeedResult]
 ) -> SeedResult:
-    options = resolve_options(seed, spec.options, spec.swarm, spec.keep)
+    options = resolve_options(seed, spec.options, spec.swarm, spec.keep, load_factory(spec.factory))
     step = len(events)
     last = events[-1] if events else None
     nodes = tuple(getattr(last, name) for name in ("dst", "node", "via") if hasattr(last, name))

@@ -12,11 +12,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from virtraft.adapter import NODE_OPTION_NAMES, NodeFactory, capabilities_of
 from virtraft.check.checker import Checker, Violation
 from virtraft.run.factory import DEFAULT_FACTORY, load_factory
 from virtraft.run.liveness import Liveness, liveness_phase
 from virtraft.sim.events import Event
-from virtraft.sim.options import SimOptions, options_swarm
+from virtraft.sim.options import SWARM_FIELDS, SimOptions, options_swarm
 from virtraft.sim.scheduler import Scheduler
 from virtraft.sim.seeds import scheduler_rng, swarm_rng
 from virtraft.sim.simulation import Simulation
@@ -67,12 +68,21 @@ def verdict_of(sim: Simulation, violation: Violation | None, liveness: Liveness)
 
 
 def resolve_options(
-    seed: int, options: SimOptions, swarm: bool, keep: frozenset[str] = frozenset()
+    seed: int,
+    options: SimOptions,
+    swarm: bool,
+    keep: frozenset[str] = frozenset(),
+    factory: NodeFactory | None = None,
 ) -> SimOptions:
     """The options a seed runs with: under swarm, drawn from the seed except
-    for the fields in `keep`."""
+    for the fields in `keep` and the Raft options the factory's nodes say
+    they ignore (varying those would only make the trace's header lie)."""
     if not swarm:
         return options
+    capabilities = capabilities_of(factory) if factory is not None else None
+    if capabilities is not None:
+        ignored = {f"node.{name}" for name in NODE_OPTION_NAMES - capabilities.options}
+        keep = keep | (ignored & set(SWARM_FIELDS))
     return options_swarm(swarm_rng(seed), options, keep)
 
 
@@ -88,11 +98,12 @@ def run_seed(
     on_step: Callable[[Simulation], None] | None = None,
     simulation: type[Simulation] = Simulation,
 ) -> RunResult:
-    options = resolve_options(seed, options, swarm, keep)
+    make_node = load_factory(factory)
+    options = resolve_options(seed, options, swarm, keep, make_node)
     sim = simulation(
         options,
         seed,
-        load_factory(factory),
+        make_node,
         checker=Checker(invariants) if check else None,
     )
     scheduler = Scheduler(scheduler_rng(seed), options)
