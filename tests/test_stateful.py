@@ -34,8 +34,12 @@ TestRaftcoreMachine.settings = settings(max_examples=60, stateful_step_count=60)
 
 TestRaftcoreFiveServersNoPrevote = machine_for(
     DEFAULT_FACTORY,
-    MACHINE_OPTIONS.replace(servers=5, node=NodeOptions(
-        election_timeout_ms=100, request_timeout_ms=20, prevote=False, check_quorum=False)),
+    MACHINE_OPTIONS.replace(
+        servers=5,
+        node=NodeOptions(
+            election_timeout_ms=100, request_timeout_ms=20, prevote=False, check_quorum=False
+        ),
+    ),
 ).TestCase
 TestRaftcoreFiveServersNoPrevote.settings = settings(max_examples=40, stateful_step_count=80)
 
@@ -52,10 +56,19 @@ class CommitGoesBack(RaftServer):
 def _find(machine: type[RaftMachine], examples: int = 200) -> InvariantViolated:
     """Search without shrinking (Hypothesis's shrinker takes tens of seconds)."""
     with pytest.raises(InvariantViolated) as caught:
-        run_state_machine_as_test(machine, settings=settings(
-            max_examples=examples, stateful_step_count=60, derandomize=True, database=None,
-            deadline=None, report_multiple_bugs=False, phases=[Phase.generate],
-            suppress_health_check=list(HealthCheck)))
+        run_state_machine_as_test(
+            machine,
+            settings=settings(
+                max_examples=examples,
+                stateful_step_count=60,
+                derandomize=True,
+                database=None,
+                deadline=None,
+                report_multiple_bugs=False,
+                phases=[Phase.generate],
+                suppress_health_check=list(HealthCheck),
+            ),
+        )
     return caught.value
 
 
@@ -106,9 +119,17 @@ def test_a_fault_that_is_off_never_happens() -> None:
         def teardown(self) -> None:
             kinds.update(self.sim.stats.events)
 
-    run_state_machine_as_test(Recording, settings=settings(
-        max_examples=30, stateful_step_count=40, derandomize=True, database=None,
-        deadline=None, suppress_health_check=list(HealthCheck)))
+    run_state_machine_as_test(
+        Recording,
+        settings=settings(
+            max_examples=30,
+            stateful_step_count=40,
+            derandomize=True,
+            database=None,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
     assert kinds <= {"deliver", "tick"}
     assert "deliver" in kinds
 
@@ -121,9 +142,17 @@ def test_with_every_fault_allowed_faults_do_happen() -> None:
         def teardown(self) -> None:
             kinds.update(self.sim.stats.events)
 
-    run_state_machine_as_test(Recording, settings=settings(
-        max_examples=60, stateful_step_count=60, derandomize=True, database=None,
-        deadline=None, suppress_health_check=list(HealthCheck)))
+    run_state_machine_as_test(
+        Recording,
+        settings=settings(
+            max_examples=60,
+            stateful_step_count=60,
+            derandomize=True,
+            database=None,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
     assert {"crash", "partition", "client", "drop"} <= kinds
 
 

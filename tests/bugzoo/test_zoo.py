@@ -57,8 +57,7 @@ def test_the_zoo_has_what_the_issue_asks_for() -> None:
 def test_a_mutant_overrides_one_method_of_raftserver(name: str) -> None:
     cls = MUTANTS[name]
     overridden = [
-        attr for attr, value in vars(cls).items()
-        if callable(value) and hasattr(RaftServer, attr)
+        attr for attr, value in vars(cls).items() if callable(value) and hasattr(RaftServer, attr)
     ]
     assert overridden == [cls.mutated]
     assert callable(getattr(RaftServer, cls.mutated))
@@ -94,7 +93,8 @@ def test_every_mutant_has_a_node_factory_spec(name: str) -> None:
 def test_safety_mutant_is_caught_by_fuzz_with_its_invariant(name: str) -> None:
     cls = MUTANTS[name]
     finding, runs, _seconds, result = zoo.hunt_seeds(
-        mutants.factory_spec(name), range(SEED_BOUND), zoo.SAFETY_PROFILES, NO_BUDGET)
+        mutants.factory_spec(name), range(SEED_BOUND), zoo.SAFETY_PROFILES, NO_BUDGET
+    )
     assert finding is not None, f"{name} not caught in {runs} runs"
     assert finding.verdict in cls.expected_invariant, finding
     assert result is not None and result.violation is not None
@@ -106,19 +106,31 @@ def test_shrinking_cuts_the_median_counterexample_below_a_tenth(tmp_path) -> Non
     the median under a tenth of its length, and each shrunk trace replays,
     through the CLI, to the very violation it records."""
     reports = [
-        zoo.run_mutant(name, MUTANTS[name], mutants.factory_spec(name), range(SEED_BOUND),
-                       NO_BUDGET, stateful=False, out_dir=tmp_path)
+        zoo.run_mutant(
+            name,
+            MUTANTS[name],
+            mutants.factory_spec(name),
+            range(SEED_BOUND),
+            NO_BUDGET,
+            stateful=False,
+            out_dir=tmp_path,
+        )
         for name in SAFETY
     ]
     assert all(r.ok and r.shrunk_events is not None for r in reports), [
-        (r.name, r.why, r.shrink_note) for r in reports]
+        (r.name, r.why, r.shrink_note) for r in reports
+    ]
     ratio = zoo.median_shrink_ratio(reports)
     assert ratio is not None and ratio < 0.1, ratio
     for r in reports:
         shrunk = tmp_path / f"{r.name}.shrunk.jsonl"
         assert len(shrunk.read_text().splitlines()) - 2 == r.shrunk_events
-        assert cli.main(["replay", str(shrunk), "--node-factory", mutants.factory_spec(r.name),
-                         "--quiet"]) == cli.EXIT_VIOLATION, r.name
+        assert (
+            cli.main(
+                ["replay", str(shrunk), "--node-factory", mutants.factory_spec(r.name), "--quiet"]
+            )
+            == cli.EXIT_VIOLATION
+        ), r.name
         verdict = json.loads(shrunk.read_text().splitlines()[-1])
         assert verdict["violation"]["invariant"] == r.fuzz.verdict
 
@@ -127,7 +139,8 @@ def test_shrinking_cuts_the_median_counterexample_below_a_tenth(tmp_path) -> Non
 def test_the_reported_fuzz_command_reproduces_the_finding(name: str, tmp_path) -> None:
     """`virtraft fuzz` itself, with the command line the zoo prints."""
     finding, _, _, _ = zoo.hunt_seeds(
-        mutants.factory_spec(name), range(SEED_BOUND), zoo.SAFETY_PROFILES, NO_BUDGET)
+        mutants.factory_spec(name), range(SEED_BOUND), zoo.SAFETY_PROFILES, NO_BUDGET
+    )
     assert finding is not None
     words = shlex.split(finding.command)
     assert words[:2] == ["virtraft", "fuzz"]
@@ -142,7 +155,8 @@ def test_the_reported_fuzz_command_reproduces_the_finding(name: str, tmp_path) -
 @pytest.mark.parametrize("name", LIVENESS)
 def test_liveness_mutant_fails_the_liveness_verdict(name: str) -> None:
     finding, runs, _, result = zoo.hunt_seeds(
-        mutants.factory_spec(name), range(20), zoo.LIVENESS_PROFILES, NO_BUDGET)
+        mutants.factory_spec(name), range(20), zoo.LIVENESS_PROFILES, NO_BUDGET
+    )
     assert finding is not None, f"{name}: liveness held in {runs} runs"
     assert finding.verdict == "liveness"
     assert result is not None and result.violation is None
@@ -151,7 +165,8 @@ def test_liveness_mutant_fails_the_liveness_verdict(name: str) -> None:
 @pytest.mark.parametrize("spec", [mutants.factory_spec(n) for n in HARMLESS] + [DEFAULT_FACTORY])
 def test_harmless_control_and_raftcore_are_never_flagged(spec: str) -> None:
     finding, runs, _, _ = zoo.hunt_seeds(
-        spec, CONTROL_SEEDS, (*zoo.SAFETY_PROFILES, *zoo.LIVENESS_PROFILES), NO_BUDGET)
+        spec, CONTROL_SEEDS, (*zoo.SAFETY_PROFILES, *zoo.LIVENESS_PROFILES), NO_BUDGET
+    )
     assert finding is None, finding
     assert runs == len(CONTROL_SEEDS) * 3
 
@@ -173,15 +188,23 @@ STATEFUL = {
 
 
 def _machine_settings(examples: int) -> settings:
-    return settings(max_examples=examples, stateful_step_count=zoo.STATEFUL_STEPS,
-                    derandomize=True, database=None, deadline=None,
-                    report_multiple_bugs=False, phases=[Phase.generate],
-                    suppress_health_check=list(HealthCheck))
+    return settings(
+        max_examples=examples,
+        stateful_step_count=zoo.STATEFUL_STEPS,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        report_multiple_bugs=False,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
 
 
 def _machine_options(servers: int):
-    return MACHINE_OPTIONS.replace(servers=servers, node=NodeOptions(
-        election_timeout_ms=100, request_timeout_ms=20, prevote=False))
+    return MACHINE_OPTIONS.replace(
+        servers=servers,
+        node=NodeOptions(election_timeout_ms=100, request_timeout_ms=20, prevote=False),
+    )
 
 
 @pytest.mark.parametrize("name", list(STATEFUL))
@@ -206,8 +229,15 @@ def test_stateful_machine_is_silent_on_the_harmless_control() -> None:
 
 
 def _zoo_args(**overrides) -> argparse.Namespace:
-    args = argparse.Namespace(seeds=range(0, 50), mutant=None, time_budget=NO_BUDGET,
-                              json=True, stateful=False, shrink=False, out=None)
+    args = argparse.Namespace(
+        seeds=range(0, 50),
+        mutant=None,
+        time_budget=NO_BUDGET,
+        json=True,
+        stateful=False,
+        shrink=False,
+        out=None,
+    )
     for key, value in overrides.items():
         setattr(args, key, value)
     return args
@@ -228,8 +258,9 @@ def test_zoo_reports_each_mutant_and_exits_zero_when_all_are_caught(capsys) -> N
 
 def test_zoo_exits_one_when_a_safety_mutant_escapes(capsys) -> None:
     """No time at all: nothing is caught, and the zoo says so."""
-    code = zoo.main(_zoo_args(mutant=["fig8_commit_old_term"], time_budget=0.0),
-                    Console(quiet=True))
+    code = zoo.main(
+        _zoo_args(mutant=["fig8_commit_old_term"], time_budget=0.0), Console(quiet=True)
+    )
     out = json.loads(capsys.readouterr().out)
     assert code == 1
     assert out["mutants"][0]["fuzz"] is None

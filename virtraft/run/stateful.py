@@ -66,8 +66,15 @@ from virtraft.sim.options import SimOptions
 from virtraft.sim.simulation import NotApplicable, Simulation
 from virtraft.trace.format import trace_lines, write_trace
 
-__all__ = ["FAULTS", "MACHINE_OPTIONS", "NODE_EXCEPTION", "InvariantViolated", "RaftMachine",
-           "StatefulFailure", "machine_for"]
+__all__ = [
+    "FAULTS",
+    "MACHINE_OPTIONS",
+    "NODE_EXCEPTION",
+    "InvariantViolated",
+    "RaftMachine",
+    "StatefulFailure",
+    "machine_for",
+]
 
 TRACE_ENV = "VIRTRAFT_STATEFUL_TRACE"
 
@@ -77,7 +84,14 @@ NODE_EXCEPTION = "NodeException"
 # What a run may switch off (swarm testing). Delivering messages and letting
 # time pass are not faults: they are always on.
 FAULTS: tuple[str, ...] = (
-    "client", "drop", "duplicate", "crash", "restart", "partition", "heal", "membership",
+    "client",
+    "drop",
+    "duplicate",
+    "crash",
+    "restart",
+    "partition",
+    "heal",
+    "membership",
     "snapshot",
 )
 
@@ -109,8 +123,9 @@ class InvariantViolated(AssertionError):
     """A checker invariant broke; `violation` says which, where and why."""
 
     def __init__(self, violation: Violation) -> None:
-        super().__init__(f"{violation.invariant} violated at step {violation.step}: "
-                         f"{violation.message}")
+        super().__init__(
+            f"{violation.invariant} violated at step {violation.step}: {violation.message}"
+        )
         self.violation = violation
 
 
@@ -328,8 +343,14 @@ class RaftMachine(RuleBasedStateMachine):
         self._reported = True
         sim = self.sim
         verdict = verdict_of(sim, violation, Liveness("skipped", "stateful machine"))
-        lines = trace_lines(self.seed, self.sim_options, self.factory_spec, sim.events, verdict,
-                            extra={"source": "virtraft.run.stateful"})
+        lines = trace_lines(
+            self.seed,
+            self.sim_options,
+            self.factory_spec,
+            sim.events,
+            verdict,
+            extra={"source": "virtraft.run.stateful"},
+        )
         type(self).last_failure = StatefulFailure(violation, len(sim.events), tuple(lines))
         path = self.trace_path or os.environ.get(TRACE_ENV)
         if path:

@@ -49,16 +49,54 @@ MUTANTS_MODULE = "virtraft.zoo.mutants"
 # `virtraft fuzz` arguments (after the seeds) for each way of hunting.
 # Safety hunts switch the liveness phase off: it cannot find a safety bug,
 # and short election timeouts make every seed rich in elections.
-_HUNT = ("--no-swarm", "--no-prevote", "--election-timeout-ms", "100",
-         "--request-timeout-ms", "20", "--no-liveness", "--drop", "0.1", "--dup", "0.1",
-         "--client-rate", "0.15", "--member-rate", "0.02", "--delay-max-ms", "100")
+_HUNT = (
+    "--no-swarm",
+    "--no-prevote",
+    "--election-timeout-ms",
+    "100",
+    "--request-timeout-ms",
+    "20",
+    "--no-liveness",
+    "--drop",
+    "0.1",
+    "--dup",
+    "0.1",
+    "--client-rate",
+    "0.15",
+    "--member-rate",
+    "0.02",
+    "--delay-max-ms",
+    "100",
+)
 PROFILES: dict[str, tuple[str, ...]] = {
     # Five servers: elections with competing candidates, duplicated and late votes.
-    "elections": ("--servers", "5", *_HUNT, "--partition-rate", "0.01", "--crash-rate",
-                  "0.005", "--snapshot-rate", "0.01", "--max-entries-per-msg", "4"),
+    "elections": (
+        "--servers",
+        "5",
+        *_HUNT,
+        "--partition-rate",
+        "0.01",
+        "--crash-rate",
+        "0.005",
+        "--snapshot-rate",
+        "0.01",
+        "--max-entries-per-msg",
+        "4",
+    ),
     # Three servers, one entry per message: replicas, commits and snapshots.
-    "replication": ("--servers", "3", *_HUNT, "--partition-rate", "0.02", "--crash-rate",
-                    "0.01", "--snapshot-rate", "0.02", "--max-entries-per-msg", "1"),
+    "replication": (
+        "--servers",
+        "3",
+        *_HUNT,
+        "--partition-rate",
+        "0.02",
+        "--crash-rate",
+        "0.01",
+        "--snapshot-rate",
+        "0.02",
+        "--max-entries-per-msg",
+        "1",
+    ),
     # The default campaign, liveness phase included: for liveness mutants.
     "default": (),
 }
@@ -97,8 +135,19 @@ def _swarm(profile: str) -> bool:
 
 
 def fuzz_command(profile: str, spec: str, seeds: str) -> str:
-    return shlex.join(["virtraft", "fuzz", "--seeds", seeds, "--workers", "1",
-                       "--node-factory", spec, *PROFILES[profile]])
+    return shlex.join(
+        [
+            "virtraft",
+            "fuzz",
+            "--seeds",
+            seeds,
+            "--workers",
+            "1",
+            "--node-factory",
+            spec,
+            *PROFILES[profile],
+        ]
+    )
 
 
 # ------------------------------------------------------------------ results
@@ -163,33 +212,61 @@ def hunt_seeds(
                 continue
             seconds = time.perf_counter() - started
             events = result.violation.step if result.violation is not None else result.sim.step
-            finding = Finding(verdict, profile, seed, events, round(seconds, 2), runs,
-                              fuzz_command(profile, spec, f"{seed}:{seed + 1}"))
+            finding = Finding(
+                verdict,
+                profile,
+                seed,
+                events,
+                round(seconds, 2),
+                runs,
+                fuzz_command(profile, spec, f"{seed}:{seed + 1}"),
+            )
             return finding, runs, seconds, result
     return None, runs, time.perf_counter() - started, None
 
 
-def hunt_stateful(spec: str, servers: Sequence[int] = STATEFUL_SERVERS,
-                  examples: int = STATEFUL_EXAMPLES, steps: int = STATEFUL_STEPS
-                  ) -> Finding | None:
+def hunt_stateful(
+    spec: str,
+    servers: Sequence[int] = STATEFUL_SERVERS,
+    examples: int = STATEFUL_EXAMPLES,
+    steps: int = STATEFUL_STEPS,
+) -> Finding | None:
     """Let the Hypothesis machine look for a violation (no shrinking: the
     zoo only asks whether and how soon it finds one)."""
     started = time.perf_counter()
     for count in servers:
         options = MACHINE_OPTIONS.replace(
-            servers=count, node=NodeOptions(election_timeout_ms=100, request_timeout_ms=20,
-                                            prevote=False))
+            servers=count,
+            node=NodeOptions(election_timeout_ms=100, request_timeout_ms=20, prevote=False),
+        )
         machine = machine_for(spec, options)
         try:
-            run_state_machine_as_test(machine, settings=settings(
-                max_examples=examples, stateful_step_count=steps, derandomize=True,
-                database=None, deadline=None, report_multiple_bugs=False, print_blob=False,
-                phases=[Phase.generate], suppress_health_check=list(HealthCheck)))
+            run_state_machine_as_test(
+                machine,
+                settings=settings(
+                    max_examples=examples,
+                    stateful_step_count=steps,
+                    derandomize=True,
+                    database=None,
+                    deadline=None,
+                    report_multiple_bugs=False,
+                    print_blob=False,
+                    phases=[Phase.generate],
+                    suppress_health_check=list(HealthCheck),
+                ),
+            )
         except InvariantViolated as exc:
             failure = machine.last_failure
             events = failure.events if failure is not None else exc.violation.step
-            return Finding(exc.violation.invariant, f"stateful, {count} servers", None, events,
-                           round(time.perf_counter() - started, 2), examples, "")
+            return Finding(
+                exc.violation.invariant,
+                f"stateful, {count} servers",
+                None,
+                events,
+                round(time.perf_counter() - started, 2),
+                examples,
+                "",
+            )
     return None
 
 
@@ -197,17 +274,31 @@ def shrink_finding(name: str, spec: str, result: RunResult, out_dir: Path | None
     """Shrink the finding's trace (the shrinker proves its result with a
     strict replay); write it under `out_dir` if given."""
     assert result.violation is not None
-    outcome = shrink_events(result.seed, result.options, spec, result.events,
-                            result.violation.invariant, max_seconds=float("inf"),
-                            max_replays=SHRINK_REPLAYS)
+    outcome = shrink_events(
+        result.seed,
+        result.options,
+        spec,
+        result.events,
+        result.violation.invariant,
+        max_seconds=float("inf"),
+        max_replays=SHRINK_REPLAYS,
+    )
     if out_dir is not None:
         write_trace(out_dir / f"{name}.shrunk.jsonl", outcome.trace_lines(f"{name}.jsonl"))
     return outcome.after
 
 
-def run_mutant(name: str, cls: type, spec: str, seeds: Sequence[int], budget_s: float, *,
-               stateful: bool = True, shrink: bool = True, out_dir: Path | None = None
-               ) -> MutantReport:
+def run_mutant(
+    name: str,
+    cls: type,
+    spec: str,
+    seeds: Sequence[int],
+    budget_s: float,
+    *,
+    stateful: bool = True,
+    shrink: bool = True,
+    out_dir: Path | None = None,
+) -> MutantReport:
     kind: str = cls.kind
     expected = cls.expected_invariant
     source = (cls.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
@@ -246,8 +337,21 @@ def run_mutant(name: str, cls: type, spec: str, seeds: Sequence[int], budget_s: 
             why = f"caught by {finding.verdict}"
         else:
             why = f"caught by {finding.verdict}, which its docstring does not name"
-    return MutantReport(name, kind, expected, source, finding, runs, round(seconds, 2),
-                        found_stateful, stateful_note, shrunk, shrink_note, ok, why)
+    return MutantReport(
+        name,
+        kind,
+        expected,
+        source,
+        finding,
+        runs,
+        round(seconds, 2),
+        found_stateful,
+        stateful_note,
+        shrunk,
+        shrink_note,
+        ok,
+        why,
+    )
 
 
 # ------------------------------------------------------------------ output
@@ -262,35 +366,57 @@ def _fuzz_cell(report: MutantReport) -> str:
 
 def median_shrink_ratio(reports: Sequence[MutantReport]) -> float | None:
     """Shrunk length over the length of the trace it came from, the median."""
-    ratios = [r.shrunk_events / r.fuzz.events for r in reports
-              if r.shrunk_events is not None and r.fuzz is not None and r.fuzz.events]
+    ratios = [
+        r.shrunk_events / r.fuzz.events
+        for r in reports
+        if r.shrunk_events is not None and r.fuzz is not None and r.fuzz.events
+    ]
     return statistics.median(ratios) if ratios else None
 
 
 def print_table(console: Console, reports: Sequence[MutantReport]) -> None:
     table = Table(title="Bug zoo", title_justify="left")
-    for column in ("mutant", "kind", "expected", "random seeds", "events", "seconds",
-                   "stateful", "shrunk", "ok"):
-        table.add_column(column, justify="right" if column in ("events", "seconds", "shrunk")
-                         else "left")
+    for column in (
+        "mutant",
+        "kind",
+        "expected",
+        "random seeds",
+        "events",
+        "seconds",
+        "stateful",
+        "shrunk",
+        "ok",
+    ):
+        table.add_column(
+            column, justify="right" if column in ("events", "seconds", "shrunk") else "left"
+        )
     for r in reports:
         f = r.fuzz
         s = r.stateful
         stateful = f"{s.verdict}, {s.events} events" if s is not None else r.stateful_note
         table.add_row(
-            shown(r.name), shown(r.kind), shown(", ".join(r.expected) if r.expected else "-"),
-            shown(_fuzz_cell(r)), str(f.events) if f else "-",
-            f"{f.seconds:.2f}" if f else f"{r.fuzz_seconds:.1f}", shown(stateful),
+            shown(r.name),
+            shown(r.kind),
+            shown(", ".join(r.expected) if r.expected else "-"),
+            shown(_fuzz_cell(r)),
+            str(f.events) if f else "-",
+            f"{f.seconds:.2f}" if f else f"{r.fuzz_seconds:.1f}",
+            shown(stateful),
             shown(r.shrunk_events if r.shrunk_events is not None else r.shrink_note),
-            Text("yes", style="green") if r.ok
+            Text("yes", style="green")
+            if r.ok
             else Text.assemble(("NO", "red"), ": ", shown(r.why)),
         )
     console.print(table)
     ratio = median_shrink_ratio(reports)
     if ratio is not None:
         console.print(f"Shrinking left {ratio:.1%} of a failing trace's events (the median).")
-    console.print(shown("Command lines (after `virtraft fuzz --seeds A:B --node-factory "
-                        f"{MUTANTS_MODULE}:NAME`):"))
+    console.print(
+        shown(
+            "Command lines (after `virtraft fuzz --seeds A:B --node-factory "
+            f"{MUTANTS_MODULE}:NAME`):"
+        )
+    )
     for profile, words in PROFILES.items():
         console.print(shown(f"  {profile}: {shlex.join(words) or '(defaults)'}"))
 
@@ -314,19 +440,35 @@ def main(args: argparse.Namespace, console: Console) -> int:
             raise UsageError(f"cannot create {out_dir}: {exc.strerror}") from None
     reports = []
     for name in names:
-        report = run_mutant(name, mutants[name], module.factory_spec(name), args.seeds,
-                            args.time_budget, stateful=args.stateful, shrink=args.shrink,
-                            out_dir=out_dir)
+        report = run_mutant(
+            name,
+            mutants[name],
+            module.factory_spec(name),
+            args.seeds,
+            args.time_budget,
+            stateful=args.stateful,
+            shrink=args.shrink,
+            out_dir=out_dir,
+        )
         reports.append(report)
         if not args.json:
             console.print(Text.assemble(shown(name), ": ", shown(report.why)))
     ok = all(r.ok for r in reports)
     if args.json:
-        print(json.dumps({"ok": ok, "seeds": [args.seeds.start, args.seeds.stop],
-                          "time_budget_s": args.time_budget,
-                          "median_shrink_ratio": median_shrink_ratio(reports),
-                          "profiles": {p: list(w) for p, w in PROFILES.items()},
-                          "mutants": [r.json() for r in reports]}, indent=2, sort_keys=True))
+        print(
+            json.dumps(
+                {
+                    "ok": ok,
+                    "seeds": [args.seeds.start, args.seeds.stop],
+                    "time_budget_s": args.time_budget,
+                    "median_shrink_ratio": median_shrink_ratio(reports),
+                    "profiles": {p: list(w) for p, w in PROFILES.items()},
+                    "mutants": [r.json() for r in reports],
+                },
+                indent=2,
+                sort_keys=True,
+            )
+        )
     else:
         print_table(console, reports)
     return 0 if ok else 1
