@@ -28,7 +28,7 @@ from virtraft.scenario.fields import (
     ScenarioError,
     Table,
 )
-from virtraft.sim.options import OptionsError, SimOptions
+from virtraft.sim.options import RATE_FIELDS, OptionsError, SimOptions
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 
@@ -138,16 +138,7 @@ def _expects_text(failure: str | None) -> str:
 
 # Scenarios are calm unless they say otherwise: a light client load, no faults.
 _CALM = SimOptions(client_rate=0.05)
-_FAULT_RATES = (
-    "drop_probability",
-    "duplicate_probability",
-    "partition_rate",
-    "crash_rate",
-    "client_rate",
-    "member_rate",
-    "snapshot_rate",
-    "deliver_share",
-)
+_FAULT_RATES = (*RATE_FIELDS, "deliver_share")
 _FAULT_TIMES = ("delay_ms_min", "delay_ms_max", "tick_ms_min", "tick_ms_max")
 
 
