@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from virtraft.run.factory import load_factory
 from virtraft.run.seed import resolve_options
-from virtraft.sim.events import Event, Tick, event_from_json, event_to_json
+from virtraft.sim.events import Event, Tick, acting_nodes, event_from_json, event_to_json
 from virtraft.sim.simulation import Simulation
 from virtraft.trace.format import digest, trace_lines
 
@@ -104,7 +104,7 @@ def _died(
     options = resolve_options(seed, spec.options, spec.swarm, spec.keep, load_factory(spec.factory))
     step = len(events)
     last = events[-1] if events else None
-    nodes = tuple(getattr(last, name) for name in ("dst", "node", "via") if hasattr(last, name))
+    nodes = acting_nodes(last)
     kind = last.kind if last is not None else "start"
     message = f"the server process {why} during step {step} ({kind})"
     violation = {

@@ -250,6 +250,12 @@ def _field_from_json(kind: str, name: str, value: Any) -> Any:
     return value
 
 
+def acting_nodes(event: Event | None) -> tuple[int, ...]:
+    """The node an event acts on (a delivery's receiver, a tick's or a
+    crash's node, a membership change's leader): who a failure is blamed on."""
+    return tuple(getattr(event, name) for name in ("dst", "node", "via") if hasattr(event, name))
+
+
 def strip_refs(events: Sequence[Event]) -> list[Event]:
     """Events as a trace file holds them: no links to a past run's envelopes."""
     return [

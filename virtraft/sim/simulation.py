@@ -43,6 +43,7 @@ from virtraft.sim.events import (
     Restart,
     TakeSnapshot,
     Tick,
+    acting_nodes,
 )
 from virtraft.sim.network import Envelope, Network
 from virtraft.sim.options import SimOptions
@@ -260,9 +261,7 @@ class Simulation:
     def _node_exception(self, event: Event, exc: Exception) -> Violation:
         frames = traceback.extract_tb(exc.__traceback__)
         where = [f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} in {f.name}" for f in frames[-4:]]
-        nodes = tuple(
-            getattr(event, name) for name in ("dst", "node", "via") if hasattr(event, name)
-        )
+        nodes = acting_nodes(event)
         return Violation(
             "NodeException",
             self.step,
