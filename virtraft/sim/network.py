@@ -49,7 +49,8 @@ class Network:
     def __init__(self, nodes: Iterable[int], messages: Messages = DEFAULT_MESSAGES) -> None:
         # What a message's kind and identity are: the implementation says (the door).
         self._key = messages.key
-        self._kind = messages.kind
+        # None: the type's name, read inline (a call per message sent costs).
+        self._kind = messages.kind if type(messages).kind is not Messages.kind else None
         self.pool: list[Envelope] = []
         self._future: list[tuple[int, int, Envelope]] = []
         self._held: dict[Link, list[Envelope]] = {}
@@ -153,7 +154,7 @@ class Network:
             src,
             dst,
             message,
-            self._kind(message),
+            type(message).__name__ if self._kind is None else self._kind(message),
             self._key(message),
             now_ms,
             self._next_id,
