@@ -4,19 +4,26 @@ whose trace ends with the event it died in."""
 
 from __future__ import annotations
 
+import pytest
+
 from virtraft.run.campaign import CampaignSpec, run_campaign
 from virtraft.sim.events import Deliver
 from virtraft.sim.options import SimOptions
 from virtraft.trace.format import read_trace
 
 
-def test_a_dead_worker_is_a_finding_with_its_trace(tmp_path) -> None:
-    spec = CampaignSpec(
+def dying_spec(tmp_path) -> CampaignSpec:
+    """Seeds whose node 2 takes its process down (tests/adapters/dying.py)."""
+    return CampaignSpec(
         SimOptions(servers=3, steps=1500, liveness=False),
         "tests.adapters.dying:factory",
         False,
         str(tmp_path),
     )
+
+
+def test_a_dead_worker_is_a_finding_with_its_trace(tmp_path) -> None:
+    spec = dying_spec(tmp_path)
     results = run_campaign(range(3), spec, workers=2)
     assert [r.seed for r in results] == [0, 1, 2]
     for result in results:
@@ -27,3 +34,36 @@ def test_a_dead_worker_is_a_finding_with_its_trace(tmp_path) -> None:
         last = trace.events[-1]
         assert isinstance(last, Deliver) and last.dst == 2
         assert trace.verdict["violation"]["invariant"] == "NodeException"
+
+
+def test_one_worker_survives_a_dying_server(tmp_path) -> None:
+    """`--workers 1` runs its seeds in a process of its own too."""
+    spec = dying_spec(tmp_path)
+    results = run_campaign(range(2), spec, workers=1)
+    assert [r.seed for r in results] == [0, 1]
+    assert all("died of SIGSEGV" in (r.message or "") for r in results)
+    assert all(read_trace(r.trace).verdict["safety"] == "violation" for r in results)
+
+
+def test_a_dask_worker_that_dies_is_a_finding_too(tmp_path) -> None:
+    pytest.importorskip("distributed")
+    spec = dying_spec(tmp_path)
+    results = run_campaign(range(2), spec, workers=2, executor="dask")
+    assert [r.seed for r in results] == [0, 1]
+    for result in results:
+        assert result.invariant == "NodeException"
+        assert "died of SIGSEGV" in (result.message or "")
+        assert isinstance(read_trace(result.trace).events[-1], Deliver)
+
+
+def test_shrinking_a_trace_whose_process_died_is_refused_not_fatal(tmp_path) -> None:
+    from virtraft.run.shrink import ShrinkError, shrink_file
+
+    spec = dying_spec(tmp_path)
+    [result] = run_campaign(range(1), spec, workers=1)
+    with pytest.raises(ShrinkError, match="died of SIGSEGV"):
+        shrink_file(
+            result.trace,
+            str(tmp_path / "shrunk.jsonl"),
+            node_factory="tests.adapters.dying:factory",
+        )

@@ -238,3 +238,19 @@ def test_ctrl_c_keeps_the_shortest_failing_trace_so_far(failing_run):
     assert outcome.after < outcome.before
     assert outcome.after <= passes[-1][1]
     assert outcome.violation.invariant == failing_run.violation.invariant
+
+
+def test_a_server_exception_shrinks_to_the_same_exception_not_another():
+    from virtraft.run.seed import run_seed as run
+    from virtraft.run.shrink import shrink_events
+
+    factory = "tests.adapters.two_faults:factory"
+    result = run(0, SimOptions(servers=3, steps=3000, liveness=False), factory=factory)
+    assert result.violation is not None
+    assert result.violation.witness["exception"] == "RuntimeError"
+    outcome = shrink_events(
+        0, result.options, factory, result.events, "NodeException", max_replays=200
+    )
+    assert outcome.after < outcome.before
+    assert outcome.violation.witness["exception"] == "RuntimeError"
+    assert "delivery" in outcome.violation.witness["message"]

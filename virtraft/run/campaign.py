@@ -169,10 +169,10 @@ def run_campaign(
     try:
         if executor == "dask":
             _run_dask(seeds, spec, workers, scheduler, time_budget_s, collect)
-        elif workers <= 1:
-            _run_serial(seeds, spec, time_budget_s, collect)
         else:
-            _run_processes(seeds, spec, workers, time_budget_s, collect)
+            # One worker still runs in a process of its own: a server that
+            # takes its process down then costs a worker, not the campaign.
+            _run_processes(seeds, spec, max(1, workers), time_budget_s, collect)
     except KeyboardInterrupt:
         raise CampaignInterrupted(sorted(results, key=lambda r: r.seed)) from None
     return sorted(results, key=lambda r: r.seed)
@@ -180,14 +180,6 @@ def run_campaign(
 
 def _out_of_time(started: float, budget: float | None) -> bool:
     return budget is not None and time.monotonic() - started >= budget
-
-
-def _run_serial(seeds, spec, budget, on_result) -> None:
-    started = time.monotonic()
-    for seed in seeds:
-        if _out_of_time(started, budget):
-            return
-        on_result(run_one(seed, spec))
 
 
 def _settle_worker() -> None:
@@ -243,7 +235,7 @@ def _run_processes(seeds, spec, workers, budget, on_result) -> None:
 
 def _run_dask(seeds, spec, workers, address, budget, on_result) -> None:
     try:
-        from distributed import Client, LocalCluster, as_completed
+        from distributed import Client, KilledWorker, LocalCluster, as_completed
     except ImportError:
         raise RuntimeError(
             "the dask executor needs the [dask] extra: pip install 'virtraft[dask]'"
@@ -276,6 +268,13 @@ def _run_dask(seeds, spec, workers, address, budget, on_result) -> None:
         for future in pending:
             try:
                 result, lines = future.result()
+            except KilledWorker:
+                # The seed took its workers down (Dask gave it a few): it runs
+                # again here, alone in a child process, and becomes a finding.
+                result = run_isolated(seed_of[future.key], spec, run_one, SeedResult)
+                on_result(result)
+                submit_more()
+                continue
             except Exception as exc:  # e.g. the node factory cannot be imported there
                 raise RuntimeError(
                     f"seed {seed_of[future.key]} failed on a Dask worker: "

@@ -27,6 +27,7 @@ keeps a person from waiting.
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -93,6 +94,8 @@ class _Shrinker:
         self.deadline = deadline
         self.max_replays = max_replays
         self.attempts = 0
+        # The violation being shrunk, once the original trace replayed to it.
+        self.target: Violation | None = None
         self.stopped_by = "done"
         # The shortest failing candidate so far, kept for an interrupted shrink.
         self.best: tuple[list[Event], SimOptions] | None = None
@@ -133,6 +136,10 @@ class _Shrinker:
         """The applied events up to the violation, if the same invariant breaks."""
         violation, applied = self.replay(events, options)
         if violation is None or violation.invariant != self.invariant:
+            return None
+        if self.target is None:
+            self.target = violation
+        elif not same_failure(self.target, violation):
             return None
         if self.best is None or len(applied) < len(self.best[0]):
             self.best = (applied, options or self.options)
@@ -245,6 +252,31 @@ class _Shrinker:
             if (kept := self.fails(candidate)) is not None:
                 events = kept
         return events
+
+
+def same_failure(target: Violation, found: Violation) -> bool:
+    """Whether `found` is still the failure being shrunk. One invariant is
+    one failure; but a server that raised could raise for another reason in
+    a shorter trace (one assert traded for another), so a NodeException must
+    keep its exception type and message, numbers aside: an index or a term
+    in the message moves as the trace shrinks."""
+    if found.invariant != target.invariant:
+        return False
+    if target.invariant != NODE_EXCEPTION:
+        return True
+    return _exception_shape(found) == _exception_shape(target)
+
+
+NODE_EXCEPTION = "NodeException"
+_DIGITS = re.compile(r"\d+")
+
+
+def _exception_shape(violation: Violation) -> tuple[str, str]:
+    witness = violation.witness if isinstance(violation.witness, dict) else {}
+    return (
+        str(witness.get("exception", "")),
+        _DIGITS.sub("#", str(witness.get("message", ""))),
+    )
 
 
 def _cut(events: list[Event], start: int, stop: int) -> list[Event]:
@@ -395,6 +427,12 @@ def shrink_file(
         load_factory(factory)
     except FactoryError as exc:
         raise ShrinkError(str(exc)) from None
+    if "process_died" in trace.header:
+        # Every replay would take this process down with the server.
+        raise ShrinkError(
+            f"{trace_path}: the server's process {trace.header['process_died']} in this run; "
+            "shrinking replays it in this process, which would die the same way"
+        )
 
     def progress(name: str, size: int) -> None:
         if console is not None:
