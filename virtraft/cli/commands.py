@@ -37,7 +37,7 @@ from virtraft.cli.parser import (
 from virtraft.report.campaign import write_campaign_index, write_seed_report
 from virtraft.report.html import write_report
 from virtraft.report.story import STORY_MAX_EVENTS, print_story
-from virtraft.report.summary import print_bench, print_run
+from virtraft.report.summary import print_bench, print_profile, print_run
 from virtraft.report.terminal import one_line, shown
 from virtraft.run import bench
 from virtraft.run.campaign import (
@@ -49,7 +49,8 @@ from virtraft.run.campaign import (
     settle_process,
 )
 from virtraft.run.factory import DEFAULT_FACTORY, factory_for_trace, load_factory
-from virtraft.run.seed import run_seed
+from virtraft.run.profile import profiled
+from virtraft.run.seed import RunResult, run_seed
 from virtraft.run.shrink import MAX_REPLAYS, ShrinkError, shrink_file
 from virtraft.scenario.script import ScenarioError, list_scenarios, load_scenario, run_scenario
 from virtraft.sim.simulation import Simulation
@@ -121,11 +122,21 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             shown(factory),
         )
     )
-    result = run_seed(args.seed, options, factory=factory, swarm=args.swarm, keep=args.swarm_keep)
+
+    def run() -> RunResult:
+        return run_seed(args.seed, options, factory=factory, swarm=args.swarm, keep=args.swarm_keep)
+
+    profile = None
+    if args.profile:
+        result, profile = profiled(run)
+    else:
+        result = run()
     trace_path = _save_trace(args, result.failed, f"seed-{args.seed}", result.trace_lines)
     print_run(console, result, reproduce=reproduce_command(args, args.seed))
     if trace_path is not None:
         console.print(Text.assemble("trace: ", shown(trace_path)))
+    if profile is not None:
+        print_profile(console, profile)
     return EXIT_VIOLATION if result.failed else EXIT_OK
 
 
@@ -465,7 +476,9 @@ def cmd_scenarios(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, console: Console) -> int:
-    report = bench.run_bench(args.events, args.long)
+    chosen = args.workload or [w.name for w in bench.WORKLOADS]
+    workloads = [w for w in (*bench.WORKLOADS, *bench.PEER_WORKLOADS) if w.name in chosen]
+    report = bench.run_bench(args.events, args.long, workloads)
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
     else:

@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 from virtraft.adapter import NodeOptions
 from virtraft.report.terminal import one_line
+from virtraft.run.bench import PEER_WORKLOADS, WORKLOADS
 from virtraft.sim.options import MAX_MS, SWARM_FIELDS, OptionsError, SimOptions
 
 # Exit codes: 0 no violation, 1 a violation (safety or liveness) was found,
@@ -378,6 +379,13 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     run.add_argument("--trace", metavar="FILE", help="write the trace here (JSON Lines)")
     run.add_argument(
+        "--profile",
+        action="store_true",
+        help="also print where the run's CPU time went, by component (raftcore, "
+        "adapter, simulator, checker, trace), under cProfile: read the shares, "
+        "the run is several times slower",
+    )
+    run.add_argument(
         "--out",
         default="reports",
         metavar="DIR",
@@ -493,6 +501,16 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     bench.add_argument(
         "--long", action="store_true", help="also compare a 10,000- and a 200,000-event run"
+    )
+    bench.add_argument(
+        "--workload",
+        action="append",
+        default=None,
+        choices=[w.name for w in (*WORKLOADS, *PEER_WORKLOADS)],
+        metavar="NAME",
+        help="only this workload (repeatable): "
+        + ", ".join(w.name for w in (*WORKLOADS, *PEER_WORKLOADS))
+        + "; the peer-* ones are the seed's own simulator's workloads, not run by default",
     )
 
 

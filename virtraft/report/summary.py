@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from virtraft.report.terminal import shown
+from virtraft.run.profile import Profile
 from virtraft.run.seed import RunResult
 
 
@@ -179,3 +180,29 @@ def print_bench(console: Console, report: dict[str, Any]) -> None:
                 f" {lg['tolerance']:.0%})",
             )
         )
+
+
+def print_profile(console: Console, profile: Profile) -> None:
+    """Where a run's CPU time went (`virtraft.run.profile`), by component."""
+    table = Table(
+        title="where the time went",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("component")
+    table.add_column("share", justify="right")
+    table.add_column("s", justify="right")
+    for share in profile.shares:
+        table.add_row(shown(share.component), f"{share.fraction:.0%}", f"{share.seconds:.2f}")
+    console.print(table)
+    hottest = Table(title="hottest functions, own time", title_justify="left", box=box.SIMPLE_HEAD)
+    hottest.add_column("function")
+    hottest.add_column("s", justify="right")
+    for name, seconds in profile.hottest:
+        hottest.add_row(shown(name), f"{seconds:.2f}")
+    console.print(hottest)
+    console.print(
+        f"{profile.total_seconds:.2f} s under cProfile, several times a plain run's: "
+        "compare shares, not seconds"
+    )

@@ -85,6 +85,41 @@ WORKLOADS: tuple[Workload, ...] = (
 )
 """The bench's workloads; the first is the headline."""
 
+PEER_WORKLOADS: tuple[Workload, ...] = (
+    Workload(
+        "peer-w1",
+        "virtraft2 (the seed's own simulator) `--servers 5 -i 20000 -d 5 -D 5 -P 10`: "
+        "4% drops and duplicates, partitions, client load; matched per delivered message",
+        SimOptions(
+            servers=5,
+            drop_probability=0.04,
+            duplicate_probability=0.04,
+            partition_rate=0.0094,
+            client_rate=0.06,
+            liveness=False,
+        ),
+        332_000,
+    ),
+    Workload(
+        "peer-w2",
+        "virtraft2 `--servers 5 -i 20000 -C 10 -d 5 -P 10 -m 3`: drops, partitions, "
+        "compaction and membership changes; matched per delivered message",
+        SimOptions(
+            servers=5,
+            drop_probability=0.04,
+            partition_rate=0.0173,
+            client_rate=0.10,
+            snapshot_rate=0.0456,
+            member_rate=0.0026,
+            liveness=False,
+        ),
+        197_000,
+    ),
+)
+"""Workloads of the seed's Python simulator (virtraft2, in RedisLabs/raft),
+for a side-by-side comparison; `virtraft bench --workload peer-w1`. Not run
+by default: they are long."""
+
 LONG_SHORT_EVENTS = 10_000
 LONG_LONG_EVENTS = 200_000
 LONG_TOLERANCE = 0.15
