@@ -14,6 +14,8 @@ each node through the door and the trace records the event.
 - partition shapes ........ `sim.partitions`
 - invariants .............. `check.invariants` over `check.model`, run by
                             `check.checker.Checker` after every event
+- what clients saw ........ `check.history` (the history format), `check.linearizability`
+                            (Wing & Gong / Lowe search, key by key)
 - traces .................. `trace.format` (JSON Lines), `trace.replay`
 - one seed ................ `run.seed.run_seed`, then `run.liveness`
 - many seeds .............. `run.campaign` (local processes or Dask)

@@ -21,9 +21,12 @@ from rich.text import Text
 
 from virtraft.adapter import FactoryError
 from virtraft.check.checker import Checker
+from virtraft.check.history import HistoryError, read_history
+from virtraft.check.linearizability import check_history
 from virtraft.cli.parser import (
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_UNDECIDED,
     EXIT_USAGE,
     EXIT_VIOLATION,
     SHRINK_SECONDS,
@@ -37,7 +40,7 @@ from virtraft.cli.parser import (
 from virtraft.report.campaign import write_campaign_index, write_seed_report
 from virtraft.report.html import write_report
 from virtraft.report.story import STORY_MAX_EVENTS, print_story
-from virtraft.report.summary import print_bench, print_profile, print_run
+from virtraft.report.summary import print_bench, print_linearizability, print_profile, print_run
 from virtraft.report.terminal import one_line, shown
 from virtraft.run import bench
 from virtraft.run.campaign import (
@@ -486,6 +489,19 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+def cmd_lincheck(args: argparse.Namespace, console: Console) -> int:
+    try:
+        operations = read_history(args.history)
+    except HistoryError as exc:
+        raise UsageError(str(exc)) from None
+    outcome = check_history(operations, args.max_steps)
+    if args.json:
+        print(json.dumps(outcome.to_json(), indent=2, sort_keys=True))
+    else:
+        print_linearizability(console, outcome)
+    return {"ok": EXIT_OK, "violation": EXIT_VIOLATION}.get(outcome.verdict, EXIT_UNDECIDED)
+
+
 def cmd_zoo(args: argparse.Namespace, console: Console) -> int:
     return hunt.main(args, console)
 
@@ -499,6 +515,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "scenarios": cmd_scenarios,
     "bench": cmd_bench,
     "zoo": cmd_zoo,
+    "lincheck": cmd_lincheck,
 }
 
 

@@ -22,6 +22,7 @@ from virtraft.sim.options import MAX_MS, SWARM_FIELDS, OptionsError, SimOptions
 # Exit codes: 0 no violation, 1 a violation (safety or liveness) was found,
 # 2 bad usage or input (including a trace that no longer fits the code).
 EXIT_OK, EXIT_VIOLATION, EXIT_USAGE = 0, 1, 2
+EXIT_UNDECIDED = 3  # a check whose budget ran out before a verdict
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
 
 # `virtraft shrink` stops improving after this long unless told otherwise.
@@ -360,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("scenarios", help="list the named scenarios")
     _add_bench(sub)
     _add_zoo(sub)
+    _add_lincheck(sub)
     for sub_parser in sub.choices.values():
         sub_parser.add_argument(
             "--quiet", action="store_true", default=argparse.SUPPRESS, help="print less"
@@ -558,3 +560,23 @@ def _add_zoo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "`virtraft replay`",
     )
     zoo.add_argument("--json", action="store_true", help="print JSON for machines")
+
+
+def _add_lincheck(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    lincheck = sub.add_parser(
+        "lincheck",
+        help="decide whether a history of key-value operations is linearizable",
+        description="Read a history (JSON, see docs/linearizability.md: from virtraft's "
+        "clients or any system's) and search for a linear order of its operations, key by "
+        "key. Exit 0: linearizable; 1: not, with the operation that has no legal place; "
+        "3: the search budget ran out; 2: the file cannot be read.",
+    )
+    lincheck.add_argument("history", metavar="HISTORY", help="the history file (JSON)")
+    lincheck.add_argument(
+        "--max-steps",
+        type=whole(1),
+        default=2_000_000,
+        metavar="N",
+        help="search steps over all keys before the verdict is 'unknown' (2000000)",
+    )
+    lincheck.add_argument("--json", action="store_true", help="print JSON for machines")

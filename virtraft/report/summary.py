@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from virtraft.check.linearizability import Linearizability
 from virtraft.report.terminal import shown
 from virtraft.run.profile import Profile
 from virtraft.run.seed import RunResult
@@ -205,4 +206,23 @@ def print_profile(console: Console, profile: Profile) -> None:
     console.print(
         f"{profile.total_seconds:.2f} s under cProfile, several times a plain run's: "
         "compare shares, not seconds"
+    )
+
+
+def print_linearizability(console: Console, outcome: Linearizability) -> None:
+    """A linearizability verdict: for a violation, each key's longest legal
+    order and the operation that has no place after it."""
+    style = {"ok": "bold green", "violation": "bold red"}.get(outcome.verdict, "bold yellow")
+    console.print(
+        Text.assemble((f"linearizability: {outcome.verdict}", style), " ", shown(outcome.reason))
+    )
+    for failure in outcome.failures:
+        console.print(Text.assemble(f"key {failure.key!r}: the longest legal order found"))
+        for operation in failure.longest[-10:]:
+            console.print(Text.assemble("  ", shown(operation.text())))
+        console.print(
+            Text.assemble(("  then no legal place for ", "red"), shown(failure.stuck.text()))
+        )
+    console.print(
+        f"{outcome.operations} operations, {outcome.keys} keys, {outcome.steps} search steps"
     )
