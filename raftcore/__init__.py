@@ -70,6 +70,7 @@ from raftcore.messages import (
     RequestVote,
     RequestVoteResponse,
     Snapshot,
+    TimeoutNow,
 )
 from raftcore.server import RaftServer, Role
 
@@ -100,4 +101,5 @@ __all__ = [
     "Shutdown",
     "Snapshot",
     "SnapshotInProgress",
+    "TimeoutNow",
 ]

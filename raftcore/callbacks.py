@@ -19,6 +19,7 @@ from raftcore.messages import (
     InstallSnapshot,
     RequestVote,
     Snapshot,
+    TimeoutNow,
 )
 
 
@@ -36,6 +37,18 @@ class Callbacks:
 
     def send_installsnapshot(self, node_id: int, msg: InstallSnapshot) -> None:
         raise NotImplementedError("send_installsnapshot is required to use snapshots")
+
+    def send_timeoutnow(self, node_id: int, msg: TimeoutNow) -> None:
+        raise NotImplementedError("send_timeoutnow is required to transfer leadership")
+
+    def read_ready(self, request_id: int, index: int) -> None:
+        """A read asked with `read_index` may now be served from the state
+        machine: everything up to `index` is applied, and this server was
+        leader when the read was asked (dissertation §6.4)."""
+
+    def read_failed(self, request_id: int) -> None:
+        """A read asked with `read_index` will never be ready here: this
+        server stopped leading. The client asks the new leader."""
 
     def applylog(self, entry: Entry, index: int) -> None:
         raise NotImplementedError("applylog is required")

@@ -23,6 +23,11 @@ class Config:
     max_inflight_msgs: int = 8
     # Largest chunk of snapshot data in one InstallSnapshot message.
     snapshot_chunk_bytes: int = 4096
+    # Raft dissertation §6.4.1: a leader answers reads from its lease, without
+    # a heartbeat round, for an election timeout less `lease_drift_ms` after
+    # a round a majority answered. Safe only while clocks drift less than that.
+    lease_read: bool = False
+    lease_drift_ms: int = 100
 
     def __post_init__(self) -> None:
         if self.election_timeout_ms <= 0:
@@ -35,5 +40,7 @@ class Config:
             raise ValueError(f"max_entries_per_msg must be >= 1, got {self.max_entries_per_msg}")
         if self.max_inflight_msgs < 1:
             raise ValueError(f"max_inflight_msgs must be >= 1, got {self.max_inflight_msgs}")
+        if self.lease_read and not 0 <= self.lease_drift_ms < self.election_timeout_ms:
+            raise ValueError("lease_drift_ms must be >= 0 and smaller than election_timeout_ms")
         if self.snapshot_chunk_bytes < 1:
             raise ValueError(f"snapshot_chunk_bytes must be >= 1, got {self.snapshot_chunk_bytes}")

@@ -75,6 +75,9 @@ class RequestVote:
     last_log_index: int
     last_log_term: int
     prevote: bool = False
+    # Dissertation §3.10: the leader asked for this election (TimeoutNow), so
+    # voters answer it though they heard from that leader within the timeout.
+    transfer: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,9 @@ class AppendEntries:
     prev_log_term: int
     entries: tuple[Entry, ...]
     leader_commit: int
+    # Dissertation §6.4: the leader's heartbeat round, echoed back, so that a
+    # majority's answers confirm it was still leader when the round began.
+    read_round: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +111,16 @@ class AppendEntriesResponse:
     match_index: int = 0
     rejected_index: int = 0
     hint_index: int = 0
+    read_round: int = 0  # the request's, echoed
+
+
+@dataclass(frozen=True, slots=True)
+class TimeoutNow:
+    """Dissertation §3.10: the leader hands over; the receiver, as up to date
+    as the leader, starts an election at once."""
+
+    term: int
+    leader_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,4 +169,5 @@ Message = (
     | AppendEntriesResponse
     | InstallSnapshot
     | InstallSnapshotResponse
+    | TimeoutNow
 )

@@ -22,6 +22,10 @@ Reading guide. Each rule of the protocol lives in one place named for it:
 - membership changes ...... `membership.py`: `apply_change`, `Configurations`,
                             `check_proposal` (via `_validate_membership_change`)
 - caught-up members ....... `_maybe_report_sufficient_logs`
+- linearizable reads ...... `read_index`, `_serve_reads`, `_lease_holds` (§6.4,
+                            bookkeeping in `reads.py`); sessions in `sessions.py`
+- leadership transfer ..... `transfer_leadership`, `_maybe_send_timeoutnow`,
+                            `_handle_timeoutnow` (§3.10)
 
 Every message enters through `step`, directly or through the seed's
 `recv_*` names: it is validated once, the term rule is applied once, and a
@@ -64,9 +68,11 @@ from raftcore.messages import (
     RequestVote,
     RequestVoteResponse,
     Snapshot,
+    TimeoutNow,
     is_entry_type,
 )
 from raftcore.progress import Progress, ProgressState
+from raftcore.reads import PendingRead, Reads
 
 
 class Role(enum.Enum):
@@ -117,6 +123,7 @@ _ROUTES: dict[type, _Route] = {
         _Kind.LEADER_RESPONSE,
         "_handle_installsnapshot_response",
     ),
+    TimeoutNow: _Route(validation.check_timeoutnow, _Kind.LEADER_REQUEST, "_handle_timeoutnow"),
 }
 
 
@@ -162,6 +169,14 @@ class RaftServer:
         self._snapshot_in_progress: int | None = None
         self._incoming_snapshot: tuple[int, int, bytearray] | None = None
         self._loading_snapshot: list[tuple[int, Entry]] | None = None
+        # Time as this server has seen it pass (periodic), for read leases.
+        self._clock_ms = 0
+        # A leader's reads in waiting and heartbeat rounds (§6.4).
+        self._reads = Reads()
+        # Leadership transfer (§3.10): the member handed to, and for how long.
+        self._transfer_target: int | None = None
+        self._transfer_elapsed_ms = 0
+        self._transfer_campaign = False  # this election was asked by TimeoutNow
         self._reset_election_timer()
 
     # ------------------------------------------------------------------ restart
@@ -294,6 +309,8 @@ class RaftServer:
     # ------------------------------------------------------------------- roles
 
     def become_follower(self, term: int, leader_id: int | None) -> None:
+        if self.role is Role.LEADER:
+            self._leave_leadership()
         if term > self.current_term:
             self.callbacks.persist_term(term, None)
             self.current_term = term
@@ -331,6 +348,8 @@ class RaftServer:
         assert self.role is Role.CANDIDATE
         self.role = Role.LEADER
         self.leader_id = self.node_id
+        self._reads = Reads()
+        self._transfer_target = None
         self._heartbeat_elapsed_ms = 0
         self._election_elapsed_ms = 0
         next_index = self._log.last_index + 1
@@ -352,7 +371,14 @@ class RaftServer:
 
     def _request_votes(self, *, prevote: bool) -> None:
         term = self.current_term + 1 if prevote else self.current_term
-        msg = RequestVote(term, self.node_id, self._log.last_index, self._log.last_term, prevote)
+        msg = RequestVote(
+            term,
+            self.node_id,
+            self._log.last_index,
+            self._log.last_term,
+            prevote,
+            self._transfer_campaign,
+        )
         for member in self._peers:
             if member.voting:
                 self.callbacks.send_requestvote(member.node_id, msg)
@@ -367,8 +393,11 @@ class RaftServer:
         if type(msec) is not int or msec < 0:
             raise InvalidOperation(f"periodic needs a whole number of msec >= 0, got {msec!r}")
         self._election_elapsed_ms += msec
+        self._clock_ms += msec
         if self.role is Role.LEADER:
             self._heartbeat_elapsed_ms += msec
+            if self._transfer_target is not None:
+                self._age_transfer(msec)
             if self._election_elapsed_ms >= self.config.election_timeout_ms:
                 self._election_elapsed_ms = 0
                 if self.config.check_quorum and self._check_quorum():
@@ -389,11 +418,14 @@ class RaftServer:
 
     def _in_leader_lease(self) -> bool:
         """Leader stickiness (dissertation §4.2.3): while a leader was heard from
-        within the minimum election timeout, vote requests are ignored."""
-        return (
-            self.leader_id is not None
-            and self._election_elapsed_ms < self.config.election_timeout_ms
-        )
+        within the minimum election timeout, vote requests are ignored. With
+        read leases a server that just started ignores them too for its
+        first election timeout: it may have answered a leader's round
+        before it went down, and that leader's lease counts on its vote."""
+        timeout = self.config.election_timeout_ms
+        if self.config.lease_read and self._clock_ms < timeout:
+            return True
+        return self.leader_id is not None and self._election_elapsed_ms < timeout
 
     def _check_quorum(self) -> bool:
         """Dissertation §6.2: step down if a majority was not heard from within
@@ -421,7 +453,7 @@ class RaftServer:
             raise InvalidMessage(f"not a raftcore message: {type(msg).__name__}")
         route.check(self, src, msg)
         if msg.term > self.current_term:
-            if route.kind is _Kind.VOTE_REQUEST and self._in_leader_lease():
+            if route.kind is _Kind.VOTE_REQUEST and not msg.transfer and self._in_leader_lease():
                 # Leader stickiness (dissertation §4.2.3): while a leader is
                 # heard from, a vote request's newer term is neither adopted
                 # nor voted for.
@@ -535,15 +567,19 @@ class RaftServer:
             )
         self._hear_from_leader(msg.term, msg.leader_id)
         if not self._log_matches(msg.prev_log_index, msg.prev_log_term):
+            # A rejection still answers the leader's round: it is this term's leader.
             return AppendEntriesResponse(
                 self.current_term,
                 False,
                 rejected_index=msg.prev_log_index,
                 hint_index=self._conflict_hint(msg.prev_log_index),
+                read_round=msg.read_round,
             )
         match_index = self._append_new_entries(msg.prev_log_index, msg.entries)
         self._advance_follower_commit(min(msg.leader_commit, match_index))
-        return AppendEntriesResponse(self.current_term, True, match_index=match_index)
+        return AppendEntriesResponse(
+            self.current_term, True, match_index=match_index, read_round=msg.read_round
+        )
 
     def _hear_from_leader(self, term: int, leader_id: int) -> None:
         """The leader of this server's term spoke: follow it, and restart the
@@ -637,6 +673,8 @@ class RaftServer:
                 f"match_index {msg.match_index} beyond leader's last index {self._log.last_index}"
             )
         member.recent_active = True
+        if msg.read_round:
+            self._answer_round(node_id, msg.read_round)
         if msg.success:
             # False for a duplicate or an answer to a heartbeat: nothing new.
             progressed = member.maybe_update(msg.match_index)
@@ -651,6 +689,8 @@ class RaftServer:
                 and node_id in self._members
             ):
                 self._replicate(member)
+            if node_id == self._transfer_target:
+                self._maybe_send_timeoutnow(member)
             return
         if msg.rejected_index > self._log.last_index:
             return  # answers a request of an earlier term, from a longer log
@@ -673,6 +713,8 @@ class RaftServer:
         self.commit_index = index
         self._apply_committed()
         self._maybe_step_down_after_removal()
+        if self._reads.pending and self.role is Role.LEADER:
+            self._serve_reads()
         return True
 
     def _maybe_step_down_after_removal(self) -> None:
@@ -719,6 +761,8 @@ class RaftServer:
             self.callbacks.applylog(entry, index)
 
     def _send_heartbeats(self) -> None:
+        if self.config.lease_read:  # every round renews the lease
+            self._reads.start_round(self._clock_ms)
         for member in self._peers:
             self._send_heartbeat(member)
 
@@ -743,7 +787,13 @@ class RaftServer:
             self._send_appendentries(member)
             return
         msg = AppendEntries(
-            self.current_term, self.node_id, member.match_index, prev_term, (), self.commit_index
+            self.current_term,
+            self.node_id,
+            member.match_index,
+            prev_term,
+            (),
+            self.commit_index,
+            self._reads.round,
         )
         self.callbacks.send_appendentries(member.node_id, msg)
 
@@ -769,7 +819,13 @@ class RaftServer:
         assert prev_term is not None
         entries = self._log.slice(next_index, self.config.max_entries_per_msg)
         msg = AppendEntries(
-            self.current_term, self.node_id, prev_index, prev_term, entries, self.commit_index
+            self.current_term,
+            self.node_id,
+            prev_index,
+            prev_term,
+            entries,
+            self.commit_index,
+            self._reads.round,
         )
         if entries:
             member.sent(prev_index + len(entries))
@@ -787,6 +843,10 @@ class RaftServer:
             if self._members.get(self.node_id) is None and self._members:
                 raise Shutdown(f"node {self.node_id} is not a member of the cluster")
             raise NotLeader(self.leader_id)
+        if self._transfer_target is not None:
+            raise InvalidOperation(
+                f"node {self.node_id} is handing leadership to node {self._transfer_target}"
+            )
         for entry in entries:
             if not isinstance(entry, Entry) or not is_entry_type(entry.type):
                 raise InvalidOperation(f"a client entry must be an Entry, got {entry!r}")
@@ -839,6 +899,137 @@ class RaftServer:
         if response.index <= self.commit_index:
             return EntryState.COMMITTED
         return EntryState.PENDING
+
+    # ---------------------------------------------------------------- reads
+
+    def read_index(self, request_id: int) -> None:
+        """Ask to read the state machine linearizably (dissertation §6.4).
+        `callbacks.read_ready(request_id, index)` follows once the read is
+        safe, or `read_failed(request_id)` if this server stops leading
+        first. Raises NotLeader on a follower: the client asks the leader."""
+        validation.check_int(request_id, "request_id")
+        if self.role is not Role.LEADER:
+            raise NotLeader(self.leader_id)
+        if self._transfer_target is not None:
+            raise InvalidOperation(
+                f"node {self.node_id} is handing leadership to node {self._transfer_target}"
+            )
+        reads = self._reads
+        if self._lease_holds():
+            reads.pending.append(PendingRead(request_id, 0, None))
+        else:
+            round_ = reads.start_round(self._clock_ms)
+            reads.pending.append(PendingRead(request_id, round_, None))
+            self._send_heartbeats_for_read()
+        self._serve_reads()
+
+    def _send_heartbeats_for_read(self) -> None:
+        """The round a read waits for: an AppendEntries to every member now,
+        carrying the new round (empty where nothing is due)."""
+        for member in self._peers:
+            self._send_heartbeat(member)
+
+    def _committed_in_current_term(self) -> bool:
+        """§6.4 step 1: only then is the commit index as high as any other's."""
+        return self._log.term_at(self.commit_index) == self.current_term or (
+            self.commit_index == self._log.base_index and self._log.base_term == self.current_term
+        )
+
+    def _lease_holds(self) -> bool:
+        """§6.4.1: a majority answered a round sent less than an election
+        timeout (minus the drift margin) ago, and leadership is not being
+        handed over."""
+        return (
+            self.config.lease_read
+            and self._transfer_target is None
+            and self._clock_ms < self._reads.lease_until_ms
+        )
+
+    def _answer_round(self, node_id: int, round_: int) -> None:
+        """A member answered a heartbeat round: the newest round a majority of
+        voters answered is confirmed (this server answers its own rounds)."""
+        reads = self._reads
+        acked = reads.acked
+        acked[node_id] = max(acked.get(node_id, 0), round_)
+        rounds = [acked.get(m.node_id, 0) for m in self._peers if m.voting]
+        if self.is_voter():
+            rounds.append(reads.round)
+        lease = self.config.election_timeout_ms - self.config.lease_drift_ms
+        reads.confirm(quorum.committed_index(rounds), lease if self.config.lease_read else None)
+        if reads.pending:
+            self._serve_reads()
+
+    def _serve_reads(self) -> None:
+        """§6.4 steps 1-3, oldest read first: a read gets its index once this
+        term has committed an entry, and is ready once its round is confirmed
+        (or the lease covers it) and the state machine has applied the index."""
+        reads = self._reads
+        if len(self.voting_members()) == 1 and self.is_voter():
+            reads.confirm(reads.round, None)  # a cluster of one answers itself
+        if not self._committed_in_current_term():
+            return
+        ready: list[PendingRead] = []
+        for read in reads.pending:
+            if read.index is None:
+                read.index = self.commit_index
+            if read.round > reads.confirmed or self.last_applied < read.index:
+                break
+            ready.append(read)
+        if not ready:
+            return
+        del reads.pending[: len(ready)]
+        for read in ready:
+            assert read.index is not None
+            self.callbacks.read_ready(read.request_id, read.index)
+
+    def _leave_leadership(self) -> None:
+        """Stepping down: reads in waiting will never be served here."""
+        pending, self._reads = self._reads.pending, Reads()
+        self._transfer_target = None
+        for read in pending:
+            self.callbacks.read_failed(read.request_id)
+
+    # ------------------------------------------------------ leadership transfer
+
+    def transfer_leadership(self, node_id: int) -> None:
+        """Dissertation §3.10: hand leadership to a voting member. New entries
+        are refused meanwhile; once the member's log matches, it is told to
+        start an election now (TimeoutNow). Abandoned after an election
+        timeout without a new leader."""
+        validation.check_int(node_id, "node_id")
+        if self.role is not Role.LEADER:
+            raise NotLeader(self.leader_id)
+        member = self._members.get(node_id)
+        if member is None or not member.voting or node_id == self.node_id:
+            raise InvalidOperation(f"node {node_id} is not another voting member")
+        self._transfer_target = node_id
+        self._transfer_elapsed_ms = 0
+        if not self._maybe_send_timeoutnow(member):
+            self._replicate(member)
+
+    def _maybe_send_timeoutnow(self, member: Progress) -> bool:
+        if member.match_index < self._log.last_index:
+            return False
+        self.callbacks.send_timeoutnow(member.node_id, TimeoutNow(self.current_term, self.node_id))
+        return True
+
+    def _age_transfer(self, msec: int) -> None:
+        self._transfer_elapsed_ms += msec
+        if self._transfer_elapsed_ms >= self.config.election_timeout_ms:
+            self.callbacks.log(f"node {self.node_id} gives up handing leadership over")
+            self._transfer_target = None
+
+    def _handle_timeoutnow(self, node_id: int, msg: TimeoutNow) -> None:
+        """The leader of this term hands over: campaign at once, without a
+        pre-vote, asking voters to set leader stickiness aside."""
+        if msg.term != self.current_term or not self.is_voter():
+            return None
+        self._transfer_campaign = True
+        try:
+            self.become_candidate()
+        finally:
+            self._transfer_campaign = False
+        return None
 
     # -------------------------------------------------------------- membership
 

@@ -25,6 +25,7 @@ from raftcore.messages import (
     InstallSnapshotResponse,
     RequestVote,
     RequestVoteResponse,
+    TimeoutNow,
     is_entry_type,
 )
 
@@ -121,6 +122,7 @@ def check_requestvote(receiver: Receiver, node_id: int, msg: RequestVote) -> Non
     check_int(msg.last_log_index, "last_log_index")
     check_int(msg.last_log_term, "last_log_term")
     check_bool(msg.prevote, "prevote")
+    check_bool(msg.transfer, "transfer")
     if msg.candidate_id != node_id:
         raise InvalidMessage(f"candidate_id {msg.candidate_id!r} is not the sender {node_id}")
 
@@ -140,6 +142,7 @@ def check_appendentries(receiver: Receiver, node_id: int, msg: AppendEntries) ->
     check_int(msg.prev_log_index, "prev_log_index")
     check_int(msg.prev_log_term, "prev_log_term")
     check_int(msg.leader_commit, "leader_commit")
+    check_int(msg.read_round, "read_round")
     if msg.leader_id != node_id:
         raise InvalidMessage(f"leader_id {msg.leader_id!r} is not the sender {node_id}")
     if not isinstance(msg.entries, tuple):
@@ -178,6 +181,14 @@ def check_appendentries_response(
     check_bool(msg.success, "success")
     check_int(msg.rejected_index, "rejected_index")
     check_int(msg.hint_index, "hint_index")
+    check_int(msg.read_round, "read_round")
+
+
+def check_timeoutnow(receiver: Receiver, node_id: int, msg: TimeoutNow) -> None:
+    check_member_sender(receiver, node_id)
+    check_int(msg.term, "term")
+    if msg.leader_id != node_id:
+        raise InvalidMessage(f"leader_id {msg.leader_id!r} is not the sender {node_id}")
 
 
 def check_installsnapshot(receiver: Receiver, node_id: int, msg: InstallSnapshot) -> None:

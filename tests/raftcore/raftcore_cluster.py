@@ -34,6 +34,7 @@ from raftcore import (
     RequestVoteResponse,
     Role,
     Snapshot,
+    TimeoutNow,
 )
 
 ELECTION_MS = 100
@@ -49,6 +50,7 @@ HANDLERS: dict[type, str] = {
     AppendEntriesResponse: "recv_appendentries_response",
     InstallSnapshot: "recv_installsnapshot",
     InstallSnapshotResponse: "recv_installsnapshot_response",
+    TimeoutNow: "step",
 }
 
 
@@ -115,6 +117,8 @@ class Recorder(Callbacks):
         self.membership_events: list[tuple[int, MembershipEvent]] = []
         self.sufficient_logs: list[int] = []
         self.debug: list[str] = []
+        self.reads_ready: list[tuple[int, int]] = []  # (request id, read index)
+        self.reads_failed: list[int] = []
 
     # -- the durable view of this recorder, for a restart
     def durable_entries(self) -> list[Entry]:
@@ -132,6 +136,16 @@ class Recorder(Callbacks):
 
     def send_requestvote(self, node_id: int, msg: RequestVote) -> None:
         self._send(node_id, msg)
+
+    def send_timeoutnow(self, node_id: int, msg: TimeoutNow) -> None:
+        self._send(node_id, msg)
+
+    def read_ready(self, request_id: int, index: int) -> None:
+        assert index <= self.state_index, "a read is ready before its index is applied"
+        self.reads_ready.append((request_id, index))
+
+    def read_failed(self, request_id: int) -> None:
+        self.reads_failed.append(request_id)
 
     def send_appendentries(self, node_id: int, msg: AppendEntries) -> None:
         self._send(node_id, msg)

@@ -354,10 +354,12 @@ class RaftcoreNode(NodeAdapter):
 # not change. Formatted directly because repr() of a tuple costs about twice
 # as much, and a key is computed for every message sent.
 def _request_vote_text(m: RequestVote) -> str:
-    return (
+    text = (
         f"(1, {m.term!r}, {m.candidate_id!r}, {m.last_log_index!r}, "
-        f"{m.last_log_term!r}, {m.prevote!r})"
+        f"{m.last_log_term!r}, {m.prevote!r}"
     )
+    # Fields added later are named only when set, so older traces' digests hold.
+    return text + (", True)" if m.transfer else ")")
 
 
 def _request_vote_response_text(m: RequestVoteResponse) -> str:
@@ -366,16 +368,18 @@ def _request_vote_response_text(m: RequestVoteResponse) -> str:
 
 def _append_entries_text(m: AppendEntries) -> str:
     last_term, last_id = (m.entries[-1].term, m.entries[-1].id) if m.entries else (-1, -1)
-    return (
+    text = (
         f"(3, {m.term!r}, {m.leader_id!r}, {m.prev_log_index!r}, {m.prev_log_term!r}, "
-        f"{len(m.entries)!r}, {m.leader_commit!r}, {last_term!r}, {last_id!r})"
+        f"{len(m.entries)!r}, {m.leader_commit!r}, {last_term!r}, {last_id!r}"
     )
+    return text + (f", {m.read_round!r})" if m.read_round else ")")
 
 
 def _append_entries_response_text(m: AppendEntriesResponse) -> str:
-    return (
-        f"(4, {m.term!r}, {m.success!r}, {m.match_index!r}, {m.rejected_index!r}, {m.hint_index!r})"
+    text = (
+        f"(4, {m.term!r}, {m.success!r}, {m.match_index!r}, {m.rejected_index!r}, {m.hint_index!r}"
     )
+    return text + (f", {m.read_round!r})" if m.read_round else ")")
 
 
 def _install_snapshot_text(m: InstallSnapshot) -> str:
