@@ -86,6 +86,10 @@ class Capabilities:
     snapshots: bool = False
     # The NodeOptions fields the implementation honours; the others are ignored.
     options: frozenset[str] = frozenset()
+    # Disk writes complete later, each as its own event (`pending_io()`,
+    # `complete_io()`): the scheduler may reorder completions against
+    # messages and crash a node between a write and its completion.
+    async_io: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +191,16 @@ class NodeAdapter(abc.ABC):
     def leader_hint(self) -> int | None:
         """Who this node believes leads, for reports; None when unknown."""
         return None
+
+    def pending_io(self) -> int:
+        """How many I/O requests may complete now (`capabilities.async_io`);
+        0 while down. The scheduler picks one for `complete_io`."""
+        return 0
+
+    def complete_io(self, k: int) -> None:
+        """Complete the k-th of the `pending_io()` requests: what it wrote is
+        durable from now on, and the implementation hears of it."""
+        raise NotImplementedError("this implementation completes its I/O at once")
 
     def scalars(self) -> Scalars:
         """(alive, role, term, voted_for, commit_index, last_index,

@@ -24,32 +24,20 @@ Two flags make the library testable:
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
-import importlib.util
 import os
 import platform
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from types import ModuleType
 
 from virtraft.adapter import FactoryError
-
-try:  # the [willemt] extra: only this adapter needs it
-    import cffi
-except ImportError:  # pragma: no cover - reported when a build is asked for
-    cffi = None
+from virtraft.nodes import native
+from virtraft.nodes.native import ENV_CACHE, FAULT, cache_dir  # noqa: F401 (re-exported)
 
 ENV_SRC = "VIRTRAFT_WILLEMT_SRC"
-ENV_CACHE = "VIRTRAFT_CACHE_DIR"
 SOURCES = ("raft_server.c", "raft_server_properties.c", "raft_node.c", "raft_log.c")
 HEADERS = ("raft.h", "raft_types.h", "raft_private.h", "raft_log.h")
-
-# Returned by a vr_* wrapper when the library asserted or faulted inside it.
-FAULT = -7777
 
 CFLAGS = (
     "-O2",
@@ -62,7 +50,7 @@ CFLAGS = (
     "-D__assert_fail=virtraft_assert_fail",
 )
 
-CDEF = r"""
+CDEF_OWN = r"""
 typedef int raft_entry_id_t;
 typedef long int raft_term_t;
 typedef long int raft_index_t;
@@ -86,7 +74,6 @@ typedef void* raft_node_t;
 #define RAFT_LOGTYPE_REMOVE_NODE ...
 #define RAFT_MEMBERSHIP_ADD ...
 #define RAFT_MEMBERSHIP_REMOVE ...
-#define VR_FAULT ...
 
 typedef struct { void *buf; unsigned int len; } raft_entry_data_t;
 typedef struct {
@@ -159,10 +146,6 @@ int vr_begin_load_snapshot(raft_server_t* me, raft_term_t term, raft_index_t idx
 int vr_end_load_snapshot(raft_server_t* me);
 int vr_poke(int what);
 
-extern int vr_fault;
-extern int vr_fault_signal;
-extern char vr_fault_text[600];
-void vr_install_signal_handlers(void);
 
 extern "Python" int vr_py_send_requestvote(raft_server_t*, void*, raft_node_t*,
                                            msg_requestvote_t*);
@@ -183,83 +166,10 @@ extern "Python" void vr_py_notify_membership_event(raft_server_t*, void*, raft_n
 extern "Python+C" int virtraft_rand(void);
 """
 
-PREAMBLE = r"""
-#include <assert.h>
-#include <setjmp.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+PREAMBLE_OWN = r"""
 #include "raft.h"
 
-#define VR_FAULT (-7777)
-
-int vr_fault = 0;            /* 1: an assert() failed, 2: a fatal signal */
-int vr_fault_signal = 0;
-char vr_fault_text[600];
-static sigjmp_buf *vr_env = NULL;            /* innermost wrapper's jump target */
-static volatile sig_atomic_t vr_in_python = 0; /* inside a Python callback */
-
 int virtraft_rand(void);
-
-void virtraft_assert_fail(const char *expr, const char *file, unsigned int line,
-                          const char *func)
-{
-    const char *base = strrchr(file, '/');
-    snprintf(vr_fault_text, sizeof vr_fault_text, "%s:%u: %s: Assertion `%s' failed",
-             base ? base + 1 : file, line, func, expr);
-    vr_fault = 1;
-    if (vr_env && !vr_in_python)
-        siglongjmp(*vr_env, 1);
-    fprintf(stderr, "%s\n", vr_fault_text);
-    abort();
-}
-
-static struct sigaction vr_previous[32];
-static char vr_altstack[1 << 16];
-
-static void vr_on_signal(int sig, siginfo_t *info, void *context)
-{
-    (void)info; (void)context;
-    if (vr_env && !vr_in_python) {
-        vr_fault = 2;
-        vr_fault_signal = sig;
-        siglongjmp(*vr_env, 1);
-    }
-    /* Not in library code: let the previous handler (or the default) have it. */
-    sigaction(sig, &vr_previous[sig], NULL);
-}
-
-void vr_install_signal_handlers(void)
-{
-    static int installed = 0;
-    int signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL};
-    stack_t ss;
-    struct sigaction sa;
-    unsigned i;
-    if (installed)
-        return;
-    installed = 1;
-    ss.ss_sp = vr_altstack;
-    ss.ss_size = sizeof vr_altstack;
-    ss.ss_flags = 0;
-    sigaltstack(&ss, NULL);
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = vr_on_signal;
-    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
-    sigemptyset(&sa.sa_mask);
-    for (i = 0; i < sizeof signals / sizeof signals[0]; i++)
-        sigaction(signals[i], &sa, &vr_previous[signals[i]]);
-}
-
-/* Enter library code: a fault anywhere below returns VR_FAULT from here. */
-#define VR_ENTER \
-    sigjmp_buf vr_here; sigjmp_buf *vr_saved = vr_env; \
-    sig_atomic_t vr_saved_py = vr_in_python; \
-    if (sigsetjmp(vr_here, 0)) { vr_env = vr_saved; vr_in_python = vr_saved_py; \
-                                 return VR_FAULT; } \
-    vr_env = &vr_here; vr_in_python = 0;
-#define VR_LEAVE vr_env = vr_saved; vr_in_python = vr_saved_py;
 
 /* Callbacks: the library calls these, they call Python; a fault while
    Python runs is not the library's and must not jump over Python frames. */
@@ -432,6 +342,9 @@ int vr_poke(int what)
 }
 """
 
+CDEF = native.FAULT_CDEF + CDEF_OWN
+PREAMBLE = native.FAULT_C + PREAMBLE_OWN
+
 
 def source_tree() -> Path:
     """The willemt/raft checkout VIRTRAFT_WILLEMT_SRC names, or a FactoryError."""
@@ -453,7 +366,7 @@ def source_tree() -> Path:
 
 def tree_hash(root: Path) -> str:
     """What the build depends on: the sources, our C and flags, the interpreter."""
-    _need_cffi()
+    native.need_cffi("willemt/raft", "willemt")
     h = hashlib.sha256()
     for part in ("src", "include"):
         names = SOURCES if part == "src" else HEADERS
@@ -464,7 +377,7 @@ def tree_hash(root: Path) -> str:
         CDEF,
         PREAMBLE,
         " ".join(CFLAGS),
-        cffi.__version__,
+        native.cffi.__version__,
         sys.version,
         platform.machine(),
     ):
@@ -473,81 +386,23 @@ def tree_hash(root: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def cache_dir() -> Path:
-    """VIRTRAFT_CACHE_DIR, else virtraft/ under the user's cache directory."""
-    if os.environ.get(ENV_CACHE):
-        return Path(os.environ[ENV_CACHE])
-    base = os.environ.get("XDG_CACHE_HOME")
-    return (Path(base) if base else Path.home() / ".cache") / "virtraft"
-
-
-def module_name(digest: str) -> str:
-    return f"_virtraft_willemt_{digest}"
-
-
 def build(root: Path | None = None) -> Path:
     """Compile the library (once per source tree) and return the module's path."""
     root = root or source_tree()
-    digest = tree_hash(root)
-    out = cache_dir() / f"willemt-{digest}"
-    name = module_name(digest)
-    found = _built(out, name)
-    if found is not None:
-        return found
-    out.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = out.parent / f"willemt-{digest}.lock"
-    with open(lock_path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # campaign workers build at most once
-        found = _built(out, name)
-        if found is not None:
-            return found
-        _compile(root, name, out)
-    found = _built(out, name)
-    if found is None:
-        raise FactoryError(f"building willemt/raft from {root} produced no module")
-    return found
 
+    def compile_into(name: str, out: Path) -> None:
+        ffi = native.cffi.FFI()
+        ffi.cdef(CDEF)
+        ffi.set_source(
+            name,
+            PREAMBLE,
+            sources=[str(root / "src" / source) for source in SOURCES],
+            include_dirs=[str(root / "include")],
+            extra_compile_args=list(CFLAGS),
+        )
+        native.compile_ffi(ffi, out, f"willemt/raft from {root}")
 
-def _built(out: Path, name: str) -> Path | None:
-    if not out.is_dir():
-        return None
-    for path in sorted(out.glob(f"{name}*.so")):
-        return path
-    return None
-
-
-def _need_cffi() -> None:
-    if cffi is None:
-        raise FactoryError("the willemt/raft adapter needs cffi: pip install 'virtraft[willemt]'")
-
-
-def _compile(root: Path, name: str, out: Path) -> None:
-    _need_cffi()
-    ffi = cffi.FFI()
-    ffi.cdef(CDEF)
-    ffi.set_source(
-        name,
-        PREAMBLE,
-        sources=[str(root / "src" / source) for source in SOURCES],
-        include_dirs=[str(root / "include")],
-        extra_compile_args=list(CFLAGS),
-    )
-    work = Path(tempfile.mkdtemp(prefix="willemt-build-", dir=out.parent))
-    try:
-        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
-            built = Path(ffi.compile(tmpdir=str(work), verbose=False))
-        staging = Path(tempfile.mkdtemp(prefix="willemt-ready-", dir=out.parent))
-        shutil.copy2(built, staging / built.name)
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    except Exception as exc:  # a compiler error: one line, with where to look
-        raise FactoryError(
-            f"cannot build willemt/raft from {root}: {type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}"
-        ) from None
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    return native.cached_build("willemt", tree_hash(root), compile_into)
 
 
 _LOADED: ModuleType | None = None
@@ -556,18 +411,9 @@ _LOADED: ModuleType | None = None
 def load() -> ModuleType:
     """The compiled module (its `ffi` and `lib`), built on first use."""
     global _LOADED
-    if _LOADED is not None:
-        return _LOADED
-    path = build()
-    name = path.name.split(".", 1)[0]
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise FactoryError(f"cannot load the willemt/raft module at {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.lib.vr_install_signal_handlers()
-    _LOADED = module
-    return module
+    if _LOADED is None:
+        _LOADED = native.load_module(build(), "willemt/raft")
+    return _LOADED
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -131,6 +131,16 @@ class TakeSnapshot:
     node: int
 
 
+@dataclass(frozen=True, slots=True)
+class CompleteIO:
+    """The `k`-th I/O request `node` may complete now (a disk write, a read)
+    completes, and the node hears of it."""
+
+    kind: ClassVar[str] = "io"
+    node: int
+    k: int
+
+
 Event = (
     Deliver
     | Drop
@@ -143,6 +153,7 @@ Event = (
     | Heal
     | ChangeMembership
     | TakeSnapshot
+    | CompleteIO
 )
 
 EVENT_TYPES: dict[str, type] = {
@@ -159,6 +170,7 @@ EVENT_TYPES: dict[str, type] = {
         Heal,
         ChangeMembership,
         TakeSnapshot,
+        CompleteIO,
     )
 }
 

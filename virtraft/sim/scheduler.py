@@ -15,6 +15,7 @@ from virtraft.sim import partitions
 from virtraft.sim.events import (
     ChangeMembership,
     ClientRequest,
+    CompleteIO,
     Crash,
     Deliver,
     Drop,
@@ -30,6 +31,9 @@ from virtraft.sim.options import SimOptions
 from virtraft.sim.simulation import Simulation
 
 KEYS = tuple(f"k{i}" for i in range(8))
+# Share of the network-or-time steps that complete a pending I/O request,
+# when the implementation's disk is asynchronous (`Capabilities.async_io`).
+IO_SHARE = 0.3
 
 
 class Scheduler:
@@ -76,6 +80,11 @@ class Scheduler:
 
     def network_or_time(self, sim: Simulation) -> Event:
         rng = self.rng
+        if sim.capabilities.async_io:  # no draw at all for a synchronous disk
+            busy = sim.io_busy()
+            if busy and rng.random() < IO_SHARE:
+                node, pending = rng.choice(busy)
+                return CompleteIO(node, rng.randrange(pending))
         pool = sim.network.pool
         if pool and rng.random() < self._deliver_share:
             env = rng.choice(pool) if self._reorder else pool[0]

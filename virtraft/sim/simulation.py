@@ -33,6 +33,7 @@ from virtraft.check.checker import Checker, Violation
 from virtraft.sim.events import (
     ChangeMembership,
     ClientRequest,
+    CompleteIO,
     Crash,
     Deliver,
     Drop,
@@ -203,6 +204,16 @@ class Simulation:
         if alive is None:
             alive = self._alive_ids = [i for i in self.node_ids if self.nodes[i].alive]
         return list(alive)
+
+    def io_busy(self) -> list[tuple[int, int]]:
+        """(node id, requests it may complete now) for each live node with
+        pending I/O, in id order (asynchronous disks only)."""
+        busy = []
+        for node_id in self.node_ids:
+            node = self.nodes[node_id]
+            if node.alive and (pending := _door(node.pending_io)):
+                busy.append((node_id, pending))
+        return busy
 
     def leader(self) -> NodeAdapter | None:
         """The live leader with the highest term, if any."""
@@ -487,6 +498,16 @@ class Simulation:
             self._alive_ids = None
         return [event.node]
 
+    def _complete_io(self, event: CompleteIO) -> list[int]:
+        node = self._node(event.node)
+        if not node.alive or event.k >= _door(node.pending_io):
+            raise NotApplicable(f"node {event.node} has no I/O request {event.k} to complete")
+        _door(node.complete_io, event.k)
+        if not node.alive:  # it shut itself down
+            self._alive_ids = None
+        self._acknowledge()
+        return [event.node]
+
     def _node(self, node_id: int) -> NodeAdapter:
         node = self.nodes.get(node_id)
         if node is None:
@@ -505,4 +526,5 @@ class Simulation:
         Heal: _heal,
         ChangeMembership: _membership,
         TakeSnapshot: _snapshot,
+        CompleteIO: _complete_io,
     }

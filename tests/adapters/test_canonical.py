@@ -1,0 +1,173 @@
+"""The canonical/raft adapter (`virtraft.nodes.canonical`).
+
+These run the installed library (Debian's libraft-dev) and skip, with the
+reason, when it or its header or cffi is missing; .ci/run installs it. The
+findings under tests/findings/canonical-*.jsonl replay to their recorded
+verdict (docs/findings.md tells each story).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from virtraft.adapter import NodeOptions
+from virtraft.check.checker import Checker
+from virtraft.nodes import canonical_build
+from virtraft.run.seed import run_seed
+from virtraft.sim.events import CompleteIO
+from virtraft.sim.options import SimOptions
+from virtraft.sim.simulation import Simulation
+from virtraft.trace.format import read_trace
+from virtraft.trace.replay import replay_events
+
+ROOT = Path(__file__).resolve().parents[2]
+FINDINGS = sorted((ROOT / "tests" / "findings").glob("canonical-*.jsonl"))
+FACTORY = "virtraft.nodes.canonical:factory"
+MISSING = canonical_build.installed()
+
+needs_library = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
+
+# A clean network: no drops, copies, partitions, crashes, membership
+# changes or snapshots; only clients, delays, reordering and disk latency.
+CLEAN = SimOptions(steps=3000)
+
+
+@needs_library
+@pytest.mark.parametrize("seed", range(6))
+def test_a_clean_network_finds_nothing(seed: int) -> None:
+    result = run_seed(seed, CLEAN, factory=FACTORY)
+    assert result.violation is None, result.violation
+    assert result.liveness.verdict == "ok", result.liveness
+
+
+@needs_library
+@pytest.mark.slow
+def test_a_clean_network_finds_nothing_in_300_seeds() -> None:
+    failed = [seed for seed in range(300) if run_seed(seed, CLEAN, factory=FACTORY).failed]
+    assert failed == []
+
+
+@needs_library
+def test_disk_completions_are_events_of_their_own() -> None:
+    result = run_seed(3, CLEAN, factory=FACTORY)
+    completions = [e for e in result.events if isinstance(e, CompleteIO)]
+    assert len(completions) > 50
+    # With a synchronous disk there are none, and the run still commits.
+    synchronous = run_seed(3, CLEAN, factory="virtraft.nodes.canonical:sync_io")
+    assert not any(isinstance(e, CompleteIO) for e in synchronous.events)
+    assert synchronous.sim.stats.max_commit_index > 10
+
+
+def _trace_bytes(tmp_path: Path, hash_seed: str) -> bytes:
+    out = tmp_path / f"trace-{hash_seed}.jsonl"
+    env = dict(os.environ, PYTHONHASHSEED=hash_seed, PYTHONPATH=str(ROOT))
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "virtraft",
+            "--quiet",
+            "run",
+            "--seed",
+            "7",
+            "--steps",
+            "2000",
+            "--member-rate",
+            "0.004",
+            "--snapshot-rate",
+            "0.004",
+            "--crash-rate",
+            "0.002",
+            "--drop",
+            "0.05",
+            "--node-factory",
+            FACTORY,
+            "--trace",
+            str(out),
+        ],
+        env=env,
+        check=False,
+        cwd=ROOT,
+        timeout=300,
+    )
+    return out.read_bytes()
+
+
+@needs_library
+def test_the_same_seed_gives_the_same_trace_bytes_under_any_hash_seed(tmp_path) -> None:
+    first = _trace_bytes(tmp_path, "0")
+    assert first == _trace_bytes(tmp_path, "4242")
+    assert len(first.splitlines()) > 100
+    assert b'"e": "io"' in first or b'"e":"io"' in first
+
+
+def _node():  # type: ignore[no-untyped-def]
+    from virtraft.nodes.canonical import factory
+
+    sent: list[tuple[int, object]] = []
+    members = ((1, True), (2, True), (3, True))
+    return factory(
+        1, members, lambda dst, m: sent.append((dst, m)), random.Random(1), NodeOptions()
+    )
+
+
+@needs_library
+def test_a_founder_boots_from_its_bootstrapped_disk_and_restarts_from_it_alone() -> None:
+    node = _node()
+    assert node.members == ((1, True), (2, True), (3, True))
+    assert (node.term, node.last_index, node.commit_index) == (1, 1, 1)
+    assert node.entry_kind(1) == "configuration"
+    node.crash()
+    assert not node.alive and node.term == 1 and node.last_index == 1
+    node.restart()
+    assert node.alive and node.last_index == 1 and node.members[0] == (1, True)
+
+
+@needs_library
+def test_a_fatal_signal_in_the_library_is_an_exception_and_the_process_lives() -> None:
+    from virtraft.nodes.canonical import NativeFault
+
+    node = _node()
+    with pytest.raises(NativeFault, match="SIGSEGV inside the library"):
+        node._call(node._lib.vr_poke, 2)  # a NULL dereference in C
+    assert not node.alive
+    assert _node().alive
+
+
+@needs_library
+def test_a_crash_loses_the_writes_that_had_not_completed() -> None:
+    options = SimOptions(steps=1500, crash_rate=0.01)
+    for seed in range(5):
+        result = run_seed(seed, options, factory=FACTORY)
+        assert result.violation is None, result.violation
+
+
+@needs_library
+@pytest.mark.parametrize("path", FINDINGS, ids=[p.stem for p in FINDINGS])
+def test_each_finding_replays_to_its_verdict(path: Path) -> None:
+    trace = read_trace(path)
+    from virtraft.run.factory import load_factory
+
+    sim = Simulation(trace.options, trace.seed, load_factory(trace.factory), checker=Checker())
+    violation, diverged, why = replay_events(sim, trace.events)
+    assert diverged is None, why
+    recorded = trace.verdict["violation"]
+    assert violation is not None
+    assert (violation.invariant, violation.step) == (recorded["invariant"], recorded["step"])
+    assert violation.message == recorded["message"]
+
+
+def test_a_missing_library_is_said_in_one_line(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(canonical_build, "HEADER", tmp_path / "raft.h")
+    why = canonical_build.installed()
+    assert why is not None and "apt-get install libraft-dev" in why
+    from virtraft.adapter import FactoryError
+
+    with pytest.raises(FactoryError, match="cannot be built: .*raft.h is missing"):
+        canonical_build.build()
