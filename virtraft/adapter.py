@@ -86,6 +86,9 @@ class Capabilities:
     snapshots: bool = False
     # The NodeOptions fields the implementation honours; the others are ignored.
     options: frozenset[str] = frozenset()
+    # lose_unsynced() models a power cut: the node's disk buffers writes until
+    # the server syncs, and a lossy crash loses what was not synced.
+    lossy_disk: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +190,12 @@ class NodeAdapter(abc.ABC):
     def leader_hint(self) -> int | None:
         """Who this node believes leads, for reports; None when unknown."""
         return None
+
+    def lose_unsynced(self, keep: float) -> None:
+        """Just before a crash that is a power cut: the writes the server has
+        not synced are lost, all but the first `keep` share of them (0 loses
+        them all). Only called when `capabilities.lossy_disk` is set."""
+        raise NotImplementedError("this node's disk does not model lost writes")
 
     def scalars(self) -> Scalars:
         """(alive, role, term, voted_for, commit_index, last_index,
