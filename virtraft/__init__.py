@@ -7,6 +7,7 @@ each node through the door and the trace records the event.
 - the door ................ `adapter`: NodeAdapter (required calls, capabilities
                             with defaults), Messages, NodeOptions, blame
 - implementations ......... `nodes.raftcore` (the default), `nodes.disk`
+- PySyncObj ............... `nodes.pysyncobj` (PyPI `pysyncobj`, extra [pysyncobj])
 - one event ............... `sim.events`; applied by `sim.simulation.Simulation.apply`
 - the network ............. `sim.network` (pool, delays, cuts, held links)
 - who decides ............. `sim.scheduler` (one seeded stream), `sim.options`
