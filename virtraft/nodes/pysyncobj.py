@@ -549,9 +549,13 @@ class PySyncObjNode(NodeAdapter):
         if applied < start:  # a dump of an older state was loaded
             self._applied_through = applied
             return
+        disk = self.disk
         for index in range(start + 1, applied + 1):
-            entry = self.entry(index)
-            assert entry is not None, f"applied entry {index} is not in the log"
+            # Applied in this call, so still in the journal (it compacts a
+            # tick after it dumps), though the dump may already cover it.
+            position = self._position(index, compacted=True)
+            assert position is not None, f"applied entry {index} is not in the journal"
+            entry = (disk.entries[position][2], disk.ids[position])
             self.recent_applied.append((index, *entry))
             self._applied[index] = entry
         self._applied_through = applied
@@ -723,9 +727,11 @@ class PySyncObjNode(NodeAdapter):
     def snapshot_term(self) -> int:
         return self.disk.dump_term
 
-    def _position(self, index: int) -> int | None:
+    def _position(self, index: int, *, compacted: bool = False) -> int | None:
+        """Where `index` is in the journal; None when absent, or inside the
+        dump unless `compacted` (the library keeps two entries it covers)."""
         disk = self.disk
-        if index <= disk.dump_index or not disk.entries:
+        if (index <= disk.dump_index and not compacted) or not disk.entries:
             return None
         position = index - disk.entries[0][1]
         return position if 0 <= position < len(disk.entries) else None
