@@ -83,6 +83,18 @@ except ImportError:  # pragma: no cover - the factory loader reports it in one l
 # would print its warnings (a truncated applied entry) to stderr mid-run.
 logging.getLogger("pysyncobj").addHandler(logging.NullHandler())
 
+# Clock reads allowed in one call. The library bounds some loops by wall
+# time alone (`__sendAppendEntries` retries a snapshot chunk that is not
+# ready until `appendEntriesPeriod` has passed); on a virtual clock that
+# stands still during a call such a loop never ends, so it is a finding.
+MAX_CLOCK_READS_PER_CALL = 10_000
+
+
+class BusyLoop(Exception):
+    """The library kept reading the clock within one call, waiting for time
+    to pass: with a real clock it would spin for that long."""
+
+
 # syncobj.py's command types (_COMMAND_TYPE), by their first byte.
 REGULAR, NO_OP, MEMBERSHIP, VERSION = 0, 1, 2, 3
 ENTRY_KINDS = {REGULAR: "normal", NO_OP: "no-op", MEMBERSHIP: "membership", VERSION: "version"}
@@ -497,6 +509,7 @@ class PySyncObjNode(NodeAdapter):
         self._started_with = tuple(sorted(n for n, _ in members if n != node_id))
         self._last_members: Membership = tuple(sorted((n, True) for n, _ in members))
         self._now_s = 0.0  # the machine's monotonic clock, in virtual seconds
+        self._clock_reads = 0
         self._obj: KeyValue | None = None
         self._transport: _SimTransport | None = None
         self._applied_through = 0
@@ -516,6 +529,12 @@ class PySyncObjNode(NodeAdapter):
     # ------------------------------------------------------------ plumbing
 
     def _clock(self) -> float:
+        self._clock_reads += 1
+        if self._clock_reads > MAX_CLOCK_READS_PER_CALL:
+            raise BusyLoop(
+                f"the library read the clock {MAX_CLOCK_READS_PER_CALL} times in one call, "
+                "waiting for time to pass"
+            )
         return self._now_s
 
     def _journal(self, journal_file: str | None) -> DurableJournal:
@@ -531,6 +550,7 @@ class PySyncObjNode(NodeAdapter):
     def _call(self, function: Callable[..., Any], *args: Any) -> Any:
         """Run a call into the library with its clock, random and files ours."""
         names = _library.__dict__
+        self._clock_reads = 0
         saved = {name: names[name] for name in self._globals}
         names.update(self._globals)
         try:
