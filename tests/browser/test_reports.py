@@ -244,6 +244,7 @@ def expected_tail(node) -> str:
         entry = node.entry(index)
         if entry is not None:
             kind = node.entry_kind(index)
+            kind = "" if kind == "normal" else kind
             parts.append(f"{index}:t{entry[0]}#{entry[1]}" + (f" {kind}" if kind else ""))
     return " ".join(parts) or "(empty)"
 

@@ -203,8 +203,9 @@ def _axis(g: _Svg, add: Callable[[str], None]) -> None:
         x = _num(g.x(step))
         add(
             f'<line x1="{x}" y1="{AXIS_H - 6}" x2="{x}" y2="{g.height}" class="grid"/>'
-            f'<text x="{x}" y="12" class="tick">{step}</text>'
-            f'<text x="{x}" y="25" class="tick ms">{g.replay.ms(step)} ms</text>'
+            f'<text x="{x}" y="12" class="tick" text-anchor="middle">{step}</text>'
+            f'<text x="{x}" y="25" class="tick ms" text-anchor="middle">{g.replay.ms(step)} ms'
+            "</text>"
         )
     add("</g>")
 

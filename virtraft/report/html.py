@@ -60,7 +60,7 @@ pre{background:#f2f2f2;padding:8px 10px;border-radius:4px;overflow-x:auto;margin
 .note{color:#555;font-size:13px}
 .diagram-wrap{display:flex;border:1px solid #ddd;background:#fff}
 svg text{font-size:10px;fill:#333}
-.tick{font-size:10px;text-anchor:middle}.labels .tick{text-anchor:start}.ms{fill:#777}
+.tick{font-size:10px}.labels .tick{text-anchor:start}.ms{fill:#777}
 .grid{stroke:#eee;stroke-width:1}
 .lane-label,.bandlabel{font-size:12px;font-weight:600}
 .lane-line{stroke:#b5b5b5;stroke-width:1}
@@ -99,7 +99,8 @@ font-size:13px}.controls input[type=number]{width:6em}
 #events tr.selected td{outline:2px solid #111;outline-offset:-2px}
 #detail{border:1px solid #ddd;background:#fff;padding:4px 10px;max-height:520px;overflow:auto}
 #detail h3{margin:4px 0;font-size:15px}table.state td.changed{background:#fff3b0;font-weight:700}
-table.state td.f-log{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
+table.state td.f-log{white-space:nowrap;font-family:ui-monospace,Menlo,Consolas,monospace;
+font-size:12px}
 table.state tr.acts th{background:#e8eef7}.why{color:#a0005a}
 #plots svg text{font-size:10px}.plot-label{font-size:11px;font-weight:600}
 .rate{fill:#7f7f7f}.series{stroke-width:1.5}

@@ -330,7 +330,8 @@
     D.nodes.forEach(function (n, i) {
       var pts = [], prev = null;
       (D.states[n] || []).forEach(function (r) {
-        var v = r[field] < 0 ? 0 : r[field], x = num(plotX(msAt(r[0]))), y = num(y0 + h - v / maxv * (h - 4));
+        if (r[field] < 0) return;  // down: its commit index is not known; the line holds
+        var v = r[field], x = num(plotX(msAt(r[0]))), y = num(y0 + h - v / maxv * (h - 4));
         if (prev !== null) pts.push(x + ',' + prev);
         pts.push(x + ',' + y);
         prev = y;

@@ -102,7 +102,8 @@ class StateLog:
             window = []
             for index in range(first, last + 1):
                 got = node.entry(index)
-                cell = (got[0], got[1], node.entry_kind(index)) if got is not None else None
+                kind = node.entry_kind(index) if got is not None else ""
+                cell = (got[0], got[1], "" if kind == "normal" else kind) if got else None
                 window.append(cell)
                 if shadow.get(index) != cell and changed > last:
                     changed = index
