@@ -40,13 +40,15 @@ def write_campaign_index(out_dir: str, results: Sequence[SeedResult]) -> str:
     failed = [r for r in results if r.failed]
     safety = sum(1 for r in results if r.safety != "ok")
     liveness = sum(1 for r in results if r.safety == "ok" and r.liveness == "failed")
+    slow = [r for r in results if r.slow]
     out = [
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
         f"<title>virtraft campaign: {len(failed)} of {len(results)} seeds failed</title>",
         f"<style>{CSS}</style></head><body><main>",
         "<h1>virtraft campaign</h1>",
         f'<div class="headline {"bad" if failed else "good"}">{len(results)} seeds: '
-        f"{safety} safety violations, {liveness} liveness failures</div>",
+        f"{safety} safety violations, {liveness} liveness failures (stuck), "
+        f"{len(slow)} slow (progress past its bound: a warning)</div>",
     ]
     invariants = Counter(r.invariant for r in results if r.invariant)
     if invariants:
@@ -54,6 +56,16 @@ def write_campaign_index(out_dir: str, results: Sequence[SeedResult]) -> str:
     if failed:
         out.append("<h2>Failing seeds</h2>")
         out.append(_seed_table(failed, base))
+    if slow:
+        out.append("<h2>Slow seeds</h2>")
+        out.append(
+            kv_table(
+                [
+                    (f"seed {r.seed}", esc(f"{r.liveness_name}: {r.liveness_took_ms} ms"))
+                    for r in slow
+                ]
+            )
+        )
     out.append("<h2>Every seed</h2>")
     table = _seed_table(results, base)
     if len(results) > 300:
@@ -74,7 +86,7 @@ def _seed_table(results: Sequence[SeedResult], base: Path) -> str:
             if report.exists():
                 links.append(f'<a class="report" href="{esc(_relative(report, base))}">report</a>')
             links.append(f'<a class="trace" href="{esc(_relative(trace, base))}">trace</a>')
-        what = r.message if r.safety != "ok" else (r.liveness_reason if r.failed else "")
+        what = r.message if r.safety != "ok" else (r.liveness_reason if r.failed or r.slow else "")
         css = ' class="in-window"' if r.failed else ""
         rows.append(
             f"<tr{css}><td>{r.seed}</td><td>{esc(r.safety)}</td><td>{esc(r.invariant or '')}"

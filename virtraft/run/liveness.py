@@ -480,6 +480,12 @@ def liveness_phase(
     return verdict(sim, judge, phase, monitor), None
 
 
+def rejudges(recorded: dict[str, Any]) -> bool:
+    """Whether a recorded liveness verdict can be derived again from the
+    trace's events: it names its phase, or the progress monitor judged."""
+    return isinstance(recorded.get("phase"), dict) or recorded.get("monitored") is True
+
+
 def rejudge(
     sim: Simulation, events: Sequence[Event], recorded: dict[str, Any]
 ) -> tuple[Liveness | None, Violation | None, int | None, str | None]:
