@@ -28,3 +28,27 @@ class VotesForAnyone(RaftServer):
 
 
 votes_for_anyone = factory(VotesForAnyone)
+
+
+class SlowElections(RaftServer):
+    """Slow but correct: waits 40 extra election timeouts before it campaigns,
+    so a cluster of them elects far past the liveness bound (20 election
+    timeouts) and well within the stuck bound (200): slow, never stuck."""
+
+    EXTRA_TIMEOUTS = 40
+
+    def _reset_election_timer(self) -> None:
+        super()._reset_election_timer()
+        self._election_timeout_ms += self.EXTRA_TIMEOUTS * self.config.election_timeout_ms
+
+
+slow_elections = factory(SlowElections)
+
+
+class NeverElects(SlowElections):
+    """The control for SlowElections: its extra wait outlasts the stuck bound."""
+
+    EXTRA_TIMEOUTS = 400
+
+
+never_elects = factory(NeverElects)

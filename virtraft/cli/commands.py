@@ -52,6 +52,7 @@ from virtraft.run.campaign import (
     settle_process,
 )
 from virtraft.run.factory import DEFAULT_FACTORY, factory_for_trace, load_factory
+from virtraft.run.liveness import rejudge, rejudges
 from virtraft.run.profile import profiled
 from virtraft.run.seed import RunResult, run_seed
 from virtraft.run.shrink import MAX_REPLAYS, ShrinkError, shrink_file
@@ -310,11 +311,13 @@ def _campaign_table(results: Sequence[SeedResult]) -> Table:
     table.add_column("seeds run", justify="right")
     table.add_column("safety violations", justify="right")
     table.add_column("liveness failures", justify="right")
+    table.add_column("slow (warnings)", justify="right")
     table.add_column("events", justify="right")
     table.add_row(
         str(len(results)),
         str(sum(r.safety != "ok" for r in results)),
         str(sum(r.liveness == "failed" for r in results)),
+        str(sum(r.slow for r in results)),
         str(sum(r.steps for r in results)),
     )
     return table
@@ -329,7 +332,7 @@ def _print_failures(
         detail.add_column(column)
     for r in failed[:50]:
         what = r.message if r.safety != "ok" else r.liveness_reason
-        verdict = r.invariant if r.safety != "ok" else "liveness"
+        verdict = r.invariant if r.safety != "ok" else f"liveness {r.liveness_name or ''}".strip()
         detail.add_row(
             str(r.seed), shown(verdict), str(r.step or "-"), shown(what), shown(r.trace or "-")
         )
@@ -367,7 +370,12 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
     if args.story:
         print_story(console, trace, factory)
     sim = Simulation(trace.options, trace.seed, factory, checker=Checker())
-    violation, diverged, why = replay_events(sim, trace.events)
+    recorded_liveness = trace.verdict.get("liveness") or {}
+    judged = None
+    if rejudges(recorded_liveness):  # the liveness verdict is derived again from the events
+        judged, violation, diverged, why = rejudge(sim, trace.events, recorded_liveness)
+    else:
+        violation, diverged, why = replay_events(sim, trace.events)
     if diverged is not None:
         raise UsageError(
             f"{args.trace}: the trace diverges at step {diverged} of {len(trace.events)}: {why}"
@@ -411,7 +419,23 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
                 f"recorded {trace.verdict.get(name)}"
             )
     console.print("[bold green]safety: ok[/], as recorded")
-    liveness = trace.verdict.get("liveness") or {}
+    liveness = recorded_liveness
+    if judged is not None:
+        same = (judged.verdict, judged.name) == (liveness.get("verdict"), liveness.get("name"))
+        if not same:
+            raise UsageError(
+                f"{args.trace}: replay judged liveness {judged.verdict} ({judged.name}), the "
+                f"trace recorded {liveness.get('verdict')} ({liveness.get('name')})"
+            )
+        console.print(
+            Text.assemble(
+                shown(f"liveness: {judged.verdict}", "bold"),
+                " (",
+                shown(judged.reason),
+                "), as recorded",
+            )
+        )
+        return EXIT_VIOLATION if judged.verdict == "failed" else EXIT_OK
     if liveness.get("verdict") == "failed":
         console.print(
             Text.assemble(

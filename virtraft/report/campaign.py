@@ -72,6 +72,7 @@ def write_campaign_index(
     safety = sum(1 for r in results if r.safety != "ok")
     liveness = sum(1 for r in results if r.safety == "ok" and r.liveness == "failed")
     drawn = _seed_options(results, options, swarm, keep, factory)
+    slow = [r for r in results if r.slow]
     out = [
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
         f"<title>virtraft campaign: {len(failed)} of {plural(len(results), 'seed')} failed</title>",
@@ -79,7 +80,8 @@ def write_campaign_index(
         "<h1>virtraft campaign</h1>",
         f'<div class="headline {"bad" if failed else "good"}" id="headline">'
         f"{plural(len(results), 'seed')}: {plural(safety, 'safety violation')}, "
-        f"{plural(liveness, 'liveness failure')}</div>",
+        f"{plural(liveness, 'liveness failure')} (stuck), "
+        f"{len(slow)} slow (progress past its bound: a warning)</div>",
     ]
     if note:
         out.append(f'<p class="headline warn">{esc(note)}</p>')
@@ -93,9 +95,23 @@ def write_campaign_index(
         out.append(kv_table(head))
     if failed:
         out.append("<h2>Failures by invariant</h2>")
-        out.append(_groups(Counter(r.invariant or "liveness" for r in failed), "invariant"))
+        out.append(
+            _groups(
+                Counter(r.invariant or r.liveness_name or "liveness" for r in failed), "invariant"
+            )
+        )
         out.append("<h2>Failures by signature</h2>")
         out.append(_groups(Counter(signature(r) for r in failed), "signature"))
+    if slow:
+        out.append("<h2>Slow seeds</h2>")
+        out.append(
+            kv_table(
+                [
+                    (f"seed {r.seed}", esc(f"{r.liveness_name}: {r.liveness_took_ms} ms"))
+                    for r in slow
+                ]
+            )
+        )
     out.append("<h2>Every seed</h2>")
     out.append(
         '<p class="controls"><label>filter <input type="search" id="seed-filter" '
@@ -147,7 +163,7 @@ def _seed_table(results: Sequence[SeedResult], base: Path, drawn: dict[int, str]
             if report.exists():
                 links.append(f'<a class="report" href="{esc(_relative(report, base))}">report</a>')
             links.append(f'<a class="trace" href="{esc(_relative(trace, base))}">trace</a>')
-        what = r.message if r.safety != "ok" else (r.liveness_reason if r.failed else "")
+        what = r.message if r.safety != "ok" else (r.liveness_reason if r.failed or r.slow else "")
         css = ' class="failed"' if r.failed else ""
         rows.append(
             f'<tr{css} data-signature="{esc(signature(r)) if r.failed else ""}">'

@@ -64,3 +64,18 @@ def print_story(console: Console, trace: Trace, factory: NodeFactory | None = No
         )
     else:
         console.print("[bold green]every invariant held[/]")
+        liveness = trace.verdict.get("liveness") or {}
+        if isinstance(liveness, dict) and liveness.get("verdict") in ("failed", "slow"):
+            colour = "bold red" if liveness["verdict"] == "failed" else "bold yellow"
+            name = liveness.get("name") or ""
+            console.print(
+                Text.assemble(
+                    shown(f"liveness {liveness['verdict']} {name}".strip(), colour),
+                    ": ",
+                    shown(str(liveness.get("reason", ""))),
+                )
+            )
+            if liveness.get("blocked"):
+                console.print(
+                    Text.assemble("what blocked progress: ", shown(str(liveness["blocked"])))
+                )

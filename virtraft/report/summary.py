@@ -102,16 +102,44 @@ def print_verdicts(console: Console, result: RunResult, *, reproduce: str | None
         )
     liveness = result.liveness
     colour = {"ok": "green", "failed": "red"}.get(liveness.verdict, "yellow")
+    named = f" {liveness.name}" if liveness.name else ""
     console.print(
         Text.assemble(
-            shown(f"liveness: {liveness.verdict}", f"bold {colour}"),
+            shown(f"liveness: {liveness.verdict}{named}", f"bold {colour}"),
             " (",
             shown(liveness.reason),
             ")",
         )
     )
+    print_liveness_details(console, result.verdict()["liveness"])
     if result.failed and reproduce:
         console.print(Text.assemble("reproduce with: ", shown(reproduce, "bold")))
+
+
+def print_liveness_details(console: Console, liveness: dict[str, Any]) -> None:
+    """The phase's plan (the core, the standing faults), what blocked
+    progress, and the progress that came late while the faults happened."""
+    phase = liveness.get("phase")
+    if isinstance(phase, dict) and isinstance(phase.get("plan"), dict):
+        plan = phase["plan"]
+        if plan.get("shape") == "core":
+            faults = ", ".join(f"{n} {f}" for n, f in plan.get("faults", [])) or "none"
+            core = ", ".join(map(str, plan.get("core") or []))
+            console.print(
+                Text.assemble("  core: ", shown(core), "; standing faults: ", shown(faults))
+            )
+        else:
+            console.print("  every server healed and restarted")
+    if liveness.get("blocked"):
+        console.print(Text.assemble("  what blocked progress: ", shown(liveness["blocked"])))
+    slow = liveness.get("slow") or []
+    if slow:
+        console.print(
+            Text.assemble(
+                shown(f"  slow while the faults happened ({len(slow)}): ", "yellow"),
+                shown("; ".join(f"{f.get('name')} took {f.get('took_ms')} ms" for f in slow[:5])),
+            )
+        )
 
 
 def print_bench(console: Console, report: dict[str, Any]) -> None:

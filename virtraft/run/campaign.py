@@ -40,12 +40,21 @@ class SeedResult:
     steps: int
     digest: str
     trace: str | None
+    # The liveness verdict's name (LeaderElected, ...) and how long progress
+    # took in virtual ms, when it was slow or failed.
+    liveness_name: str | None = None
+    liveness_took_ms: int | None = None
     # Not part of the outcome: how long the seed took on its worker.
     seconds: float = dataclasses.field(default=0.0, compare=False)
 
     @property
     def failed(self) -> bool:
         return self.safety != "ok" or self.liveness == "failed"
+
+    @property
+    def slow(self) -> bool:
+        """Progress came past its bound: a warning, counted, not a failure."""
+        return self.safety == "ok" and self.liveness == "slow"
 
     def outcome(self) -> tuple:
         """Everything that must not depend on how the campaign was run."""
@@ -140,6 +149,8 @@ def _run_seed(seed: int, spec: CampaignSpec, **run_options: Any) -> tuple[SeedRe
         message=violation.message if violation else None,
         liveness=result.liveness.verdict,
         liveness_reason=result.liveness.reason,
+        liveness_name=result.liveness.name,
+        liveness_took_ms=result.liveness.took_ms,
         steps=result.sim.step,
         digest=digest(lines),
         trace=None,

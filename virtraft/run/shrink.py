@@ -22,6 +22,20 @@ round makes no progress or the budget (replays, wall seconds) runs out:
 The result replays strictly: it holds only events that applied. The budget
 counted in replays makes a shrink deterministic; the one in seconds only
 keeps a person from waiting.
+
+A liveness failure (`shrink_liveness`) shrinks differently, because a
+shortened schedule proves nothing about progress: removing deliveries
+from a calm stretch makes any cluster look stuck. So only the safety
+phase (the events before the liveness phase, or all of them for a failure
+the progress monitor found) is shrunk, and every candidate is judged by
+running the liveness phase again after it, drawn from the seed's own
+liveness stream, to its full stuck bound: that phase is the fair, calm
+schedule the verdict is about, and it is deterministic. The monitor does
+not judge the shortened safety phase (the shrunk trace's options switch it
+off). A candidate still fails when that phase is stuck with the same named
+verdict (LeaderElected, CommandCommitted, CoreCaughtUp). The result is the
+shortened safety phase plus the phase as it ran, and `virtraft replay`
+re-derives its verdict from its events alone (`liveness.rejudge`).
 """
 
 from __future__ import annotations
@@ -35,8 +49,8 @@ from dataclasses import dataclass
 from virtraft.adapter import FactoryError
 from virtraft.check.checker import Checker, Violation
 from virtraft.run.factory import factory_for_trace, load_factory
-from virtraft.run.liveness import Liveness
-from virtraft.run.seed import verdict_of
+from virtraft.run.liveness import Liveness, rejudge
+from virtraft.run.seed import continue_with_liveness, verdict_of
 from virtraft.sim.events import MESSAGE_EVENTS, Event, Partition, Tick, strip_refs
 from virtraft.sim.options import SimOptions
 from virtraft.sim.simulation import NotApplicable, Simulation
@@ -58,7 +72,7 @@ class ShrinkOutcome:
     step: int
     options: SimOptions
     events: tuple[Event, ...]
-    violation: Violation
+    violation: Violation | None  # None for a liveness failure
     verdict: dict  # the verdict line of the shrunk trace
     replays: int  # candidate traces replayed to get there
     stopped_by: str  # "done" (no cut left), "replays" or "seconds" (the budget), "interrupted"
@@ -111,6 +125,13 @@ class _Shrinker:
         self, events: Sequence[Event], options: SimOptions | None = None
     ) -> tuple[Violation | None, list[Event]]:
         """Replay leniently; return the violation and the events that applied."""
+        _sim, violation, applied = self.replay_sim(events, options)
+        return violation, applied
+
+    def replay_sim(
+        self, events: Sequence[Event], options: SimOptions | None = None
+    ) -> tuple[Simulation, Violation | None, list[Event]]:
+        """Replay leniently: the simulation, the violation, the events that applied."""
         self.attempts += 1
         sim = Simulation(options or self.options, self.seed, self.factory, checker=Checker())
         sim.match_messages_by_kind = True
@@ -127,8 +148,8 @@ class _Shrinker:
                     event = type(event)(env.src, env.dst, env.kind, env.key)
             applied.append(event)
             if violation is not None:
-                return violation, applied
-        return None, applied
+                return sim, violation, applied
+        return sim, None, applied
 
     def fails(
         self, events: Sequence[Event], options: SimOptions | None = None
@@ -279,6 +300,116 @@ def _exception_shape(violation: Violation) -> tuple[str, str]:
     )
 
 
+class _LivenessShrinker(_Shrinker):
+    """Shrinks the safety phase in front of a liveness failure; each candidate
+    is judged by the liveness phase run again after it (see the module)."""
+
+    tail: list[Event]  # the liveness phase after the current candidate
+
+    def fails(
+        self, events: Sequence[Event], options: SimOptions | None = None
+    ) -> list[Event] | None:
+        sim, violation, applied = self.replay_sim(events, options)
+        if violation is not None:
+            return None
+        liveness, violation = continue_with_liveness(sim, self.seed)
+        if violation is not None or liveness.verdict != "failed":
+            return None
+        if liveness.name != self.invariant:
+            return None
+        self.tail = sim.events[len(applied) :]
+        if self.best is None or len(applied) < len(self.best[0]):
+            self.best = (applied, options or self.options)
+        return applied
+
+    def everything(self, events: list[Event]) -> list[Event]:
+        """The whole safety phase at once: many liveness bugs need none of it."""
+        if events and (kept := self.fails([])) is not None:
+            return kept
+        return events
+
+
+# A liveness candidate runs its liveness phase to the stuck bound: far dearer
+# than a safety candidate, so its own budget.
+LIVENESS_MAX_REPLAYS = 200
+
+
+def shrink_liveness(
+    seed: int,
+    options: SimOptions,
+    factory: str,
+    events: Sequence[Event],
+    recorded: dict,
+    *,
+    max_seconds: float = 60.0,
+    max_replays: int = LIVENESS_MAX_REPLAYS,
+    on_progress: Callable[[str, int], None] | None = None,
+) -> ShrinkOutcome:
+    """Shrink a liveness failure (`recorded` is the trace's liveness verdict)
+    while the same named verdict stays stuck; see the module docstring."""
+    name = recorded.get("name")
+    if recorded.get("verdict") != "failed" or not isinstance(name, str):
+        raise ShrinkError("the trace records no named liveness failure; nothing to shrink")
+    phase = recorded.get("phase")
+    original = strip_refs(events)
+    prefix = list(original)
+    if isinstance(phase, dict) and type(phase.get("first_step")) is int:
+        prefix = prefix[: phase["first_step"] - 1]
+    options = options.replace(liveness_monitor=False)
+    shrinker = _LivenessShrinker(
+        seed, options, factory, name, time.monotonic() + max_seconds, max_replays
+    )
+    current = shrinker.fails(prefix)
+    if current is None:
+        raise ShrinkError(
+            f"after the safety phase, the liveness phase run again is not stuck on {name}; "
+            "nothing to shrink"
+        )
+    passes = (
+        ("everything", shrinker.everything),
+        ("servers", shrinker.drop_servers),
+        ("by kind", shrinker.remove_kinds),
+        ("chunks", shrinker.remove_chunks),
+    )
+    try:
+        for pass_name, run_pass in passes:
+            if shrinker.out_of_time() or not current:
+                break
+            current = run_pass(current)
+            if on_progress is not None:
+                on_progress(pass_name, len(current))
+    except KeyboardInterrupt:
+        assert shrinker.best is not None
+        current, shrinker.options = shrinker.best
+        shrinker.stopped_by = "interrupted"
+    # The proof: the prefix and its phase, replayed strictly and judged again.
+    shrinker.fails(current, shrinker.options)
+    final = [*current, *shrinker.tail]
+    sim = Simulation(shrinker.options, seed, shrinker.factory, checker=Checker())
+    run_sim = Simulation(shrinker.options, seed, shrinker.factory, checker=Checker())
+    _violation, diverged, _why = replay_events(run_sim, current)
+    assert diverged is None
+    liveness, violation = continue_with_liveness(run_sim, seed)
+    assert violation is None and liveness.name == name
+    judged, violation, diverged, _why = rejudge(sim, final, liveness.to_json())
+    assert diverged is None and violation is None and judged is not None
+    assert (judged.verdict, judged.name) == ("failed", name)
+    return ShrinkOutcome(
+        len(original),
+        len(final),
+        name,
+        len(final),
+        shrinker.options,
+        tuple(final),
+        None,
+        verdict_of(run_sim, None, liveness),
+        shrinker.attempts,
+        shrinker.stopped_by,
+        seed,
+        factory,
+    )
+
+
 def _cut(events: list[Event], start: int, stop: int) -> list[Event]:
     """Remove events[start:stop], handing the time of its ticks to the next
     tick after it: the clock stays where it was for everything that follows."""
@@ -419,9 +550,14 @@ def shrink_file(
     except FactoryError as exc:
         raise ShrinkError(f"{trace_path}: {exc}") from None
     recorded = trace.verdict.get("violation")
-    if not recorded or not isinstance(recorded, dict) or "invariant" not in recorded:
+    liveness = trace.verdict.get("liveness") or {}
+    is_liveness = not recorded and liveness.get("verdict") == "failed" and liveness.get("name")
+    if not is_liveness and (
+        not recorded or not isinstance(recorded, dict) or "invariant" not in recorded
+    ):
         raise ShrinkError(
-            f"{trace_path}: the trace records no safety violation; only those are shrunk"
+            f"{trace_path}: the trace records no safety violation and no named liveness "
+            "failure; only those are shrunk"
         )
     try:
         load_factory(factory)
@@ -438,6 +574,19 @@ def shrink_file(
         if console is not None:
             console.print(f"  {name}: {size} events")
 
+    if is_liveness:
+        outcome = shrink_liveness(
+            trace.seed,
+            trace.options,
+            factory,
+            trace.events,
+            liveness,
+            max_seconds=max_seconds,
+            max_replays=min(max_replays, LIVENESS_MAX_REPLAYS),
+            on_progress=progress,
+        )
+        write_trace(output, outcome.trace_lines(trace_path))
+        return outcome
     outcome = shrink_events(
         trace.seed,
         trace.options,

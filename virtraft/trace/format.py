@@ -161,6 +161,18 @@ LIVENESS_FIELDS: _Fields = {
     "reason": ("a string", lambda v: isinstance(v, str), False),
     "leader_at_ms": ("a whole number or null", lambda v: v is None or _whole(v), False),
     "committed_at_ms": ("a whole number or null", lambda v: v is None or _whole(v), False),
+    # Since the core phase and the progress monitor (older traces lack them):
+    "name": ("a string or null", lambda v: v is None or isinstance(v, str), False),
+    "took_ms": ("a whole number or null", lambda v: v is None or _whole(v), False),
+    "phase": ("an object or null", lambda v: v is None or isinstance(v, dict), False),
+    "blocked": ("a string or null", lambda v: v is None or isinstance(v, str), False),
+    "witness": ("an object or null", lambda v: v is None or isinstance(v, dict), False),
+    "slow": (
+        "a list of objects",
+        lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v),
+        False,
+    ),
+    "monitored": ("true or false", lambda v: isinstance(v, bool), False),
 }
 
 

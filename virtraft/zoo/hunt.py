@@ -39,7 +39,7 @@ from virtraft.adapter import NodeOptions
 from virtraft.cli.parser import UsageError, build_parser, sim_options
 from virtraft.report.terminal import shown
 from virtraft.run.seed import RunResult, run_seed
-from virtraft.run.shrink import shrink_events
+from virtraft.run.shrink import shrink_events, shrink_liveness
 from virtraft.run.stateful import MACHINE_OPTIONS, InvariantViolated, machine_for
 from virtraft.sim.options import SimOptions
 from virtraft.trace.format import write_trace
@@ -223,16 +223,25 @@ def hunt_stateful(
 def shrink_finding(name: str, spec: str, result: RunResult, out_dir: Path | None) -> int:
     """Shrink the finding's trace (the shrinker proves its result with a
     strict replay); write it under `out_dir` if given."""
-    assert result.violation is not None
-    outcome = shrink_events(
-        result.seed,
-        result.options,
-        spec,
-        result.events,
-        result.violation.invariant,
-        max_seconds=float("inf"),
-        max_replays=SHRINK_REPLAYS,
-    )
+    if result.violation is None:  # a liveness failure: its own shrinker
+        outcome = shrink_liveness(
+            result.seed,
+            result.options,
+            spec,
+            result.events,
+            result.liveness.to_json(),
+            max_seconds=float("inf"),
+        )
+    else:
+        outcome = shrink_events(
+            result.seed,
+            result.options,
+            spec,
+            result.events,
+            result.violation.invariant,
+            max_seconds=float("inf"),
+            max_replays=SHRINK_REPLAYS,
+        )
     if out_dir is not None:
         write_trace(out_dir / f"{name}.shrunk.jsonl", outcome.trace_lines(f"{name}.jsonl"))
     return outcome.after
@@ -270,7 +279,7 @@ def run_mutant(
     if out_dir is not None and result is not None:
         write_trace(out_dir / f"{name}.jsonl", result.trace_lines())
     shrunk, shrink_note = None, "n/a" if shrink else "skipped"
-    if shrink and result is not None and result.violation is not None:
+    if shrink and result is not None and (result.violation is not None or result.failed):
         shrunk, shrink_note = shrink_finding(name, spec, result, out_dir), ""
     if kind == "harmless":
         ok = finding is None and found_stateful is None
