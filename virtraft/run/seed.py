@@ -15,11 +15,12 @@ from typing import Any
 from virtraft.adapter import NODE_OPTION_NAMES, NodeFactory, capabilities_of
 from virtraft.check.checker import Checker, Violation
 from virtraft.run.factory import DEFAULT_FACTORY, load_factory
-from virtraft.run.liveness import Liveness, liveness_phase
+from virtraft.run.liveness import Liveness, Plan, draw_plan, liveness_phase, stuck_liveness
+from virtraft.run.progress import ProgressMonitor
 from virtraft.sim.events import Event
 from virtraft.sim.options import SWARM_FIELDS, SimOptions, options_swarm
 from virtraft.sim.scheduler import Scheduler
-from virtraft.sim.seeds import scheduler_rng, swarm_rng
+from virtraft.sim.seeds import liveness_rng, scheduler_rng, swarm_rng
 from virtraft.sim.simulation import Simulation
 from virtraft.trace.format import digest, trace_lines
 
@@ -36,6 +37,11 @@ class RunResult:
     @property
     def failed(self) -> bool:
         return self.violation is not None or self.liveness.verdict == "failed"
+
+    @property
+    def slow(self) -> bool:
+        """Progress came, but past its bound: a warning, not a failure."""
+        return self.violation is None and self.liveness.verdict == "slow"
 
     @property
     def events(self) -> list[Event]:
@@ -107,19 +113,44 @@ def run_seed(
         checker=Checker(invariants) if check else None,
     )
     scheduler = Scheduler(scheduler_rng(seed), options)
+    monitor = ProgressMonitor(options) if options.liveness else None
+    watch = monitor.observe if monitor is not None and monitor.active else None
     apply = sim.apply
     next_event = scheduler.next_event
     violation = None
+    stuck = None
     for _ in range(options.steps):
-        violation = apply(next_event(sim))
+        event = next_event(sim)
+        violation = apply(event)
         if violation is not None:
+            break
+        if watch is not None and (stuck := watch(sim, event)) is not None:
             break
         if on_step is not None:
             on_step(sim)
     if violation is not None:
         liveness = Liveness("skipped", "safety was violated")
+    elif stuck is not None:
+        assert monitor is not None
+        liveness = stuck_liveness(stuck, monitor)
     elif options.liveness:
-        liveness, violation = liveness_phase(sim, scheduler)
+        liveness, violation = continue_with_liveness(sim, seed, monitor)
     else:
         liveness = Liveness("skipped", "liveness phase switched off")
     return RunResult(seed, options, factory, violation, liveness, sim)
+
+
+def continue_with_liveness(
+    sim: Simulation,
+    seed: int,
+    monitor: ProgressMonitor | None = None,
+    *,
+    factor: int | None = None,
+    plan: Plan | None = None,
+) -> tuple[Liveness, Violation | None]:
+    """The liveness phase after the safety phase, drawn from the seed's own
+    liveness stream: after any safety phase (a shortened one too, when
+    shrinking) it is drawn and scheduled the same way."""
+    rng = liveness_rng(seed)
+    plan = draw_plan(rng, sim) if plan is None else plan
+    return liveness_phase(sim, Scheduler(rng, sim.options), plan, monitor, factor=factor)

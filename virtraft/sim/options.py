@@ -76,10 +76,22 @@ class SimOptions:
     # Membership changes keep the voting members within these bounds.
     min_voters: int = 3
     max_servers: int = 9
-    # After the safety phase: heal everything and demand a leader and a commit.
+    # After the safety phase: a core (a majority of the voters) is healed and
+    # must converge: a leader in it, a command committed, every member caught up.
     liveness: bool = True
     liveness_stable_ms: int = 1_000
-    liveness_bound_ms: int = 30_000
+    # The bound to converge in, after the stable window: in election timeouts
+    # (it scales with the timers), unless liveness_bound_ms is above 0 (a
+    # scenario's fixed bound; traces written before the bound was in election
+    # timeouts say 30_000 here).
+    liveness_bound_elections: int = 20
+    liveness_bound_ms: int = 0
+    # Past the bound a run goes on to this many bounds: converging there is
+    # slow (a warning), never converging is stuck (the liveness failure).
+    liveness_stuck_factor: int = 10
+    # Check progress while the faults happen too (`virtraft.run.progress`):
+    # a majority that stays connected and stable must elect and commit.
+    liveness_monitor: bool = True
     # Once the network heals for good (the liveness phase), delays shrink to this;
     # 0 keeps every link in order, as TCP would.
     liveness_delay_ms_max: int = 0
@@ -146,6 +158,8 @@ def validate(options: SimOptions) -> None:
         "liveness_stable_ms",
         "liveness_bound_ms",
         "liveness_delay_ms_max",
+        "liveness_bound_elections",
+        "liveness_stuck_factor",
     ):
         value = getattr(options, name)
         if type(value) is not int or value < 0:
@@ -160,7 +174,9 @@ def validate(options: SimOptions) -> None:
         raise OptionsError("need 1 <= tick_ms_min <= tick_ms_max")
     if options.max_servers < options.servers:
         raise OptionsError("max_servers must be at least servers")
-    for name in ("reorder", "liveness"):
+    if options.liveness_bound_elections < 1 or options.liveness_stuck_factor < 1:
+        raise OptionsError("liveness_bound_elections and liveness_stuck_factor must be at least 1")
+    for name in ("reorder", "liveness", "liveness_monitor"):
         if not isinstance(getattr(options, name), bool):
             raise OptionsError(f"{name} must be true or false")
     _validate_times(options)

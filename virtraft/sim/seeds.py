@@ -35,3 +35,10 @@ def delays_rng(seed: int) -> random.Random:
 def node_rng(seed: int, node_id: int) -> random.Random:
     """Each node's own stream (its election timeouts)."""
     return sub_rng(seed, "node", node_id)
+
+
+def liveness_rng(seed: int) -> random.Random:
+    """What the liveness phase draws from: its core, the standing faults of
+    the others, its calm schedule. Its own stream, so the phase after a
+    shortened safety phase (shrinking) is drawn the same way."""
+    return sub_rng(seed, "liveness")
