@@ -154,47 +154,35 @@ def test_the_reported_fuzz_command_reproduces_the_finding(name: str, tmp_path) -
     assert verdict["violation"]["invariant"] == finding.verdict
 
 
-# The first seed (of the default `virtraft fuzz` command line) on which each
-# liveness mutant fails the liveness verdict, found by `virtraft zoo`, so that
-# the test runs one seed. None: today's liveness phase (heal everything, then
-# one leader and one commit) does not catch the mutant, for the reason given;
-# the test hunts a few seeds and is expected to fail, strictly, so that a
-# phase that catches it makes the test fail until its seed is recorded here.
-LIVENESS_SEEDS: dict[str, int | tuple[None, str]] = {
-    "election_timer_never_reset": 1,
-    "vote_only_for_longer_logs": 0,
-    "rejection_never_backs_off": 1,
-    "full_window_never_probed": 0,
-    "laggard_never_sent_snapshot": 179,
-    "compacted_prefix_rejected": (
-        None,
-        "the leader commits with the others: needs every core member caught up",
-    ),
-    "snapshot_send_never_retried": (
-        None,
-        "the leader commits with the others: needs every core member caught up",
-    ),
-    "heartbeat_commit_ignored": (
-        None,
-        "the leader commits: needs every core member's commit and applied state caught up",
-    ),
-    "check_quorum_never_steps_down": (None, "needs a one-way cut left standing outside the core"),
-    "precandidate_keeps_leader": (
-        None,
-        "converges late: needs a bound on elections in election timeouts",
-    ),
+# The first seed of the default `virtraft fuzz` command line on which each
+# liveness mutant is reported stuck, and the liveness verdict that names it
+# (found by measurement: `virtraft zoo --mutant NAME`), so that the test runs
+# one seed. A (None, reason) entry: no seed is known; the test hunts a few
+# seeds and is expected to fail, strictly, so that a phase that catches the
+# mutant makes it fail until its seed is recorded here.
+LIVENESS_SEEDS: dict[str, tuple[int, str] | tuple[None, str]] = {
+    "election_timer_never_reset": (1, "LeaderElected"),
+    "vote_only_for_longer_logs": (0, "LeaderElected"),
+    "rejection_never_backs_off": (1, "CommandCommitted"),
+    "full_window_never_probed": (0, "CommandCommitted"),
+    "laggard_never_sent_snapshot": (6, "CoreCaughtUp"),
+    "compacted_prefix_rejected": (58, "CoreCaughtUp"),
+    "snapshot_send_never_retried": (17, "CoreCaughtUp"),
+    "heartbeat_commit_ignored": (0, "CoreCaughtUp"),
+    "check_quorum_never_steps_down": (24, "LeaderElected"),
+    "precandidate_keeps_leader": (None, "converges late: slow, not stuck"),
 }
 UNCAUGHT_HUNT_SEEDS = range(20)
 
 
 def _liveness_cases() -> list:
     cases = []
-    for name, seed in LIVENESS_SEEDS.items():
-        if isinstance(seed, int):
-            cases.append(pytest.param(name, range(seed, seed + 1), id=name))
+    for name, (seed, verdict) in LIVENESS_SEEDS.items():
+        if seed is not None:
+            cases.append(pytest.param(name, range(seed, seed + 1), verdict, id=name))
         else:
-            marks = pytest.mark.xfail(strict=True, reason=seed[1])
-            cases.append(pytest.param(name, UNCAUGHT_HUNT_SEEDS, id=name, marks=marks))
+            marks = pytest.mark.xfail(strict=True, reason=verdict)
+            cases.append(pytest.param(name, UNCAUGHT_HUNT_SEEDS, None, id=name, marks=marks))
     return cases
 
 
@@ -202,8 +190,8 @@ def test_every_liveness_mutant_has_a_seed_or_a_reason() -> None:
     assert set(LIVENESS_SEEDS) == set(LIVENESS)
 
 
-@pytest.mark.parametrize(("name", "seeds"), _liveness_cases())
-def test_liveness_mutant_fails_the_liveness_verdict(name: str, seeds: range) -> None:
+@pytest.mark.parametrize(("name", "seeds", "verdict"), _liveness_cases())
+def test_liveness_mutant_is_reported_stuck(name: str, seeds: range, verdict: str | None) -> None:
     finding, runs, _, result = zoo.hunt_seeds(
         mutants.factory_spec(name), seeds, zoo.LIVENESS_PROFILES, NO_BUDGET
     )
@@ -211,6 +199,7 @@ def test_liveness_mutant_fails_the_liveness_verdict(name: str, seeds: range) -> 
     assert finding.verdict == "liveness"
     assert result is not None and result.violation is None
     assert result.liveness.verdict == "failed"
+    assert result.liveness.name == verdict
 
 
 @pytest.mark.parametrize("name", SLOW)
