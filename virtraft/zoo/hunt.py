@@ -7,7 +7,8 @@ the Hypothesis state machine (`virtraft.run.stateful`) caught it, with which
 invariant, after how many events and wall seconds, and how short the
 shrinker makes the failing trace. Exit code 0 when every safety mutant was
 caught by an invariant it names, every liveness mutant failed the liveness
-verdict, and the harmless control was never flagged; 1 otherwise.
+verdict, no slow control (correct, converging late) was reported stuck, and
+the harmless control was never flagged; 1 otherwise.
 
 Every mutant is hunted with the default `virtraft fuzz` command line: what
 a mistake needs (five servers for a vote-counting one, three and one entry
@@ -263,14 +264,14 @@ def run_mutant(
     source = (cls.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
     if kind == "harmless":
         profiles: Sequence[str] = tuple(dict.fromkeys((*SAFETY_PROFILES, *LIVENESS_PROFILES)))
-    elif kind == "liveness":
+    elif kind in ("liveness", "slow"):
         profiles = LIVENESS_PROFILES
     else:
         profiles = SAFETY_PROFILES
     finding, runs, seconds, result = hunt_seeds(spec, seeds, profiles, budget_s)
     found_stateful = None
-    stateful_note = "n/a (liveness)" if kind == "liveness" else ""
-    if stateful and kind != "liveness":
+    stateful_note = f"n/a ({kind})" if kind in ("liveness", "slow") else ""
+    if stateful and kind not in ("liveness", "slow"):
         found_stateful = hunt_stateful(spec)
         if found_stateful is None:
             stateful_note = "not found"
@@ -287,6 +288,10 @@ def run_mutant(
     elif kind == "liveness":
         ok = finding is not None and finding.verdict == "liveness"
         why = "liveness verdict failed" if ok else "the liveness verdict never failed"
+    elif kind == "slow":
+        # A slow control converges, late: a failed liveness verdict calls it stuck.
+        ok = finding is None
+        why = "never reported stuck" if ok else f"reported stuck ({finding.verdict})"
     else:
         assert expected
         ok = finding is not None and finding.verdict in expected

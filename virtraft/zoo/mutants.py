@@ -6,7 +6,8 @@ paper's figure, or a bug report or fix in another project). Class attributes
 say what the checker must make of it:
 
 - `kind`: "safety" (an invariant must break), "liveness" (the cluster stops
-  making progress: the liveness verdict must fail) or "harmless" (the
+  making progress: the liveness verdict must fail), "slow" (a control that
+  converges, late: it may be reported slow, never stuck) or "harmless" (the
   negative control: the checker must stay silent).
 - `expected_invariant`: the invariant(s) that catch a safety mutant, named in
   its docstring too; None for the others.
@@ -18,6 +19,7 @@ repository root). `MUTANTS` maps those names to the classes.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -35,6 +37,7 @@ from raftcore import (
     quorum,
 )
 from raftcore.errors import InvalidOperation, OneVotingChangeOnly, SnapshotInProgress
+from raftcore.progress import Progress, ProgressState
 from virtraft.adapter import NodeFactory
 from virtraft.nodes.raftcore import factory
 
@@ -571,6 +574,249 @@ class VoteOnlyForLongerLogs(Mutant):
         return last_index > self._log.last_index  # BUG: > where Raft says >=
 
 
+class RejectionNeverBacksOff(Mutant):
+    """Liveness: the leader takes a rejected AppendEntries without moving
+    nextIndex back, so every retry (the next heartbeat) asks about the same
+    prevLogIndex and a follower that lacks or contradicts that entry is never
+    caught up. Raft Figure 2, rules for leaders: "If AppendEntries fails
+    because of log inconsistency: decrement nextIndex and retry".
+    matrixarkai/TemporalStore#114 ("the retreat after a rejection was
+    computed but never used ... every retry asked about the same index");
+    etcd-io/etcd#1366 (a leader that "only sends heartbeats and never
+    transmits the missed log entries" after a rejection it could not apply).
+
+    Caught by: the liveness verdict when the stuck followers are needed for a
+    majority (no commit in the bound); otherwise only by a verdict that every
+    core member catches up.
+    """
+
+    kind = "liveness"
+    mutated = "_handle_appendentries_response"
+
+    def _handle_appendentries_response(self, node_id: int, msg: AppendEntriesResponse) -> None:
+        if msg.success or self.role is not Role.LEADER or msg.term != self.current_term:
+            super()._handle_appendentries_response(node_id, msg)
+            return
+        member = self._members.get(node_id)
+        if member is not None and node_id != self.node_id:
+            member.recent_active = True
+            # BUG: no member.back_off(...): nextIndex stays where it was rejected.
+
+
+class CompactedPrefixRejected(Mutant):
+    """Liveness: a follower rejects an AppendEntries whose prevLogIndex lies
+    inside its own snapshot as "very old", where Raft says a compacted index
+    is committed and so matches. If its acknowledgment of that entry was lost
+    and it then snapshotted, the leader's retry can never succeed: the
+    leader's progress already counts the entry, so it takes each rejection as
+    stray. scylladb/scylladb#9552 ("cluster may become stuck when a follower
+    takes a snapshot after an accepted entry that the leader didn't learn
+    about"); Raft §7 (the snapshot replaces committed entries).
+
+    Caught by: the liveness verdict when the stuck followers are needed for a
+    majority; otherwise only by a verdict that every core member catches up.
+    """
+
+    kind = "liveness"
+    mutated = "_log_matches"
+
+    def _log_matches(self, prev_index: int, prev_term: int) -> bool:
+        if prev_index < self._log.base_index:
+            return False  # BUG: "we got some very old AppendEntries"
+        return self._log.term_at(prev_index) == prev_term
+
+
+class SnapshotSendNeverRetried(Mutant):
+    """Liveness: the leader pauses a member that it is sending a snapshot to
+    until the snapshot is answered, and its heartbeats skip that member; a
+    lost InstallSnapshot (or its answer) leaves the member paused for good,
+    with no heartbeat, no snapshot and no entries. etcd-io/etcd#10225 ("Force
+    kill a node during snapshot retrieval goes into limbo": the progress stays
+    in snapshot state until ReportSnapshot), fixed in dgraph-io/dgraph#2707
+    ("Make raft leader resume probing after snapshot crash").
+
+    Caught by: a verdict that every core member catches up (the leader commits
+    with the others); today's phase only when the paused member is needed for
+    a majority.
+    """
+
+    kind = "liveness"
+    mutated = "_send_heartbeat"
+
+    def _send_heartbeat(self, member: Progress) -> None:
+        if member.state is ProgressState.SNAPSHOT:
+            return  # BUG: paused until the snapshot is answered
+        super()._send_heartbeat(member)
+
+
+class FullWindowNeverProbed(Mutant):
+    """Liveness: a member whose window of pipelined AppendEntries is full only
+    ever gets empty keep-alives, even when the window made no progress for a
+    whole heartbeat interval; if every request in the window was lost, no
+    acknowledgment ever frees it, and the member gets no entries again.
+    etcd-io/raft#52 (a heartbeat response now sends an append "allowing it to
+    recover from situations in which all the messages that filled up
+    Inflights in the first place were dropped"); etcd-io/etcd#2089 (a dropped
+    MsgAppResp in a quiet cluster took long to recover from).
+
+    Caught by: the liveness verdict when the stalled members are needed for a
+    majority; otherwise only by a verdict that every core member catches up.
+    """
+
+    kind = "liveness"
+    mutated = "_send_heartbeat"
+
+    def _send_heartbeat(self, member: Progress) -> None:
+        member.match_at_heartbeat = member.match_index
+        if member.window_full(self.config.max_inflight_msgs):
+            self._send_keepalive(member)  # BUG: no become_probe() when nothing moved
+            return
+        self._send_appendentries(member)
+
+
+class HeartbeatCommitIgnored(Mutant):
+    """Liveness: a follower takes leaderCommit only from AppendEntries that
+    carry entries, never from heartbeats, so the last entries of a burst stay
+    uncommitted (and unapplied) on the followers until more traffic comes.
+    etcd-io/etcd#1732 ("Add the logic to update commit index from heartbeat
+    MsgApp": while streaming, a follower got no fresh commit index); Raft
+    Figure 2, AppendEntries receiver rule 5 applies to heartbeats too.
+
+    Caught by: a verdict that every core member's commit index and applied
+    state catch up; today's phase (a leader and one commit) passes it.
+    """
+
+    kind = "liveness"
+    mutated = "_handle_appendentries"
+
+    def _handle_appendentries(self, node_id: int, msg: AppendEntries) -> AppendEntriesResponse:
+        if not msg.entries:
+            # BUG: a heartbeat's leaderCommit is dropped (replaced by our own).
+            msg = dataclasses.replace(msg, leader_commit=self.commit_index)
+        return super()._handle_appendentries(node_id, msg)
+
+
+class CheckQuorumNeverStepsDown(Mutant):
+    """Liveness: check-quorum counts the members heard from but never steps
+    down, so a leader that can send but not hear (a one-way cut) keeps every
+    follower's timer reset and in its lease: nobody campaigns, and the leader
+    commits nothing. RedisLabs/raft#24 ("Prevote, leader stickiness and check
+    quorum are required to provide liveness"); the November 2020 Cloudflare
+    outage with etcd under a partial switch failure, as told in
+    signalapp/SecureValueRecovery#4; dissertation §6.2.
+
+    Caught by: a liveness phase that keeps a one-way cut standing (the old
+    leader outside the core, its incoming links cut); today's phase heals
+    every cut first, and passes it.
+    """
+
+    kind = "liveness"
+    mutated = "_check_quorum"
+
+    def _check_quorum(self) -> bool:
+        for member in self._peers:
+            member.recent_active = False
+        return False  # BUG: never steps down, whoever was heard from
+
+
+class PrecandidateKeepsLeader(Mutant):
+    """Liveness: a server whose election timer fired becomes a pre-candidate
+    but keeps the old leader's id, so for a whole election timeout it still
+    believes itself in that leader's lease and refuses the other
+    pre-candidates' pre-votes; pre-candidates refuse each other and
+    elections drag on. etcd-io/etcd#8334 ("raft: set lead to none when
+    becomePreCandidate"), reported as etcd-io/etcd#9586 ("No leader using
+    prevote feature"); ported as tikv/raft-rs#84 ("Make peace between
+    Prevote and Check Quorum").
+
+    Caught by: a bound on how long an election takes, in election timeouts
+    (it converges, late); today's phase only on seeds where it takes longer
+    than the bound.
+    """
+
+    kind = "liveness"
+    mutated = "become_precandidate"
+
+    def become_precandidate(self) -> None:
+        leader = self.leader_id
+        super().become_precandidate()
+        if self.role is Role.PRECANDIDATE:
+            self.leader_id = leader  # BUG: the old leader's lease still holds
+
+
+class LaggardNeverSentSnapshot(Mutant):
+    """Liveness: a member that needs entries the leader has compacted is sent
+    AppendEntries from the leader's snapshot on instead of the snapshot; it
+    rejects them (the gap), the leader takes the rejection as stray, and the
+    member never catches up. hashicorp/raft#212 ("Really out of date
+    followers can get stuck not getting a snapshot installed"); Raft §7
+    ("the leader must occasionally send snapshots to followers that lag
+    behind").
+
+    Caught by: a verdict that every core member catches up; today's phase
+    only when the laggards are needed for a majority.
+    """
+
+    kind = "liveness"
+    mutated = "_send_appendentries"
+
+    def _send_appendentries(self, member: Progress) -> None:
+        log = self._log
+        if member.next_index > log.base_index:
+            super()._send_appendentries(member)
+            return
+        # BUG: no _send_installsnapshot(member): entries after the snapshot instead.
+        entries = log.slice(log.base_index + 1, self.config.max_entries_per_msg)
+        msg = AppendEntries(
+            self.current_term,
+            self.node_id,
+            log.base_index,
+            log.base_term,
+            entries,
+            self.commit_index,
+        )
+        self.callbacks.send_appendentries(member.node_id, msg)
+
+
+# ---------------------------------------------------------------------- slow
+
+
+class WideElectionTimeouts(Mutant):
+    """Slow control: each election timeout is drawn from [T, 8T) instead of
+    [T, 2T). Correct (Raft §5.2 asks only that timeouts be random and well
+    above the broadcast time; the dissertation §9.3 measures how the range
+    trades split votes against the time an election takes), but an election
+    after a leader's loss takes up to four times as long. It must never be
+    reported stuck; a verdict that bounds elections may report it slow.
+    """
+
+    kind = "slow"
+    mutated = "_reset_election_timer"
+
+    def _reset_election_timer(self) -> None:
+        base = self.config.election_timeout_ms
+        self._election_elapsed_ms = 0
+        self._election_timeout_ms = base + self._rng.randrange(7 * base)  # not randrange(base)
+
+
+class HalfAsManyHeartbeats(Mutant):
+    """Slow control: the leader's heartbeat clock runs at half speed, so it
+    sends heartbeats about every two request timeouts instead of one.
+    Correct while that stays well below the election timeout (Raft §5.6:
+    broadcastTime << electionTimeout; the default timers keep it at 0.4 of
+    it), but commit indexes reach the followers, and lost requests are
+    resent, half as often. It must never be reported stuck.
+    """
+
+    kind = "slow"
+    mutated = "periodic"
+
+    def periodic(self, msec: int) -> None:
+        if self.role is Role.LEADER and type(msec) is int and msec > 0:
+            self._heartbeat_elapsed_ms -= msec // 2  # slower: half of the time passes
+        super().periodic(msec)
+
+
 # ----------------------------------------------------------------- harmless
 
 
@@ -624,6 +870,16 @@ MUTANTS: dict[str, type[Mutant]] = {
         SnapshotLowersTerm,
         ElectionTimerNeverReset,
         VoteOnlyForLongerLogs,
+        RejectionNeverBacksOff,
+        CompactedPrefixRejected,
+        SnapshotSendNeverRetried,
+        FullWindowNeverProbed,
+        HeartbeatCommitIgnored,
+        CheckQuorumNeverStepsDown,
+        PrecandidateKeepsLeader,
+        LaggardNeverSentSnapshot,
+        WideElectionTimeouts,
+        HalfAsManyHeartbeats,
         RequestVoteTwice,
     )
 }
