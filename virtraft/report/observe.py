@@ -9,6 +9,7 @@ draws the `Replay` this module returns; the terminal story prints it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from virtraft.adapter import FactoryError, MessageRole, Messages, NodeAdapter, NodeFactory
@@ -428,14 +429,19 @@ def replay_trace(trace: Trace, factory: NodeFactory | None = None) -> Replay:
         sim = Simulation(trace.options, trace.seed, factory, checker=Checker())
     except Exception as exc:  # a user's factory failed to build a node
         return _events_only(trace, f"could not start the simulation: {type(exc).__name__}: {exc}")
-    recorder = _Recorder(sim)
+    return record(_Recorder(sim), trace.events)
+
+
+def record(recorder: _Recorder, events: Sequence[Event]) -> Replay:
+    """Apply `events` under `recorder` until a violation or an event that no
+    longer applies; what it recorded (a subclass may keep more)."""
     violation = None
     diverged = None
-    for event in trace.events:
+    for event in events:
         try:
             violation = recorder.apply(event)
         except NotApplicable as exc:
-            diverged = (sim.step + 1, str(exc))
+            diverged = (recorder.sim.step + 1, str(exc))
             break
         if violation is not None:
             break
