@@ -632,6 +632,18 @@ class _Context:
                 out.append(node)
         return out
 
+    def held_before(self, index: int, term: int, entry_id: int | None, step: int) -> list[int]:
+        """The nodes that held the entry at some step up to `step`."""
+        out = []
+        for node in self.history.nodes():
+            for cell in self.history.cells.get((node, index), []):
+                if cell.step > step:
+                    break
+                if cell.holds(index, term, entry_id):
+                    out.append(node)
+                    break
+        return out
+
     def losses(
         self, index: int, term: int, entry_id: int | None, first: int, last: int
     ) -> list[Decisive]:
@@ -640,14 +652,20 @@ class _Context:
         for node in self.history.nodes():
             cells = self.history.cells.get((node, index), [])
             held = None
+            since = 0
             for cell in cells:
                 holds = cell.holds(index, term, entry_id)
                 if first <= cell.step <= last and held and not holds:
-                    out.append(self.lost(node, index, cell, (term, entry_id)))
+                    out.append(self.lost(node, index, cell, (term, entry_id), since))
+                if holds and not held:
+                    since = cell.step
                 held = holds
         return sorted(out, key=lambda d: d.step)
 
-    def lost(self, node: int, index: int, cell: Cell, entry: tuple[int, int | None]) -> Decisive:
+    def lost(
+        self, node: int, index: int, cell: Cell, entry: tuple[int, int | None], since: int
+    ) -> Decisive:
+        """How `node` lost the entry it had held since step `since`."""
         step = cell.step
         event = self.event(step)
         arrow = self.arrow(step)
@@ -668,10 +686,13 @@ class _Context:
             sender = self.history.cell(arrow.src, index, arrow.send_step)
             same = sender is not None and sender.holds(index, entry[0], entry[1])
             rule = "Figure 2, AppendEntries rule 3: a follower deletes entries only from a conflict"
+            rule += " (an entry of another term at that index)"
             if same:
+                rule += f"; the sender, node {arrow.src}, held this very entry there"
+            elif arrow.send_step < since:
                 rule += (
-                    f" (an entry of another term at that index); the sender, node {arrow.src}, "
-                    "held this very entry there: nothing conflicted"
+                    f"; this request was sent at step {arrow.send_step}, before the node got "
+                    f"the entry (step {since}): a stale request"
                 )
         return Decisive(step, node, "lose", what, rule)
 
@@ -686,6 +707,7 @@ class _Context:
         history = self.history
         state = history.at(node, step)
         holders = self.holders(index, term, entry_id, step)
+        earlier = [n for n in self.held_before(index, term, entry_id, step) if n not in holders]
         voters = history.voters_of(node, step) or tuple(history.nodes())
         need = quorum.majority(len(voters))
         role = state.role if state is not None else "?"
@@ -695,8 +717,16 @@ class _Context:
             f"(term {term}, id {entry_id}), held then by nodes {', '.join(map(str, holders))} "
             f"({sum(h in voters for h in holders)} of {len(voters)} voters)"
         )
+        if earlier:
+            what += f"; nodes {', '.join(map(str, earlier))} had held it before"
         rule = ""
-        if role == Role.LEADER and term < node_term:
+        if role == Role.LEADER and earlier and sum(h in voters for h in holders) < need:
+            rule = (
+                f"§5.3: an entry is committed once a majority ({need}) holds it; the leader "
+                "counted acknowledgements of nodes that no longer held it (their losses are "
+                "listed)"
+            )
+        elif role == Role.LEADER and term < node_term:
             rule = (
                 f"§5.4.2 (Figure 8): a leader commits by counting replicas only an entry "
                 f"of its own term; this one is of term {term}, the leader's term {node_term}: "
@@ -730,11 +760,16 @@ def _lost_entry(v: Violation, ctx: _Context) -> Cause:
     index, term, entry_id = committed["index"], committed["term"], committed.get("id")
     decisive = [ctx.commit(committed)]
     commit_step = committed["reported_at_step"]
-    for holder in decisive[0].nodes:
+    counted = ctx.held_before(index, term, entry_id, commit_step)
+    for holder in counted:
         got = None if entry_id is None else ctx.got(holder, index, (term, entry_id), commit_step)
         if got is not None:
             decisive.append(got)
-    decisive.extend(ctx.losses(index, term, entry_id, commit_step + 1, v.step))
+    # The losses after the commit, and those before it of the nodes whose
+    # acknowledgement the commit counted but which no longer held the entry.
+    for loss in ctx.losses(index, term, entry_id, 0, v.step):
+        if loss.step > commit_step or (loss.node in counted and loss.node not in decisive[0].nodes):
+            decisive.append(loss)
     entry = f"index {index} (term {term}, id {entry_id})"
     if v.invariant == "LeaderCompleteness":
         leader = w["leader"]
@@ -959,7 +994,12 @@ def _state_machine_safety(v: Violation, ctx: _Context) -> Cause:
         what = f"node {node} applied {entry_words(entry)} at index {index}: {ctx.event_words(step)}"
         rule = ""
         arrow = ctx.arrow(step)
-        if state is not None and state.role == Role.LEADER and entry[0] < state.term:
+        if (
+            state is not None
+            and state.role == Role.LEADER
+            and state.commit == index
+            and entry[0] < state.term
+        ):
             rule = (
                 f"§5.4.2 (Figure 8): a leader commits by counting replicas only an entry of "
                 f"its own term; this one is of term {entry[0]}, the leader's {state.term}"

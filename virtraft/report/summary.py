@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from virtraft.report.cause import Cause, explain_run, liveness_cause
+from virtraft.report.story import cause_text
 from virtraft.report.terminal import shown
 from virtraft.run.profile import Profile
 from virtraft.run.seed import RunResult
@@ -79,12 +81,25 @@ def event_table(result: RunResult) -> Table:
 
 
 def print_run(console: Console, result: RunResult, *, reproduce: str | None = None) -> None:
+    """The nodes at the end, what happened, the verdicts and, on a failure,
+    its cause (one more replay of the run, under observation)."""
     console.print(node_table(result))
     console.print(event_table(result))
-    print_verdicts(console, result, reproduce=reproduce)
+    cause = None
+    if result.violation is not None:
+        cause = explain_run(result).cause
+    elif result.liveness.verdict == "failed":
+        cause = liveness_cause(explain_run(result), result.liveness.to_json())
+    print_verdicts(console, result, reproduce=reproduce, cause=cause)
 
 
-def print_verdicts(console: Console, result: RunResult, *, reproduce: str | None = None) -> None:
+def print_verdicts(
+    console: Console,
+    result: RunResult,
+    *,
+    reproduce: str | None = None,
+    cause: Cause | None = None,
+) -> None:
     violation = result.violation
     if violation is None:
         console.print("[bold green]safety: ok[/] (every invariant held after every event)")
@@ -99,6 +114,9 @@ def print_verdicts(console: Console, result: RunResult, *, reproduce: str | None
                 shown(violation.message),
             )
         )
+    if cause is not None and cause.decisive:
+        for line in cause_text(cause):
+            console.print(line)
     liveness = result.liveness
     colour = {"ok": "green", "failed": "red"}.get(liveness.verdict, "yellow")
     console.print(
