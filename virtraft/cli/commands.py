@@ -470,8 +470,9 @@ def _print_next(console: Console, path: str, factory: str) -> None:
     report = str(Path(path).with_suffix(".html"))
     story = shlex.join(["virtraft", "replay", path, "--story", *words])
     page = shlex.join(["virtraft", "report", path, "-o", report, *words])
-    console.print(Text.assemble("next: the story with   ", shown(story, "bold")))
-    console.print(Text.assemble("      the report with  ", shown(page, "bold")))
+    # Commands are not wrapped: a line break in one would break its copy.
+    console.print(Text.assemble("next: the story with   ", shown(story, "bold")), soft_wrap=True)
+    console.print(Text.assemble("      the report with  ", shown(page, "bold")), soft_wrap=True)
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
