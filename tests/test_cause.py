@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.sim.test_refusals import MODULE, OPTIONS, SEED
 from virtraft.check.invariants import INVARIANTS
 from virtraft.report.cause import (
     CAUSES,
@@ -29,7 +30,7 @@ from virtraft.report.cause import (
 )
 from virtraft.run.factory import load_factory
 from virtraft.run.seed import run_seed
-from virtraft.sim.events import ClientRequest, Crash, Deliver, Restart, Tick
+from virtraft.sim.events import ChangeMembership, ClientRequest, Crash, Deliver, Restart, Tick
 from virtraft.sim.options import SimOptions
 from virtraft.trace.format import read_trace
 from virtraft.zoo import hunt
@@ -53,6 +54,8 @@ FIRST_FINDING: dict[str, tuple[int, str]] = {
     "follower_commit_beyond_verified": (80, "replication"),
     "commit_index_goes_back": (0, "replication"),
     "snapshot_lowers_term": (0, "replication"),
+    "snapshot_install_loses_entries": (80, "replication"),
+    "two_membership_changes_at_once": (71, "elections"),
 }
 
 
@@ -202,6 +205,29 @@ def _snapshot_lowers_term(cause: Cause, trace) -> None:
     assert "Figure 13" in d.rule
 
 
+def _snapshot_install_loses(cause: Cause, trace) -> None:
+    """An acknowledged entry after the snapshot's last index, discarded on install."""
+    losses = _kind(cause, "lose")
+    assert losses
+    for loss in losses:
+        event = _event(trace, loss.step)
+        assert isinstance(event, Deliver) and event.msg == "InstallSnapshot"
+        assert "§7" in loss.rule
+
+
+def _two_changes_at_once(cause: Cause, trace) -> None:
+    """The leader accepted a second change before the first one committed:
+    its configurations differ by two voters."""
+    changes = _kind(cause, "config")
+    assert len(changes) >= 2
+    assert "§4.1" in _rules(cause)
+    (commit,) = _kind(cause, "commit")
+    mine = [d for d in changes if d.node == commit.node and d.step <= commit.step]
+    assert len(mine) >= 2  # two changes by the committing leader
+    for d in mine:
+        assert isinstance(_event(trace, d.step), ChangeMembership)
+
+
 EXPECTED: dict[str, Callable[[Cause, object], None]] = {
     "grant_vote_twice": _grant_vote_twice,
     "forget_vote_on_leader_contact": _forget_vote_on_leader_contact,
@@ -217,6 +243,8 @@ EXPECTED: dict[str, Callable[[Cause, object], None]] = {
     "follower_commit_beyond_verified": _follower_commit_beyond,
     "commit_index_goes_back": _commit_goes_back,
     "snapshot_lowers_term": _snapshot_lowers_term,
+    "snapshot_install_loses_entries": _snapshot_install_loses,
+    "two_membership_changes_at_once": _two_changes_at_once,
 }
 
 
@@ -244,6 +272,11 @@ def test_the_unshrunk_trace_names_the_decisive_events(name: str) -> None:
     assert result.violation is not None
     explained = explain_run(result)
     _check(name, explained.cause, explained.trace)
+
+
+def test_every_safety_mutant_is_covered() -> None:
+    safety = {name for name, cls in MUTANTS.items() if cls.kind == "safety"}
+    assert set(EXPECTED) == set(FIRST_FINDING) == safety
 
 
 def test_every_invariant_has_a_cause() -> None:
@@ -289,3 +322,15 @@ def test_a_healthy_trace_has_no_cause() -> None:
     result = run_seed(3, SimOptions(servers=3, steps=300, liveness=False), swarm=False)
     assert result.violation is None
     assert explain_run(result).cause is None
+
+
+def test_a_node_exception_names_the_event_and_where_it_raised() -> None:
+    """The server raised through the door: the cause is the event it was
+    handling, and the place in the server's code."""
+    result = run_seed(SEED, OPTIONS, factory=f"{MODULE}:term_then_refusal")
+    cause = explain_run(result).cause
+    assert cause is not None and cause.invariant == "NodeException"
+    (d,) = cause.decisive
+    assert d.step == result.violation.step
+    assert "deliver RequestVoteResponse" in d.what
+    assert "recv_requestvote_response" in d.rule

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from tests.sim.test_refusals import OPTIONS, SEED
 from virtraft.cli.commands import main
 from virtraft.report.cause import explain_run, explain_trace
 from virtraft.report.story import DECISIVE, StoryFilter, print_story, story_rows
@@ -25,6 +26,7 @@ from virtraft.zoo.hunt import PROFILES
 from virtraft.zoo.mutants import factory_spec
 
 DATA = Path(__file__).parent / "data" / "causes"
+REFUSING = "tests.sim.test_refusals:clean_refusal"
 
 
 def _explained(name: str):
@@ -158,3 +160,14 @@ def test_run_prints_the_cause_of_its_failure(tmp_path, capsys) -> None:
     assert "cause: index 6 (term 10, id 68) was committed at step 1723 by node 3" in text
     assert "§5.4.2 (Figure 8)" in text
     assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_a_refusal_gives_the_servers_reason() -> None:
+    """A message the server refuses (an exception in its `refusals`) is told
+    with the server's own words."""
+    result = run_seed(SEED, OPTIONS.replace(steps=1500), factory=REFUSING)
+    assert result.sim.stats.refused_messages > 0
+    rows = story_rows(explain_run(result))
+    refused = [c for r in rows for c in r.changes if "refused it: " in c]
+    assert len(refused) == result.sim.stats.refused_messages
+    assert all("InvalidMessage: vote response of term" in c for c in refused)

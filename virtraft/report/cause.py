@@ -229,10 +229,11 @@ class History:
             self.changed_at.setdefault(step, []).append(node_id)
             self.voters[node_id] = [(step, _voters(node))]
         elif _differs(old[-1], change):
-            if change.role != old[-1].role:
-                voters = _voters(node)
-                if voters != self.voters[node_id][-1][1]:
-                    self.voters[node_id].append((step, voters))
+            # A configuration changes with the log (an entry appended, a
+            # snapshot) or with the role: read it only on a change.
+            voters = _voters(node)
+            if voters != self.voters[node_id][-1][1]:
+                self.voters[node_id].append((step, voters))
             old.append(change)
             self._steps[node_id].append(step)
             self.changed_at.setdefault(step, []).append(node_id)
@@ -603,18 +604,17 @@ class _Context:
     # ------------------------------------------------------------ entries
 
     def got(self, node: int, index: int, entry: Entry, upto: int) -> Decisive | None:
-        """The step at which `node` came to hold `entry` at `index` (the last
-        time, by `upto`), and the message that brought it."""
+        """The step at which `node` last came to hold `entry` at `index` by
+        `upto` (whether or not it held it still), and what brought it."""
         cells = self.history.cells.get((node, index), [])
         step = None
+        held = False
         for cell in cells:
             if cell.step > upto:
                 break
-            if cell.entry == entry:
-                if step is None:
-                    step = cell.step
-            else:
-                step = None
+            if cell.entry == entry and not held:
+                step = cell.step  # acquired here (it may lose it later)
+            held = cell.entry == entry
         if step is None:
             return None
         return Decisive(
@@ -631,6 +631,56 @@ class _Context:
             if cell is not None and cell.holds(index, term, entry_id):
                 out.append(node)
         return out
+
+    def config_changes(
+        self, node: int, since: int, witness: Mapping[str, Any], step: int
+    ) -> list[Decisive]:
+        """When the voters at the commit (as `node` saw them) are not the
+        voters at `step`: where each of the two configurations began."""
+        history = self.history
+        before = tuple(history.voters_of(node, since))
+        now = tuple(sorted(witness.get("voters") or ()))
+        if not now or set(before) == set(now):
+            return []
+        # The committing node's last changes of configuration, up to the commit.
+        changes = [(s, v) for s, v in history.voters.get(node, []) if 0 < s <= since]
+        out = [(s, node, tuple(v)) for s, v in changes[-3:]]
+        for who in history.nodes():  # the first node to hold the later configuration
+            began = self._config_began(who, now, step)
+            if began is not None and began > 0:
+                out.append((began, who, now))
+                break
+        differ = len(set(before) ^ set(now))
+        rule = ""
+        if differ > 1:
+            rule = (
+                "dissertation §4.1: a configuration changes by one server at a time, the next "
+                f"only once the previous one is committed; voters {list(before)} at the "
+                f"commit and {list(now)} now differ by {differ} servers, so their "
+                "majorities need not meet"
+            )
+        decisives = [
+            Decisive(
+                s,
+                who,
+                "config",
+                f"node {who}'s voters became {', '.join(map(str, voters))}: {self.event_words(s)}",
+            )
+            for s, who, voters in sorted(out)
+        ]
+        if decisives:
+            last = decisives[-1]
+            decisives[-1] = Decisive(last.step, last.node, last.kind, last.what, rule)
+        return decisives
+
+    def _config_began(self, node: int, voters: tuple[int, ...], step: int) -> int | None:
+        """The step from which `node` has had `voters` without a break, by `step`."""
+        began = None
+        for change_step, seen in self.history.voters.get(node, []):
+            if change_step > step:
+                break
+            began = change_step if tuple(seen) == tuple(voters) else None
+        return began
 
     def held_before(self, index: int, term: int, entry_id: int | None, step: int) -> list[int]:
         """The nodes that held the entry at some step up to `step`."""
@@ -782,6 +832,7 @@ def _lost_entry(v: Violation, ctx: _Context) -> Cause:
         )
     else:
         holders = w.get("holders", [])
+        decisive.extend(ctx.config_changes(committed["reported_by"], commit_step, w, v.step))
         summary = (
             f"{entry} was committed at step {commit_step} by node {committed['reported_by']}; "
             f"by step {v.step} only nodes {holders or 'none'} of voters {w.get('voters')} hold it"
