@@ -166,53 +166,53 @@ def _prev_log_term(cause: Cause, trace) -> None:
     """An AppendEntries accepted though the entry at prevLogIndex had another term."""
     assert "AppendEntries rule 2" in _rules(cause)
     (d,) = [d for d in cause.decisive if "rule 2" in d.rule]
-    assert isinstance(_event(trace, d.step), Deliver)
-    assert _event(trace, d.step).msg == "AppendEntries"
+    _delivered(trace, d.step, "AppendEntries")
+
+
+def _delivered(trace, step: int, msg: str) -> None:
+    event = _event(trace, step)
+    assert isinstance(event, Deliver) and event.msg == msg, event
+
+
+def _lost_on(cause: Cause, trace, msg: str, rule: str) -> None:
+    """A holder lost the entry on delivering a `msg`, against `rule`."""
+    losses = _kind(cause, "lose")
+    assert losses
+    for loss in losses:
+        _delivered(trace, loss.step, msg)
+        assert rule in loss.rule
+    assert _kind(cause, "commit")
 
 
 def _truncate_on_stale(cause: Cause, trace) -> None:
     """A delayed or duplicated AppendEntries took back an acknowledged entry."""
-    losses = _kind(cause, "lose")
-    assert losses
-    for loss in losses:
-        event = _event(trace, loss.step)
-        assert isinstance(event, Deliver) and event.msg == "AppendEntries"
-        assert "AppendEntries rule 3" in loss.rule
-    assert _kind(cause, "commit")
+    _lost_on(cause, trace, "AppendEntries", "AppendEntries rule 3")
 
 
 def _follower_commit_beyond(cause: Cause, trace) -> None:
     """A follower committed and applied an entry its leader did not hold."""
     applies = [d for d in _kind(cause, "apply") if "rule" in d.rule]
     assert applies, _rules(cause)
-    event = _event(trace, applies[0].step)
-    assert isinstance(event, Deliver) and event.msg == "AppendEntries"
+    _delivered(trace, applies[0].step, "AppendEntries")
 
 
 def _commit_goes_back(cause: Cause, trace) -> None:
     """A delayed AppendEntries with an older leaderCommit."""
     (d,) = cause.decisive
-    event = _event(trace, d.step)
-    assert isinstance(event, Deliver) and event.msg == "AppendEntries"
+    _delivered(trace, d.step, "AppendEntries")
     assert "in flight" in d.what and "never goes back" in d.rule
 
 
 def _snapshot_lowers_term(cause: Cause, trace) -> None:
     """The term taken from the snapshot's lastIncludedTerm."""
     (d,) = cause.decisive
-    event = _event(trace, d.step)
-    assert isinstance(event, Deliver) and event.msg == "InstallSnapshot"
+    _delivered(trace, d.step, "InstallSnapshot")
     assert "Figure 13" in d.rule
 
 
 def _snapshot_install_loses(cause: Cause, trace) -> None:
     """An acknowledged entry after the snapshot's last index, discarded on install."""
-    losses = _kind(cause, "lose")
-    assert losses
-    for loss in losses:
-        event = _event(trace, loss.step)
-        assert isinstance(event, Deliver) and event.msg == "InstallSnapshot"
-        assert "§7" in loss.rule
+    _lost_on(cause, trace, "InstallSnapshot", "§7")
 
 
 def _two_changes_at_once(cause: Cause, trace) -> None:
