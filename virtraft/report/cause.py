@@ -570,7 +570,9 @@ class _Context:
 
     def _counted(self, candidate: int, term: int, won: int) -> str:
         """The vote responses the candidate took in its candidacy that no
-        recorded vote of that term backs: stale ones, and copies."""
+        recorded vote of that term backs: stale ones, and copies. A response
+        counts as a "yes" when its sender had recorded a vote for the
+        candidate when it sent it (the door does not say what a response says)."""
         start = 0
         for change in self.history.between(candidate, 0, won):
             if change.role == Role.CANDIDATE and change.term == term:
@@ -588,7 +590,9 @@ class _Context:
             if arrow.prevote:
                 continue
             sender = self.history.at(arrow.src, arrow.send_step)
-            if sender is not None and sender.term < term:
+            if sender is None or sender.vote != candidate:
+                continue  # not a "yes": its sender had not voted for the candidate
+            if sender.term < term:
                 odd.append(
                     f"node {arrow.src}'s response sent at step {arrow.send_step} in its "
                     f"term {sender.term} (delivered at step {arrow.step})"
