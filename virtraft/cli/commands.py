@@ -38,8 +38,9 @@ from virtraft.cli.parser import (
     swarm_keeps,
 )
 from virtraft.report.campaign import write_campaign_index, write_seed_report
+from virtraft.report.cause import explain_trace
 from virtraft.report.html import write_report
-from virtraft.report.story import STORY_MAX_EVENTS, print_story
+from virtraft.report.story import STORY_MAX_EVENTS, StoryFilter, print_story, verdict_lines
 from virtraft.report.summary import print_bench, print_linearizability, print_profile, print_run
 from virtraft.report.terminal import one_line, shown
 from virtraft.run import bench
@@ -367,8 +368,13 @@ def _print_failures(
 def cmd_replay(args: argparse.Namespace, console: Console) -> int:
     trace = _read_trace_or_exit(args.trace)
     factory = load_factory(_trace_factory(args, trace))
+    keep = StoryFilter(args.node, args.message_type, args.ticks)
+    if not args.story and (keep != StoryFilter() or args.format != "text"):
+        raise UsageError("--format, --node, --message-type and --no-ticks need --story")
     if args.story:
-        print_story(console, trace, factory)
+        print_story(console, trace, factory, keep=keep, as_json=args.format == "json")
+        if args.format == "json":
+            console.quiet = True  # stdout holds one JSON document; the exit code says the rest
     sim = Simulation(trace.options, trace.seed, factory, checker=Checker())
     recorded_liveness = trace.verdict.get("liveness") or {}
     judged = None
@@ -488,9 +494,26 @@ def cmd_shrink(args: argparse.Namespace, console: Console) -> int:
             f"interrupted after {outcome.replays} replays: wrote the shortest "
             "failing trace found so far"
         )
+    trace = outcome.trace(args.trace)
+    explained = explain_trace(trace, load_factory(outcome.factory))
     if outcome.after <= STORY_MAX_EVENTS:
-        print_story(console, outcome.trace(args.trace), load_factory(outcome.factory))
+        print_story(console, trace, explained=explained)
+    else:
+        for line in verdict_lines(explained):
+            console.print(line)
+    _print_next(console, args.output, outcome.factory)
     return EXIT_VIOLATION
+
+
+def _print_next(console: Console, path: str, factory: str) -> None:
+    """What to run next on a shrunk trace: its story, and its report."""
+    words = _factory_words(factory)
+    report = str(Path(path).with_suffix(".html"))
+    story = shlex.join(["virtraft", "replay", path, "--story", *words])
+    page = shlex.join(["virtraft", "report", path, "-o", report, *words])
+    # Commands are not wrapped: a line break in one would break its copy.
+    console.print(Text.assemble("next: the story with   ", shown(story, "bold")), soft_wrap=True)
+    console.print(Text.assemble("      the report with  ", shown(page, "bold")), soft_wrap=True)
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:

@@ -478,7 +478,31 @@ def _add_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     replay.add_argument(
         "--story",
         action="store_true",
-        help="first print the trace step by step: each event and what it changed in the servers",
+        help="first print the trace step by step: each event and what it changed in the "
+        "servers, and why; the decisive steps marked, and the verdict's cause",
+    )
+    story = replay.add_argument_group("story options (with --story)")
+    story.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="the story as text for people or as one JSON document for programs (text)",
+    )
+    story.add_argument(
+        "--node", type=whole(1), default=None, metavar="N", help="only the steps involving node N"
+    )
+    story.add_argument(
+        "--message-type",
+        default=None,
+        metavar="KIND",
+        help="only the steps that deliver, drop or copy a message of type KIND "
+        "(e.g. AppendEntries)",
+    )
+    story.add_argument(
+        "--no-ticks",
+        dest="ticks",
+        action="store_false",
+        help="leave out the ticks that changed nothing (decisive steps always stay)",
     )
 
 

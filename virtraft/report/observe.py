@@ -9,7 +9,7 @@ draws the `Replay` this module returns; the terminal story prints it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from virtraft.adapter import FactoryError, MessageRole, Messages, NodeAdapter, NodeFactory
@@ -436,19 +436,29 @@ def replay_trace(
         sim = Simulation(trace.options, trace.seed, factory, checker=Checker())
     except Exception as exc:  # a user's factory failed to build a node
         return _events_only(trace, f"could not start the simulation: {type(exc).__name__}: {exc}")
-    recorder = _Recorder(sim)
+    return record(_Recorder(sim), trace.events, watch)
+
+
+def record(
+    recorder: _Recorder,
+    events: Sequence[Event],
+    watch: Callable[[int, Simulation], None] | None = None,
+) -> Replay:
+    """Apply `events` under `recorder` until a violation or an event that no
+    longer applies; what it recorded (a subclass may keep more). `watch`
+    reads the simulation at step 0 and after every applied step."""
     violation = None
     diverged = None
     if watch is not None:
-        watch(0, sim)
-    for event in trace.events:
+        watch(0, recorder.sim)
+    for event in events:
         try:
             violation = recorder.apply(event)
         except NotApplicable as exc:
-            diverged = (sim.step + 1, str(exc))
+            diverged = (recorder.sim.step + 1, str(exc))
             break
         if watch is not None:
-            watch(sim.step, sim)
+            watch(recorder.sim.step, recorder.sim)
         if violation is not None:
             break
     return recorder.finish(violation, diverged)

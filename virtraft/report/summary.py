@@ -10,6 +10,8 @@ from rich.table import Table
 from rich.text import Text
 
 from virtraft.check.linearizability import Linearizability
+from virtraft.report.cause import Cause, explain_run, liveness_cause
+from virtraft.report.story import cause_text
 from virtraft.report.terminal import shown
 from virtraft.run.profile import Profile
 from virtraft.run.seed import RunResult
@@ -80,12 +82,25 @@ def event_table(result: RunResult) -> Table:
 
 
 def print_run(console: Console, result: RunResult, *, reproduce: str | None = None) -> None:
+    """The nodes at the end, what happened, the verdicts and, on a failure,
+    its cause (one more replay of the run, under observation)."""
     console.print(node_table(result))
     console.print(event_table(result))
-    print_verdicts(console, result, reproduce=reproduce)
+    cause = None
+    if result.violation is not None:
+        cause = explain_run(result).cause
+    elif result.liveness.verdict == "failed":
+        cause = liveness_cause(explain_run(result), result.liveness.to_json())
+    print_verdicts(console, result, reproduce=reproduce, cause=cause)
 
 
-def print_verdicts(console: Console, result: RunResult, *, reproduce: str | None = None) -> None:
+def print_verdicts(
+    console: Console,
+    result: RunResult,
+    *,
+    reproduce: str | None = None,
+    cause: Cause | None = None,
+) -> None:
     violation = result.violation
     if violation is None:
         console.print("[bold green]safety: ok[/] (every invariant held after every event)")
@@ -100,6 +115,9 @@ def print_verdicts(console: Console, result: RunResult, *, reproduce: str | None
                 shown(violation.message),
             )
         )
+    if cause is not None and cause.decisive:
+        for line in cause_text(cause):
+            console.print(line)
     liveness = result.liveness
     colour = {"ok": "green", "failed": "red"}.get(liveness.verdict, "yellow")
     named = f" {liveness.name}" if liveness.name else ""
