@@ -38,6 +38,7 @@ from virtraft.run.progress import (
     ProgressMonitor,
     blocked_witness,
     blocked_words,
+    guards_partial_connectivity,
     voters_agreed,
 )
 from virtraft.sim.events import ClientRequest, Crash, Event, Heal, Partition, Restart
@@ -206,8 +207,8 @@ def draw_plan(rng: random.Random, sim: Simulation) -> Plan:
     if leader is not None and leader.node_id in pool and rng.random() < LEADER_OUT_SHARE:
         pool.remove(leader.node_id)
     core = tuple(sorted(rng.sample(pool, min(size, len(pool)))))
-    node = sim.options.node
-    menu = [f for f in STANDING_FAULTS if f != "deaf" or (node.prevote and node.check_quorum)]
+    guarded = guards_partial_connectivity(sim)
+    menu = [f for f in STANDING_FAULTS if f != "deaf" or guarded]
     allowed = rng.sample(menu, rng.randint(1, len(menu)))
     faults = tuple((n, rng.choice(allowed)) for n in voters if n not in core)
     return Plan("core", core, faults)

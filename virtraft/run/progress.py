@@ -137,8 +137,7 @@ def stable_group(sim: Simulation) -> tuple[int, ...] | None:
             break
     if group is None:
         return None
-    node = sim.options.node
-    if node.prevote and node.check_quorum:
+    if guards_partial_connectivity(sim):
         return group
     learners = {n for n, voting in sim.nodes[group[0]].members if not voting}
     for other in sim.alive_ids():
@@ -326,3 +325,15 @@ class ProgressMonitor:
             message,
             witness,
         )
+
+
+def guards_partial_connectivity(sim: Simulation) -> bool:
+    """Pre-vote and check-quorum both on, and honoured by the implementation
+    (its capabilities): only then does Raft promise progress to a majority
+    that a server outside it can still reach, or that a deaf old leader
+    keeps sending to (dissertation §9.6, §6.2)."""
+    node = sim.options.node
+    honoured = sim.capabilities.options
+    return (
+        node.prevote and node.check_quorum and "prevote" in honoured and "check_quorum" in honoured
+    )
