@@ -438,3 +438,25 @@ def test_campaign_headline_counts_agree_in_number(tmp_path):
     )
     text = Path(write_campaign_index(str(tmp_path), [one])).read_text()
     assert "1 seed: 1 safety violation, 0 liveness failures" in Page(text).words
+
+
+def test_the_report_links_the_causes_decisive_steps() -> None:
+    """The report highlights the cause's decisive events (the lost commit, the
+    election that lost it), not only the step where the violation was seen."""
+    from virtraft.report.cause import explain_trace
+    from virtraft.report.html import render_report
+    from virtraft.run.factory import load_factory
+    from virtraft.trace.format import read_trace
+    from virtraft.zoo.mutants import factory_spec
+
+    trace = read_trace(
+        str(Path(__file__).parent / "data" / "causes" / "fig8_commit_old_term.shrunk.jsonl")
+    )
+    factory = load_factory(factory_spec("fig8_commit_old_term"))
+    cause = explain_trace(trace, factory).cause
+    assert cause is not None
+    page = render_report(trace, factory=factory)
+    commit = next(d for d in cause.decisive if d.kind == "commit")
+    assert commit.step != cause.step
+    assert f'data-step="{commit.step}">step {commit.step}</a>' in page
+    assert "<b>cause:</b>" in page

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from virtraft.adapter import NodeFactory
+from virtraft.report.cause import Cause, explain_trace
 from virtraft.report.diagram import Focus, diagram_section, focus_of, message_colors, message_css
 from virtraft.report.navigate import StateLog, data_script, decisive_steps, page_data, script
 from virtraft.report.observe import LOG_ENTRIES, NodeFinal, Replay, event_text, replay_trace
@@ -128,7 +129,10 @@ def render_report(
     focus = focus_of(trace, replay)
     kinds = sorted({a.kind for a in replay.arrows} | {loss.kind for loss in replay.losses})
     colors = message_colors(kinds, replay.roles)
-    decisive = decisive_steps(focus.violation, replay.steps)
+    # The cause replays the trace once more, following the entries the
+    # violation names; only a failing trace has one.
+    cause = explain_trace(trace, factory).cause if focus.violation else None
+    decisive = decisive_steps(focus.violation, replay.steps, cause)
     data = page_data(
         trace,
         replay,
@@ -142,7 +146,7 @@ def render_report(
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
         f"<title>virtraft report: seed {trace.seed} — {esc(_headline(trace, focus)[0])}</title>",
         f"<style>{CSS}{message_css(colors)}</style></head><body><main>",
-        _header(trace, replay, focus, trace_path, decisive),
+        _header(trace, replay, focus, trace_path, decisive, cause),
         '<section id="navigator">',
         _controls(replay, kinds),
         diagram_section(trace, replay, focus, colors),
@@ -224,6 +228,7 @@ def _header(
     focus: Focus,
     trace_path: str,
     decisive: Sequence[tuple[int, str]],
+    cause: Cause | None = None,
 ) -> str:
     headline, css = _headline(trace, focus)
     out = [
@@ -249,6 +254,8 @@ def _header(
     out.append(kv_table(rows))
     out.append("<h2>Verdict</h2>")
     out.append(_verdict_html(trace, replay, focus))
+    if cause is not None:
+        out.append(f'<p class="cause"><b>cause:</b> {esc(cause.summary)}</p>')
     if decisive and replay.problem is None:
         links = "".join(
             f'<li><a class="goto" href="#step-{step}" data-step="{step}">step {step}</a> '

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from virtraft.report.cause import Cause
 from virtraft.report.diagram import partition_spans
 from virtraft.report.observe import Arrow, Loss, Replay, event_text
 from virtraft.sim.events import (
@@ -143,22 +144,26 @@ def _witness_steps(value: Any, path: str = "") -> list[tuple[int, str]]:
     return found
 
 
-def decisive_steps(violation: dict[str, Any] | None, steps: int) -> list[tuple[int, str]]:
-    """The steps that decide the verdict, each with why, in step order.
-
-    Today: the step where the invariant was seen broken and the steps its
-    witness names. The hook for the verdict's cause: when the cause names
-    the decisive events (the commit that was lost, the votes of the
-    election that lost it), they are returned here and every part of the
-    page highlights and links them."""
+def decisive_steps(
+    violation: dict[str, Any] | None, steps: int, cause: Cause | None = None
+) -> list[tuple[int, str]]:
+    """The steps that decide the verdict, each with why, in step order: the
+    step where the invariant was seen broken and the decisive events of its
+    cause (`virtraft.report.cause`: the commit that was lost, the votes of
+    the election that lost it...), or, without a cause, the steps its
+    witness names. Every part of the page highlights and links them."""
     if not violation:
         return []
     found: dict[int, str] = {}
     step = violation.get("step")
     if isinstance(step, int):
         found[step] = f"{violation.get('invariant')} seen broken"
-    for at, why in _witness_steps(violation.get("witness") or {}):
-        found.setdefault(at, why)
+    if cause is not None:
+        for d in cause.decisive:
+            found[d.step] = f"{found[d.step]}; {d.what}" if d.step in found else d.what
+    else:
+        for at, why in _witness_steps(violation.get("witness") or {}):
+            found.setdefault(at, why)
     return sorted((s, w) for s, w in found.items() if 1 <= s <= steps)
 
 
