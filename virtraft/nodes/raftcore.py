@@ -29,6 +29,7 @@ from raftcore import (
     RequestVote,
     RequestVoteResponse,
     Snapshot,
+    TimeoutNow,
 )
 from raftcore import Role as ServerRole
 from virtraft.adapter import (
@@ -447,6 +448,78 @@ class RaftcoreMessages(Messages):
 
     def completes_snapshot(self, message: object) -> bool:
         return isinstance(message, InstallSnapshot) and message.done
+
+    def text(self, message: object) -> str:
+        """One line a person reads: what the message says, in Raft's words."""
+        write = _TEXT.get(type(message))
+        return write(message) if write is not None else super().text(message)
+
+
+def _entry_text(index: int, entry: Entry) -> str:
+    kind = "" if entry.type == EntryType.NORMAL else f" {EntryType(entry.type).name.lower()}"
+    node = f" node {entry.node}" if entry.node is not None else ""
+    return f"{index}:(t{entry.term} #{entry.id}{kind}{node})"
+
+
+def _append_entries_words(m: AppendEntries) -> str:
+    first = m.prev_log_index + 1
+    shown = ", ".join(_entry_text(first + i, e) for i, e in enumerate(m.entries[:3]))
+    if len(m.entries) > 3:
+        shown += f", … {len(m.entries) - 3} more to {m.prev_log_index + len(m.entries)}"
+    what = f"entries {shown}" if m.entries else "no entries (heartbeat)"
+    read = f", read round {m.read_round}" if m.read_round else ""
+    return (
+        f"AppendEntries term {m.term} from leader {m.leader_id}: after index "
+        f"{m.prev_log_index} (term {m.prev_log_term}), {what}; commit {m.leader_commit}{read}"
+    )
+
+
+def _append_entries_response_words(m: AppendEntriesResponse) -> str:
+    if m.success:
+        return f"AppendEntries accepted, term {m.term}: matches up to index {m.match_index}"
+    return (
+        f"AppendEntries rejected, term {m.term}: no match at index {m.rejected_index}; "
+        f"may share up to index {m.hint_index}"
+    )
+
+
+def _request_vote_words(m: RequestVote) -> str:
+    kind = "pre-vote" if m.prevote else "vote"
+    transfer = " (leadership transfer)" if m.transfer else ""
+    return (
+        f"RequestVote ({kind}) term {m.term} from {m.candidate_id}{transfer}: its log ends "
+        f"at index {m.last_log_index}, term {m.last_log_term}"
+    )
+
+
+def _request_vote_response_words(m: RequestVoteResponse) -> str:
+    kind = "pre-vote" if m.prevote else "vote"
+    return f"{kind} {'granted' if m.vote_granted else 'refused'}, term {m.term}"
+
+
+def _install_snapshot_words(m: InstallSnapshot) -> str:
+    end = m.offset + len(m.data)
+    return (
+        f"InstallSnapshot term {m.term} from leader {m.leader_id}: through index "
+        f"{m.last_index} (term {m.last_term}), bytes {m.offset}-{end}"
+        + (", last chunk" if m.done else "")
+    )
+
+
+def _install_snapshot_response_words(m: InstallSnapshotResponse) -> str:
+    done = ", installed" if m.done else f", next byte {m.next_offset}"
+    return f"InstallSnapshot answered, term {m.term}: through index {m.last_index}{done}"
+
+
+_TEXT: dict[type, Callable[[Any], str]] = {
+    RequestVote: _request_vote_words,
+    RequestVoteResponse: _request_vote_response_words,
+    AppendEntries: _append_entries_words,
+    AppendEntriesResponse: _append_entries_response_words,
+    InstallSnapshot: _install_snapshot_words,
+    InstallSnapshotResponse: _install_snapshot_response_words,
+    TimeoutNow: lambda m: f"TimeoutNow term {m.term} from leader {m.leader_id}: campaign now",
+}
 
 
 MESSAGES = RaftcoreMessages()
