@@ -171,3 +171,16 @@ def test_a_missing_library_is_said_in_one_line(monkeypatch, tmp_path) -> None:
 
     with pytest.raises(FactoryError, match="cannot be built: .*raft.h is missing"):
         canonical_build.build()
+
+
+@needs_library
+@pytest.mark.parametrize("path", FINDINGS, ids=[p.stem for p in FINDINGS])
+def test_each_finding_has_a_report_with_its_disk_completions(path: Path) -> None:
+    # A campaign writes a report for every failing seed: a disk completion
+    # (an event only asynchronous disks have) must be a kind the page knows.
+    from virtraft.report.html import render_report
+
+    trace = read_trace(path)
+    assert any(isinstance(e, CompleteIO) for e in trace.events)
+    page = render_report(trace, trace_path=str(path))
+    assert "CompleteIO" in page

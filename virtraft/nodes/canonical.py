@@ -40,12 +40,12 @@ for the simulator:
 
 from __future__ import annotations
 
+import functools
 import json
 import random
-import signal
 import struct
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,8 +54,6 @@ from virtraft.adapter import (
     Membership,
     MembershipChange,
     MessageRole,
-    Messages,
-    NodeAdapter,
     NodeOptions,
     Redirect,
     Refused,
@@ -66,6 +64,9 @@ from virtraft.adapter import (
     Submitted,
 )
 from virtraft.nodes import canonical_build, native
+from virtraft.nodes.native import RUNNING, NativeFault, NativeNode
+
+__all__ = ["CanonicalNode", "LibraryStopped", "NativeFault", "factory", "sync_io"]
 
 # raft.h's numbers.
 COMMAND, BARRIER, CHANGE = 1, 2, 3
@@ -81,10 +82,6 @@ SNAPSHOT_THRESHOLD = 1024
 SNAPSHOT_TRAILING = 8
 MAX_SERVERS = 64
 _COMMAND = struct.Struct("<Qq")  # command id, value; the key follows
-
-
-class NativeFault(Exception):
-    """The library took a fatal signal inside a call."""
 
 
 class LibraryStopped(Exception):
@@ -201,15 +198,11 @@ _ROLES = {
 }
 
 
-class CanonicalMessages(Messages):
+class CanonicalMessages(native.TableMessages):
     """canonical/raft's messages, as the harness sees them."""
 
-    def key(self, message: object) -> int:
-        text = _KEY_TEXT.get(type(message))
-        return zlib.crc32((text(message) if text else repr(message)).encode())
-
-    def role(self, message: object) -> MessageRole:
-        return _ROLES.get(type(message), MessageRole.OTHER)
+    key_text = _KEY_TEXT
+    roles = _ROLES
 
     def is_prevote(self, message: object) -> bool:
         if isinstance(message, RequestVote):
@@ -288,32 +281,20 @@ DiskRequest = Append | Truncate | PutSnapshot | GetSnapshot
 
 # ------------------------------------------------------------ the library
 
-_RUNNING: CanonicalNode | None = None  # whose library call is running
-_MODULE: Any = None
 _ADDRESSES: dict[int, Any] = {}  # server id -> its address as a C string, kept alive
 
 
+@functools.cache
 def _library() -> Any:
     """The compiled module, loaded once per process, its callbacks wired."""
-    global _MODULE
-    if _MODULE is None:
-        module = canonical_build.load()
-        _register_callbacks(module.ffi)
-        _MODULE = module
-    return _MODULE
+    module = canonical_build.load()
+    _register_callbacks(module.ffi, module.lib)
+    return module
 
 
-def _callback_failed(exception: type, value: BaseException, traceback: object) -> None:
-    """An exception in a callback cannot cross the C frames: keep it and
-    raise it once the library call returns."""
-    node = _RUNNING
-    if node is not None and node._error is None:
-        node._error = value
-
-
-def _register_callbacks(ffi: Any) -> None:
+def _register_callbacks(ffi: Any, lib: Any) -> None:
     def extern(name: str, error: int = 18) -> Callable[[Callable], Callable]:
-        return ffi.def_extern(name=name, onerror=_callback_failed, error=error)
+        return ffi.def_extern(name=name, onerror=RUNNING.callback_failed, error=error)
 
     def node_of(handle: Any) -> CanonicalNode:
         return ffi.from_handle(handle)
@@ -383,7 +364,6 @@ def _register_callbacks(ffi: Any) -> None:
     def fsm_snapshot(handle: Any, bufs: Any, n: Any) -> int:
         node = node_of(handle)
         data = node._fsm_encode()
-        lib = _MODULE.lib
         out = ffi.cast("struct raft_buffer *", lib.raft_malloc(ffi.sizeof("struct raft_buffer")))
         out.base = lib.vr_copy(data, len(data))
         out.len = len(data)
@@ -395,7 +375,7 @@ def _register_callbacks(ffi: Any) -> None:
     def fsm_restore(handle: Any, buf: Any) -> int:
         node = node_of(handle)
         node._fsm_decode(bytes(ffi.buffer(buf.base, buf.len)))
-        _MODULE.lib.raft_free(buf.base)  # the restore owns the buffer
+        lib.raft_free(buf.base)  # the restore owns the buffer
         return 0
 
 
@@ -409,7 +389,7 @@ def _address(ffi: Any, server: int) -> Any:
 # -------------------------------------------------------------------- node
 
 
-class CanonicalNode(NodeAdapter):
+class CanonicalNode(NativeNode):
     """One simulated server running canonical/raft; its state machine is a
     small key-value store."""
 
@@ -419,9 +399,6 @@ class CanonicalNode(NodeAdapter):
         options=frozenset({"election_timeout_ms", "request_timeout_ms", "prevote"}),
         async_io=True,
     )
-    # Plain fields, not properties: read for every touched node after every event.
-    alive = False
-    recent_applied: list[tuple[int, int, int]] = []
     # Complete disk requests as events (True), or when the call that made
     # them returns (False).
     asynchronous = True
@@ -434,14 +411,7 @@ class CanonicalNode(NodeAdapter):
         rng: random.Random,
         options: NodeOptions,
     ) -> None:
-        module = _library()
-        self._ffi = module.ffi
-        self._lib = module.lib
-        self.node_id = node_id
-        self._send = send
-        self._rng = rng
-        self._options = options
-        self._handle = self._ffi.new_handle(self)
+        super().__init__(_library(), node_id, send, rng, options)
         self._scalars = self._ffi.new("unsigned long long[8]")
         self._ids = self._ffi.new("raft_id[]", MAX_SERVERS)
         self._roles = self._ffi.new("int[]", MAX_SERVERS)
@@ -452,8 +422,6 @@ class CanonicalNode(NodeAdapter):
         self._now = 0
         self.disk = Disk()
         self.alive = False
-        self._fault: str | None = None
-        self._error: BaseException | None = None
         self.recent_applied = []
         self.kv: dict[str, Any] = {}
         self._queue: list[DiskRequest] = []
@@ -470,12 +438,9 @@ class CanonicalNode(NodeAdapter):
     def _call(self, fn: Callable[..., int], *args: Any) -> int:
         """One call into the library, then the send completions it left; a
         fault or a callback's error is raised here."""
-        global _RUNNING
-        if self._fault is not None:
-            raise NativeFault(f"{self._fault} (earlier; the server is broken)")
-        _RUNNING = self
+        self._enter()
         self._c.now = self._now
-        rc = self._check(fn(*args))
+        rc = self._done(fn(*args))
         self._settle()
         return rc
 
@@ -485,24 +450,13 @@ class CanonicalNode(NodeAdapter):
         fire = self._lib.vr_fire_send
         while self._sent or (not self.asynchronous and self._queue and self.alive):
             if self._sent:
-                self._check(fire(self._sent.pop(0), 0))
+                self._done(fire(self._sent.pop(0), 0))
             else:
                 self._complete(0)
 
-    def _check(self, rc: int) -> int:
-        lib = self._lib
-        if rc == native.FAULT and lib.vr_fault:
-            lib.vr_fault = 0
-            what = f"{signal.Signals(lib.vr_fault_signal).name} inside the library"
-            self._fault = what
-            self._c = self._ffi.NULL  # never touch the broken server again
-            self.alive = False
-            raise NativeFault(what)
-        error = self._error
-        if error is not None:
-            self._error = None
-            raise error
-        return rc
+    def _drop_server(self) -> None:
+        self._c = self._ffi.NULL
+        self.alive = False
 
     def _boot(self, founders: tuple[int, ...]) -> None:
         """Start a server: founders bootstrap the configuration on their first
@@ -707,8 +661,7 @@ class CanonicalNode(NodeAdapter):
     def complete_io(self, k: int) -> None:
         if not self.alive or not self._queue:
             return
-        global _RUNNING
-        _RUNNING = self
+        RUNNING.node = self
         self._c.now = self._now
         self._complete(k)
         self._settle()
@@ -724,7 +677,7 @@ class CanonicalNode(NodeAdapter):
             for i, entry in enumerate(request.entries):
                 disk.entries[request.first + i] = entry
             disk.writes += 1
-            self._check(lib.vr_fire_append(request.req, 0))
+            self._done(lib.vr_fire_append(request.req, 0))
         elif isinstance(request, Truncate):
             for index in [i for i in disk.entries if i >= request.index]:
                 del disk.entries[index]
@@ -738,18 +691,18 @@ class CanonicalNode(NodeAdapter):
                 for index in [i for i in disk.entries if i <= snapshot.index - request.trailing]:
                     del disk.entries[index]
             disk.writes += 1
-            self._check(lib.vr_fire_put(request.req, 0))
+            self._done(lib.vr_fire_put(request.req, 0))
         else:
             s = disk.snapshot
             if s is None:
-                self._check(lib.vr_fire_get(request.req, self._ffi.NULL, 19))  # RAFT_NOTFOUND
+                self._done(lib.vr_fire_get(request.req, self._ffi.NULL, 19))  # RAFT_NOTFOUND
                 return
             ids = [server for server, _role in s.conf]
             roles = [role for _server, role in s.conf]
             c_snapshot = lib.vr_make_snapshot(
                 s.index, s.term, s.conf_index, len(ids), ids, roles, s.data, len(s.data)
             )
-            self._check(lib.vr_fire_get(request.req, c_snapshot, 0))
+            self._done(lib.vr_fire_get(request.req, c_snapshot, 0))
 
     # ---------------------------------------------------------------- actions
 
@@ -1026,20 +979,9 @@ class CanonicalNode(NodeAdapter):
         }
 
 
-def factory(
-    node_id: int,
-    members: Sequence[tuple[int, bool]],
-    send: Send,
-    rng: random.Random,
-    options: NodeOptions,
-) -> CanonicalNode:
-    """A canonical/raft server (the installed library)."""
-    return CanonicalNode(node_id, tuple(members), send, rng, options)
-
-
-factory.__name__ = "canonical"
-factory.messages = MESSAGES  # type: ignore[attr-defined]
-factory.capabilities = CanonicalNode.capabilities  # type: ignore[attr-defined]
+factory = native.node_factory(
+    CanonicalNode, "canonical", MESSAGES, "A canonical/raft server (the installed library)."
+)
 
 
 class SyncIONode(CanonicalNode):
@@ -1054,17 +996,9 @@ class SyncIONode(CanonicalNode):
     )
 
 
-def sync_io(
-    node_id: int,
-    members: Sequence[tuple[int, bool]],
-    send: Send,
-    rng: random.Random,
-    options: NodeOptions,
-) -> CanonicalNode:
-    """canonical/raft with every disk request completed at once."""
-    return SyncIONode(node_id, tuple(members), send, rng, options)
-
-
-sync_io.__name__ = "canonical_sync_io"
-sync_io.messages = MESSAGES  # type: ignore[attr-defined]
-sync_io.capabilities = SyncIONode.capabilities  # type: ignore[attr-defined]
+sync_io = native.node_factory(
+    SyncIONode,
+    "canonical_sync_io",
+    MESSAGES,
+    "canonical/raft with every disk request completed at once.",
+)

@@ -18,6 +18,7 @@ fault there is never blamed on the library.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import platform
 import sys
@@ -630,26 +631,15 @@ def build() -> Path:
     return native.cached_build("canonical", digest(), compile_into)
 
 
-_LOADED: ModuleType | None = None
-
-
+@functools.cache
 def load() -> ModuleType:
     """The compiled module (its `ffi` and `lib`), built on first use."""
-    global _LOADED
-    if _LOADED is None:
-        _LOADED = native.load_module(build(), "canonical/raft")
-    return _LOADED
+    return native.load_module(build(), "canonical/raft")
 
 
 def main(argv: list[str] | None = None) -> int:
     del argv
-    try:
-        path = build()
-    except FactoryError as exc:
-        sys.stderr.write(f"virtraft: error: {exc}\n")
-        return 2
-    print(path)
-    return 0
+    return native.build_main(build)
 
 
 if __name__ == "__main__":

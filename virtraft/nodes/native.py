@@ -13,6 +13,11 @@ back to the entry wrapper the call came in through (`VR_ENTER` ...
 `VR_LEAVE`), which returns `VR_FAULT`; Python raises that as an exception.
 A signal while a Python callback runs is not the library's: the handler
 then hands it to the previous handler.
+
+`NativeNode` is what both adapters' nodes share around a library call
+(entering it, raising what it left behind); `node_factory` makes their
+factories (and PySyncObj's), and `build_main` their build modules'
+command line.
 """
 
 from __future__ import annotations
@@ -21,13 +26,26 @@ import contextlib
 import fcntl
 import importlib.util
 import os
+import random
 import shutil
+import signal
+import sys
 import tempfile
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import Any, ClassVar
 
-from virtraft.adapter import FactoryError
+from virtraft.adapter import (
+    FactoryError,
+    Membership,
+    MessageRole,
+    Messages,
+    NodeAdapter,
+    NodeOptions,
+    Send,
+)
 
 try:  # an extra ([willemt], [canonical]): only the C adapters need it
     import cffi
@@ -200,3 +218,132 @@ def load_module(path: Path, what: str) -> ModuleType:
     spec.loader.exec_module(module)
     module.lib.vr_install_signal_handlers()
     return module
+
+
+def build_main(build: Callable[[], Path]) -> int:
+    """A build module's `main`: build now and print the module's path, or
+    one line on stderr and exit code 2."""
+    try:
+        path = build()
+    except FactoryError as exc:
+        sys.stderr.write(f"virtraft: error: {exc}\n")
+        return 2
+    print(path)
+    return 0
+
+
+# ------------------------------------------------------- around a library call
+
+
+class NativeFault(Exception):
+    """The library failed an assert() or took a fatal signal inside a call."""
+
+
+class Running:
+    """The node whose library call is running. One call runs at a time in a
+    process, whatever the library: a callback without a handle (willemt's
+    rand()) finds its node here, and an exception a callback raises, which
+    cannot cross the C frames, is kept on that node and raised once the
+    call returns (cffi's `onerror`)."""
+
+    __slots__ = ("node",)
+
+    def __init__(self) -> None:
+        self.node: Any = None
+
+    def callback_failed(self, exception: type, value: BaseException, traceback: object) -> None:
+        node = self.node
+        if node is not None and node._error is None:
+            node._error = value
+
+
+RUNNING = Running()
+
+
+class NativeNode(NodeAdapter):
+    """A server inside a C library: a fault in a call breaks it for good,
+    and a callback's exception is raised when the call returns."""
+
+    # Plain fields, not properties: read for every touched node after every event.
+    alive = False
+    recent_applied: list[tuple[int, int, int]] = []
+
+    def __init__(
+        self, module: ModuleType, node_id: int, send: Send, rng: random.Random, options: NodeOptions
+    ) -> None:
+        self._ffi: Any = module.ffi  # type: ignore[attr-defined]
+        self._lib: Any = module.lib  # type: ignore[attr-defined]
+        self.node_id = node_id
+        self._send = send
+        self._rng = rng
+        self._options = options
+        self._handle = self._ffi.new_handle(self)  # the C side's pointer back to us
+        self._fault: str | None = None  # what broke the server (it is never called again)
+        self._error: BaseException | None = None  # a callback's, raised after the call
+
+    def _enter(self) -> None:
+        """Before a library call: refuse a broken server; be the running node."""
+        if self._fault is not None:
+            raise NativeFault(f"{self._fault} (earlier; the server is broken)")
+        RUNNING.node = self
+
+    def _done(self, rc: int) -> int:
+        """After a library call: raise what it left behind (a fault, a
+        callback's error), else return its result."""
+        lib = self._lib
+        if rc == FAULT and lib.vr_fault:
+            kind = lib.vr_fault
+            lib.vr_fault = 0
+            if kind == 1:
+                what = self._ffi.string(lib.vr_fault_text).decode(errors="replace")
+            else:
+                what = f"{signal.Signals(lib.vr_fault_signal).name} inside the library"
+            self._fault = what
+            self._drop_server()
+            raise NativeFault(what)
+        error = self._error
+        if error is not None:
+            self._error = None
+            raise error
+        return rc
+
+    def _drop_server(self) -> None:
+        """Forget the broken server's C struct (never touch it again)."""
+        raise NotImplementedError
+
+
+class TableMessages(Messages):
+    """Messages read through two tables by type: the text a message's key
+    digests (its content, never an address), and its role."""
+
+    key_text: ClassVar[dict[type, Callable[[Any], str]]] = {}
+    roles: ClassVar[dict[type, MessageRole]] = {}
+
+    def key(self, message: object) -> int:
+        text = self.key_text.get(type(message))
+        return zlib.crc32((text(message) if text else repr(message)).encode())
+
+    def role(self, message: object) -> MessageRole:
+        return self.roles.get(type(message), MessageRole.OTHER)
+
+
+def node_factory(node_class: type[NodeAdapter], name: str, messages: object, doc: str) -> Any:
+    """A node factory for `node_class`, with the attributes the door reads
+    (`messages`, `capabilities`) and the name errors use."""
+
+    def factory(
+        node_id: int,
+        members: Sequence[tuple[int, bool]],
+        send: Send,
+        rng: random.Random,
+        options: NodeOptions,
+    ) -> NodeAdapter:
+        members_: Membership = tuple(members)
+        return node_class(node_id, members_, send, rng, options)  # type: ignore[call-arg]
+
+    factory.__name__ = name
+    factory.__qualname__ = name
+    factory.__doc__ = doc
+    factory.messages = messages  # type: ignore[attr-defined]
+    factory.capabilities = node_class.capabilities  # type: ignore[attr-defined]
+    return factory

@@ -65,6 +65,7 @@ from virtraft.adapter import (
     SubmitResult,
     Submitted,
 )
+from virtraft.nodes import native
 
 try:
     from pysyncobj import SyncObj, SyncObjConf, replicated
@@ -793,17 +794,6 @@ class PySyncObjNode(NodeAdapter):
         return {"kv_keys": len(kv), "disk_writes": self.disk.writes}
 
 
-def factory(
-    node_id: int,
-    members: Sequence[tuple[int, bool]],
-    send: Send,
-    rng: random.Random,
-    options: NodeOptions,
-) -> PySyncObjNode:
-    """A PySyncObj server (the installed `pysyncobj` package)."""
-    return PySyncObjNode(node_id, tuple(members), send, rng, options)
-
-
-factory.__name__ = "pysyncobj"
-factory.messages = MESSAGES  # type: ignore[attr-defined]
-factory.capabilities = PySyncObjNode.capabilities  # type: ignore[attr-defined]
+factory = native.node_factory(
+    PySyncObjNode, "pysyncobj", MESSAGES, "A PySyncObj server (the installed `pysyncobj` package)."
+)

@@ -37,9 +37,8 @@ and why:
 
 from __future__ import annotations
 
+import functools
 import random
-import signal
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,8 +48,6 @@ from virtraft.adapter import (
     Membership,
     MembershipChange,
     MessageRole,
-    Messages,
-    NodeAdapter,
     NodeOptions,
     Redirect,
     Refused,
@@ -60,7 +57,10 @@ from virtraft.adapter import (
     SubmitResult,
     Submitted,
 )
-from virtraft.nodes import willemt_build
+from virtraft.nodes import native, willemt_build
+from virtraft.nodes.native import RUNNING, NativeFault, NativeNode
+
+__all__ = ["LibraryShutdown", "NativeFault", "WillemtNode", "atomic_snapshots", "factory"]
 
 # Entry types, as raft.h numbers them (raft_logtype_e).
 NORMAL, ADD_NONVOTING_NODE, ADD_NODE, DEMOTE_NODE, REMOVE_NODE = 0, 1, 2, 3, 4
@@ -80,10 +80,6 @@ _ENTRY_TYPE = {
     MembershipChange.REMOVE: REMOVE_NODE,
 }
 _ROLE = {1: Role.FOLLOWER, 2: Role.CANDIDATE, 3: Role.LEADER}
-
-
-class NativeFault(Exception):
-    """The library failed an assert() or took a fatal signal inside a call."""
 
 
 class LibraryShutdown(Exception):
@@ -188,15 +184,11 @@ _ROLES = {
 }
 
 
-class WillemtMessages(Messages):
+class WillemtMessages(native.TableMessages):
     """willemt/raft's messages, as the harness sees them."""
 
-    def key(self, message: object) -> int:
-        text = _KEY_TEXT.get(type(message))
-        return zlib.crc32((text(message) if text else repr(message)).encode())
-
-    def role(self, message: object) -> MessageRole:
-        return _ROLES.get(type(message), MessageRole.OTHER)
+    key_text = _KEY_TEXT
+    roles = _ROLES
 
     def is_prevote(self, message: object) -> bool:
         return False  # the library has no pre-vote
@@ -238,37 +230,18 @@ class Disk:
 
 # ------------------------------------------------------------ the library
 
-_RUNNING: WillemtNode | None = None  # the node whose library call is running (for rand())
-_MODULE: Any = None
 
-
+@functools.cache
 def _library() -> Any:
     """The compiled module, loaded once per process, its callbacks wired."""
-    global _MODULE
-    if _MODULE is None:
-        module = willemt_build.load()
-        _register_callbacks(module.ffi)
-        _MODULE = module
-    return _MODULE
+    module = willemt_build.load()
+    _register_callbacks(module.ffi, module.lib)
+    return module
 
 
-def _running() -> WillemtNode:
-    node = _RUNNING
-    assert node is not None, "a library callback ran outside any node's call"
-    return node
-
-
-def _callback_failed(exception: type, value: BaseException, traceback: object) -> None:
-    """An exception in a callback cannot cross the C frames: keep it and
-    raise it once the library call returns."""
-    node = _RUNNING
-    if node is not None and node._error is None:
-        node._error = value
-
-
-def _register_callbacks(ffi: Any) -> None:
+def _register_callbacks(ffi: Any, lib: Any) -> None:
     def extern(name: str, **kwargs: Any) -> Callable[[Callable], Callable]:
-        return ffi.def_extern(name=name, onerror=_callback_failed, **kwargs)
+        return ffi.def_extern(name=name, onerror=RUNNING.callback_failed, **kwargs)
 
     def node_of(udata: Any) -> WillemtNode:
         return ffi.from_handle(udata)
@@ -276,12 +249,11 @@ def _register_callbacks(ffi: Any) -> None:
     @extern("virtraft_rand")
     def rand() -> int:
         # The library's rand(): the running node's own seeded stream.
-        node = _RUNNING
+        node = RUNNING.node
         return node._rng.getrandbits(31) if node is not None else 0
 
     @extern("vr_py_send_requestvote")
     def send_requestvote(raft: Any, udata: Any, node: Any, msg: Any) -> int:
-        lib = _MODULE.lib
         node_of(udata)._send(
             lib.raft_node_get_id(node),
             RequestVote(msg.term, msg.candidate_id, msg.last_log_idx, msg.last_log_term),
@@ -291,12 +263,12 @@ def _register_callbacks(ffi: Any) -> None:
     @extern("vr_py_send_appendentries")
     def send_appendentries(raft: Any, udata: Any, node: Any, msg: Any) -> int:
         me = node_of(udata)
-        me._send(_MODULE.lib.raft_node_get_id(node), me._copy_append_entries(msg))
+        me._send(lib.raft_node_get_id(node), me._copy_append_entries(msg))
         return 0
 
     @extern("vr_py_send_snapshot")
     def send_snapshot(raft: Any, udata: Any, node: Any) -> int:
-        node_of(udata)._send_snapshot(_MODULE.lib.raft_node_get_id(node))
+        node_of(udata)._send_snapshot(lib.raft_node_get_id(node))
         return 0
 
     @extern("vr_py_applylog")
@@ -346,7 +318,7 @@ def _register_callbacks(ffi: Any) -> None:
     @extern("vr_py_node_has_sufficient_logs")
     def node_has_sufficient_logs(raft: Any, udata: Any, node: Any) -> int:
         me = node_of(udata)
-        learner = _MODULE.lib.raft_node_get_id(node)
+        learner = lib.raft_node_get_id(node)
         if learner not in me.caught_up:
             me.caught_up.append(learner)
         return 0
@@ -359,7 +331,7 @@ def _register_callbacks(ffi: Any) -> None:
 # -------------------------------------------------------------------- node
 
 
-class WillemtNode(NodeAdapter):
+class WillemtNode(NativeNode):
     """One simulated server running willemt/raft; its state machine is a
     small key-value store."""
 
@@ -368,9 +340,6 @@ class WillemtNode(NodeAdapter):
         snapshots=True,
         options=frozenset({"election_timeout_ms", "request_timeout_ms", "max_entries_per_msg"}),
     )
-    # Plain fields, not properties: read for every touched node after every event.
-    alive = False
-    recent_applied: list[tuple[int, int, int]] = []
     # Finish a snapshot at the next tick, as a server writing it in the
     # background would (commits may move in between); False: at once.
     background_snapshots = True
@@ -383,23 +352,14 @@ class WillemtNode(NodeAdapter):
         rng: random.Random,
         options: NodeOptions,
     ) -> None:
-        module = _library()
-        self._ffi = module.ffi
-        self._lib = module.lib
-        self.node_id = node_id
-        self._send = send
-        self._rng = rng
-        self._options = options
+        super().__init__(_library(), node_id, send, rng, options)
         self._max_entries = options.max_entries_per_msg
-        self._handle = self._ffi.new_handle(self)
         self._scalars = self._ffi.new("long[6]")
         self._me: Any = self._ffi.NULL
         self.disk = Disk()
         self.alive = False
         # A server that applied its own removal shuts down for good.
         self.retired = False
-        self._fault: str | None = None
-        self._error: BaseException | None = None
         self.recent_applied = []
         self.caught_up: list[int] = []
         self.kv: dict[str, Any] = {}
@@ -415,31 +375,9 @@ class WillemtNode(NodeAdapter):
 
     # ------------------------------------------------------------- plumbing
 
-    def _enter(self) -> None:
-        global _RUNNING
-        if self._fault is not None:
-            raise NativeFault(f"{self._fault} (earlier; the server is broken)")
-        _RUNNING = self
-
-    def _done(self, rc: int) -> int:
-        """Raise what a library call left behind: a fault, a callback's error."""
-        lib = self._lib
-        if rc == willemt_build.FAULT and lib.vr_fault:
-            kind = lib.vr_fault
-            lib.vr_fault = 0
-            if kind == 1:
-                what = self._ffi.string(lib.vr_fault_text).decode(errors="replace")
-            else:
-                what = f"{signal.Signals(lib.vr_fault_signal).name} inside the library"
-            self._fault = what
-            self._me = self._ffi.NULL  # never touch the broken server again
-            self.alive = False
-            raise NativeFault(what)
-        error = self._error
-        if error is not None:
-            self._error = None
-            raise error
-        return rc
+    def _drop_server(self) -> None:
+        self._me = self._ffi.NULL
+        self.alive = False
 
     def _boot(self, founders: tuple[int, ...]) -> None:
         """Start a server: founders write the bootstrap configuration on their
@@ -449,7 +387,7 @@ class WillemtNode(NodeAdapter):
         options = self._options
         me = lib.vr_new(self._handle, options.election_timeout_ms, options.request_timeout_ms)
         if me == self._ffi.NULL:
-            self._done(willemt_build.FAULT)
+            self._done(native.FAULT)
             raise NativeFault("raft_new() failed")
         self._me = me
         self.alive = True
@@ -956,20 +894,13 @@ _RECEIVE: dict[type, Callable[[WillemtNode, int, Any], None]] = {
 }
 
 
-def factory(
-    node_id: int,
-    members: Sequence[tuple[int, bool]],
-    send: Send,
-    rng: random.Random,
-    options: NodeOptions,
-) -> WillemtNode:
-    """A willemt/raft server (the library built from VIRTRAFT_WILLEMT_SRC)."""
-    return WillemtNode(node_id, tuple(members), send, rng, options)
-
-
-factory.__name__ = "willemt"  # as errors name it: "node factory willemt could not build..."
-factory.messages = MESSAGES  # type: ignore[attr-defined]
-factory.capabilities = WillemtNode.capabilities  # type: ignore[attr-defined]
+# As errors name it: "node factory willemt could not build..."
+factory = native.node_factory(
+    WillemtNode,
+    "willemt",
+    MESSAGES,
+    "A willemt/raft server (the library built from VIRTRAFT_WILLEMT_SRC).",
+)
 
 
 class AtomicSnapshotNode(WillemtNode):
@@ -979,17 +910,9 @@ class AtomicSnapshotNode(WillemtNode):
     background_snapshots = False
 
 
-def atomic_snapshots(
-    node_id: int,
-    members: Sequence[tuple[int, bool]],
-    send: Send,
-    rng: random.Random,
-    options: NodeOptions,
-) -> WillemtNode:
-    """willemt/raft with snapshots begun and ended in one call."""
-    return AtomicSnapshotNode(node_id, tuple(members), send, rng, options)
-
-
-atomic_snapshots.__name__ = "willemt_atomic_snapshots"
-atomic_snapshots.messages = MESSAGES  # type: ignore[attr-defined]
-atomic_snapshots.capabilities = AtomicSnapshotNode.capabilities  # type: ignore[attr-defined]
+atomic_snapshots = native.node_factory(
+    AtomicSnapshotNode,
+    "willemt_atomic_snapshots",
+    MESSAGES,
+    "willemt/raft with snapshots begun and ended in one call.",
+)

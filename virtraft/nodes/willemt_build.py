@@ -24,6 +24,7 @@ Two flags make the library testable:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import platform
@@ -405,28 +406,17 @@ def build(root: Path | None = None) -> Path:
     return native.cached_build("willemt", tree_hash(root), compile_into)
 
 
-_LOADED: ModuleType | None = None
-
-
+@functools.cache
 def load() -> ModuleType:
     """The compiled module (its `ffi` and `lib`), built on first use."""
-    global _LOADED
-    if _LOADED is None:
-        _LOADED = native.load_module(build(), "willemt/raft")
-    return _LOADED
+    return native.load_module(build(), "willemt/raft")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args:
         os.environ[ENV_SRC] = args[0]
-    try:
-        path = build()
-    except FactoryError as exc:
-        sys.stderr.write(f"virtraft: error: {exc}\n")
-        return 2
-    print(path)
-    return 0
+    return native.build_main(build)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from virtraft.report.observe import Arrow, Loss, Replay, event_text
 from virtraft.sim.events import (
     ChangeMembership,
     ClientRequest,
+    CompleteIO,
     Crash,
     Deliver,
     Drop,
@@ -58,6 +59,7 @@ EVENT_KINDS: tuple[type[Event], ...] = (
     Heal,
     ChangeMembership,
     TakeSnapshot,
+    CompleteIO,
 )
 
 
@@ -176,7 +178,7 @@ def _event_row(event: Event, kinds: dict[str, int]) -> list[Any]:
         return [code, event.src, event.dst, kinds.setdefault(event.msg, len(kinds))]
     if isinstance(event, ClientRequest):
         return [code, event.node]
-    if isinstance(event, Crash | Restart | TakeSnapshot):
+    if isinstance(event, Crash | Restart | TakeSnapshot | CompleteIO):
         return [code, event.node]
     if isinstance(event, ChangeMembership):
         return [code, event.via]
