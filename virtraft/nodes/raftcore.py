@@ -163,7 +163,9 @@ class RaftcoreNode(NodeAdapter):
             noop_on_election=options.noop_on_election,
             max_entries_per_msg=options.max_entries_per_msg,
             lease_read=options.lease_read,
-            lease_drift_ms=options.lease_drift_ms,
+            # A margin as long as the election timeout leaves the shortest
+            # lease (swarm may draw timers below the margin given).
+            lease_drift_ms=min(options.lease_drift_ms, options.election_timeout_ms - 1),
         )
         self.disk = Disk()
         self.caught_up: list[int] = []

@@ -40,13 +40,16 @@ def write_campaign_index(out_dir: str, results: Sequence[SeedResult]) -> str:
     failed = [r for r in results if r.failed]
     safety = sum(1 for r in results if r.safety != "ok")
     liveness = sum(1 for r in results if r.safety == "ok" and r.liveness == "failed")
+    checked = [r for r in results if r.linearizability != "skipped"]
+    lin = sum(r.linearizable_failed for r in checked)
+    lin_text = f", {lin} not linearizable" if checked else ""
     out = [
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
         f"<title>virtraft campaign: {len(failed)} of {len(results)} seeds failed</title>",
         f"<style>{CSS}</style></head><body><main>",
         "<h1>virtraft campaign</h1>",
         f'<div class="headline {"bad" if failed else "good"}">{len(results)} seeds: '
-        f"{safety} safety violations, {liveness} liveness failures</div>",
+        f"{safety} safety violations, {liveness} liveness failures{lin_text}</div>",
     ]
     invariants = Counter(r.invariant for r in results if r.invariant)
     if invariants:
@@ -74,7 +77,8 @@ def _seed_table(results: Sequence[SeedResult], base: Path) -> str:
             if report.exists():
                 links.append(f'<a class="report" href="{esc(_relative(report, base))}">report</a>')
             links.append(f'<a class="trace" href="{esc(_relative(trace, base))}">trace</a>')
-        what = r.message if r.safety != "ok" else (r.liveness_reason if r.failed else "")
+        named = r.safety != "ok" or r.linearizable_failed
+        what = r.message if named else (r.liveness_reason if r.failed else "")
         css = ' class="in-window"' if r.failed else ""
         rows.append(
             f"<tr{css}><td>{r.seed}</td><td>{esc(r.safety)}</td><td>{esc(r.invariant or '')}"

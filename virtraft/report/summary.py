@@ -110,6 +110,17 @@ def print_verdicts(console: Console, result: RunResult, *, reproduce: str | None
             ")",
         )
     )
+    lin = result.linearizability
+    if lin is not None:
+        colour = {"ok": "green", "violation": "red"}.get(lin.verdict, "yellow")
+        console.print(
+            Text.assemble(
+                shown(f"linearizability: {lin.verdict}", f"bold {colour}"),
+                " (",
+                shown(lin.reason),
+                ")",
+            )
+        )
     if result.failed and reproduce:
         console.print(Text.assemble("reproduce with: ", shown(reproduce, "bold")))
 

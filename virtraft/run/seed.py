@@ -154,3 +154,25 @@ def check_clients(sim: Simulation) -> Linearizability | None:
 
 def linearizability_failed(linearizability: Linearizability | None) -> bool:
     return linearizability is not None and linearizability.verdict == "violation"
+
+
+LINEARIZABILITY = "Linearizability"
+
+
+def linearizability_violation(
+    sim: Simulation, linearizability: Linearizability | None
+) -> Violation | None:
+    """A failed linearizability verdict as a Violation, found at the run's
+    last step: what the shrinker keeps failing and the zoo names."""
+    if not linearizability_failed(linearizability):
+        return None
+    assert linearizability is not None
+    first = linearizability.failures[0]
+    return Violation(
+        LINEARIZABILITY,
+        sim.step,
+        (),
+        f"key {first.key}: {first.stuck.text()} fits no linear order "
+        f"(after {len(first.longest)} of its {first.operations} operations)",
+        first.to_json(),
+    )

@@ -36,7 +36,12 @@ from virtraft.adapter import FactoryError
 from virtraft.check.checker import Checker, Violation
 from virtraft.run.factory import factory_for_trace, load_factory
 from virtraft.run.liveness import Liveness
-from virtraft.run.seed import verdict_of
+from virtraft.run.seed import (
+    LINEARIZABILITY,
+    check_clients,
+    linearizability_violation,
+    verdict_of,
+)
 from virtraft.sim.events import MESSAGE_EVENTS, Event, Partition, Tick, strip_refs
 from virtraft.sim.options import SimOptions
 from virtraft.sim.simulation import NotApplicable, Simulation
@@ -128,6 +133,8 @@ class _Shrinker:
             applied.append(event)
             if violation is not None:
                 return violation, applied
+        if self.invariant == LINEARIZABILITY:  # decided as the run ends
+            return linearizability_violation(sim, check_clients(sim)), applied
         return None, applied
 
     def fails(
@@ -382,8 +389,15 @@ def shrink_events(
     # The proof that the result stands on its own: a strict replay.
     sim = Simulation(shrinker.options, seed, shrinker.factory, checker=Checker())
     violation, diverged, _why = replay_events(sim, current)
+    linearizability = None
+    if invariant == LINEARIZABILITY and violation is None:
+        linearizability = check_clients(sim)
+        violation = linearizability_violation(sim, linearizability)
     assert diverged is None and violation is not None and violation.invariant == invariant
-    verdict = verdict_of(sim, violation, Liveness("skipped", "safety was violated"))
+    if linearizability is not None:
+        verdict = verdict_of(sim, None, Liveness("skipped", "shrunk"), linearizability)
+    else:
+        verdict = verdict_of(sim, violation, Liveness("skipped", "safety was violated"))
     return ShrinkOutcome(
         len(original),
         len(current),
@@ -419,9 +433,13 @@ def shrink_file(
     except FactoryError as exc:
         raise ShrinkError(f"{trace_path}: {exc}") from None
     recorded = trace.verdict.get("violation")
+    lin = trace.verdict.get("linearizability")
+    if not recorded and isinstance(lin, dict) and lin.get("verdict") == "violation":
+        recorded = {"invariant": LINEARIZABILITY}
     if not recorded or not isinstance(recorded, dict) or "invariant" not in recorded:
         raise ShrinkError(
-            f"{trace_path}: the trace records no safety violation; only those are shrunk"
+            f"{trace_path}: the trace records no safety violation (nor a linearizability one); "
+            "only those are shrunk"
         )
     try:
         load_factory(factory)

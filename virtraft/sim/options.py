@@ -195,8 +195,6 @@ def _validate_node(node: NodeOptions) -> None:
         raise OptionsError(
             f"node.lease_drift_ms must be a whole number >= 0, got {node.lease_drift_ms!r}"
         )
-    if node.lease_read is True and node.lease_drift_ms >= node.election_timeout_ms:
-        raise OptionsError("node.lease_drift_ms must be below node.election_timeout_ms")
     for name in ("prevote", "check_quorum", "noop_on_election", "lease_read"):
         if not isinstance(getattr(node, name), bool):
             raise OptionsError(f"node.{name} must be true or false")

@@ -38,7 +38,13 @@ from rich.text import Text
 from virtraft.adapter import NodeOptions
 from virtraft.cli.parser import UsageError, build_parser, sim_options
 from virtraft.report.terminal import shown
-from virtraft.run.seed import RunResult, run_seed
+from virtraft.run.seed import (
+    LINEARIZABILITY,
+    RunResult,
+    linearizability_failed,
+    linearizability_violation,
+    run_seed,
+)
 from virtraft.run.shrink import shrink_events
 from virtraft.run.stateful import MACHINE_OPTIONS, InvariantViolated, machine_for
 from virtraft.sim.options import SimOptions
@@ -99,9 +105,35 @@ PROFILES: dict[str, tuple[str, ...]] = {
     ),
     # The default campaign, liveness phase included: for liveness mutants.
     "default": (),
+    # Three clients whose history is checked: for what clients were told.
+    "clients": (
+        "--servers",
+        "5",
+        *_HUNT,
+        "--clients",
+        "3",
+        "--partition-rate",
+        "0.02",
+        "--crash-rate",
+        "0.005",
+    ),
+    # The same, reads served from leader leases.
+    "leases": (
+        "--servers",
+        "5",
+        *_HUNT,
+        "--clients",
+        "3",
+        "--partition-rate",
+        "0.02",
+        "--crash-rate",
+        "0.005",
+        "--lease-read",
+    ),
 }
 SAFETY_PROFILES = ("elections", "replication")
 LIVENESS_PROFILES = ("default",)
+LINEARIZABILITY_PROFILES = ("clients", "leases")
 
 # The stateful machine's budget per mutant and cluster size.
 STATEFUL_EXAMPLES = 300
@@ -208,6 +240,8 @@ def hunt_seeds(
                 verdict = result.violation.invariant
             elif result.liveness.verdict == "failed":
                 verdict = "liveness"
+            elif linearizability_failed(result.linearizability):
+                verdict = LINEARIZABILITY
             if verdict is None:
                 continue
             seconds = time.perf_counter() - started
@@ -273,13 +307,16 @@ def hunt_stateful(
 def shrink_finding(name: str, spec: str, result: RunResult, out_dir: Path | None) -> int:
     """Shrink the finding's trace (the shrinker proves its result with a
     strict replay); write it under `out_dir` if given."""
-    assert result.violation is not None
+    violation = result.violation or linearizability_violation(
+        result.sim, result.linearizability
+    )
+    assert violation is not None
     outcome = shrink_events(
         result.seed,
         result.options,
         spec,
         result.events,
-        result.violation.invariant,
+        violation.invariant,
         max_seconds=float("inf"),
         max_replays=SHRINK_REPLAYS,
     )
@@ -306,12 +343,16 @@ def run_mutant(
         profiles: Sequence[str] = (*SAFETY_PROFILES, *LIVENESS_PROFILES)
     elif kind == "liveness":
         profiles = LIVENESS_PROFILES
+    elif kind == "linearizability":
+        profiles = LINEARIZABILITY_PROFILES
     else:
         profiles = SAFETY_PROFILES
     finding, runs, seconds, result = hunt_seeds(spec, seeds, profiles, budget_s)
     found_stateful = None
-    stateful_note = "n/a (liveness)" if kind == "liveness" else ""
-    if stateful and kind != "liveness":
+    stateful_note = {"liveness": "n/a (liveness)", "linearizability": "n/a (no history)"}.get(
+        kind, ""
+    )
+    if stateful and kind not in ("liveness", "linearizability"):
         found_stateful = hunt_stateful(spec)
         if found_stateful is None:
             stateful_note = "not found"
@@ -320,7 +361,9 @@ def run_mutant(
     if out_dir is not None and result is not None:
         write_trace(out_dir / f"{name}.jsonl", result.trace_lines())
     shrunk, shrink_note = None, "n/a" if shrink else "skipped"
-    if shrink and result is not None and result.violation is not None:
+    if shrink and result is not None and (
+        result.violation is not None or linearizability_failed(result.linearizability)
+    ):
         shrunk, shrink_note = shrink_finding(name, spec, result, out_dir), ""
     if kind == "harmless":
         ok = finding is None and found_stateful is None
