@@ -28,6 +28,7 @@ from typing import Any
 
 from virtraft.adapter import NodeFactory
 from virtraft.report.diagram import Focus, diagram_section, focus_of, message_colors, message_css
+from virtraft.report.history import history_section
 from virtraft.report.observe import LOG_ENTRIES, NodeFinal, Replay, event_text, replay_trace
 from virtraft.run.factory import DEFAULT_FACTORY
 from virtraft.sim.events import Tick
@@ -120,6 +121,7 @@ def render_report(
         f"<style>{CSS}{message_css(colors)}</style></head><body><main>",
         _header(trace, replay, focus, trace_path),
         diagram_section(trace, replay, focus, colors),
+        history_section(replay.history, replay.ms(replay.steps)),
         _recent_section(trace, replay, focus),
         _logs_section(replay),
         _faults_section(replay, focus),

@@ -9,11 +9,13 @@ draws the `Replay` this module returns; the terminal story prints it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from virtraft.adapter import FactoryError, MessageRole, Messages, NodeAdapter, NodeFactory
 from virtraft.check.checker import Checker, Violation
 from virtraft.run.factory import factory_for_trace, load_factory
+from virtraft.sim.clients import Record
 from virtraft.sim.events import (
     ChangeMembership,
     ClientRequest,
@@ -135,6 +137,8 @@ class Replay:
     problem: str | None  # why nothing could be replayed (only events are shown)
     at_step: dict[int, Arrow | Loss] = field(default_factory=dict)
     roles: dict[str, MessageRole] = field(default_factory=dict)  # message kind -> Raft role
+    # The clients' operations as the replay ended (None: the run had no clients).
+    history: list[Record] | None = None
 
     def ms(self, step: int) -> int:
         clock = self.clock_ms
@@ -439,7 +443,10 @@ def replay_trace(trace: Trace, factory: NodeFactory | None = None) -> Replay:
             break
         if violation is not None:
             break
-    return recorder.finish(violation, diverged)
+    replay = recorder.finish(violation, diverged)
+    if sim.clients is not None:
+        replay = dataclasses.replace(replay, history=sim.clients.history(sim))
+    return replay
 
 
 def _events_only(trace: Trace, problem: str) -> Replay:

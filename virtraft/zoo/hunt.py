@@ -307,9 +307,7 @@ def hunt_stateful(
 def shrink_finding(name: str, spec: str, result: RunResult, out_dir: Path | None) -> int:
     """Shrink the finding's trace (the shrinker proves its result with a
     strict replay); write it under `out_dir` if given."""
-    violation = result.violation or linearizability_violation(
-        result.sim, result.linearizability
-    )
+    violation = result.violation or linearizability_violation(result.sim, result.linearizability)
     assert violation is not None
     outcome = shrink_events(
         result.seed,
@@ -361,8 +359,10 @@ def run_mutant(
     if out_dir is not None and result is not None:
         write_trace(out_dir / f"{name}.jsonl", result.trace_lines())
     shrunk, shrink_note = None, "n/a" if shrink else "skipped"
-    if shrink and result is not None and (
-        result.violation is not None or linearizability_failed(result.linearizability)
+    if (
+        shrink
+        and result is not None
+        and (result.violation is not None or linearizability_failed(result.linearizability))
     ):
         shrunk, shrink_note = shrink_finding(name, spec, result, out_dir), ""
     if kind == "harmless":
