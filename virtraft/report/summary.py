@@ -169,6 +169,13 @@ def print_bench(console: Console, report: dict[str, Any]) -> None:
     )
     for w in report["workloads"]:
         console.print(Text.assemble("  ", shown(w["name"]), ": ", shown(w["description"])))
+        h = w.get("history")
+        if h is not None:
+            console.print(
+                f"    linearizability checker: {h['seconds']:.3f} s CPU on the history of "
+                f"{h['clients']} clients ({h['operations']:,} operations, {h['keys']} keys, "
+                f"{h['search_steps']:,} search steps): {h['verdict']}"
+            )
         if w["checked"]["violation"]:
             console.print(
                 Text.assemble(
