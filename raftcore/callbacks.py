@@ -2,9 +2,10 @@
 
 Subclass `Callbacks` and override what you need. The ones a server cannot
 run without raise NotImplementedError, as the seed library requires them.
-Every persist_* and log_* callback must be durable before it returns: the
-server sends no reply that depends on it until then. A log_* callback that
-cannot store raises; its exception reaches the caller of the server, and
+Every persist_* and log_* callback must be durable before it returns, or,
+for storage that buffers writes, once `sync` returns: the server syncs
+before anything that depends on its writes leaves it (see `sync`). A log_*
+callback that cannot store raises; its exception reaches the caller of the server, and
 the in-memory log stays as it was for that entry (it changes only after
 the callback succeeded).
 """
@@ -74,6 +75,14 @@ class Callbacks:
     def log_poll(self, entry: Entry, index: int) -> None:
         """Remove the eldest entry (at index) from the durable log; compaction
         only. The snapshot covering it is already persisted."""
+
+    def sync(self) -> None:
+        """Make every persist_* and log_* write so far durable (fsync). The
+        server calls it before a message leaves (a reply, a vote request,
+        entries), at the end of every message it takes (a newer term is
+        durable before the next one), before it counts its own log toward a
+        commit, and when a snapshot is taken. Storage that is durable on
+        return, as the seed's contract asks, needs nothing here."""
 
     def persist_snapshot(self, snapshot: Snapshot) -> None:
         """Store a snapshot this server took; called before the log is polled."""

@@ -19,6 +19,9 @@ Reading guide. Each rule of the protocol lives in one place named for it:
 - replication flow ........ `progress.Progress`: PROBE, REPLICATE, SNAPSHOT
 - durable first ........... `_append_entry`, `_truncate_log_from`, `_compact_log`,
                             `become_follower`, `become_candidate`
+- synced before replying .. `_sync_before_reply`; before sending, counting its
+                            own log (`_maybe_commit`) and after a snapshot:
+                            `callbacks.sync()`
 - membership changes ...... `membership.py`: `apply_change`, `Configurations`,
                             `check_proposal` (via `_validate_membership_change`)
 - caught-up members ....... `_maybe_report_sufficient_logs`
@@ -379,6 +382,7 @@ class RaftServer:
             prevote,
             self._transfer_campaign,
         )
+        self.callbacks.sync()  # the new term and the vote for itself, before anyone hears
         for member in self._peers:
             if member.voting:
                 self.callbacks.send_requestvote(member.node_id, msg)
@@ -459,8 +463,16 @@ class RaftServer:
                 # nor voted for.
                 return RequestVoteResponse(self.current_term, False, msg.prevote)
             if not self._follow_newer_term(src, msg, route.kind):
-                return None
-        return getattr(self, route.handler)(src, msg)
+                return self._sync_before_reply(None)
+        return self._sync_before_reply(getattr(self, route.handler)(src, msg))
+
+    def _sync_before_reply(self, reply: Message | None) -> Message | None:
+        """Raft Figure 2: persistent state is "updated on stable storage before
+        responding to RPCs". Every message taken ends here, a response too, so
+        a newer term it brought is durable before the next message: a term
+        never goes back across a crash that loses unsynced writes."""
+        self.callbacks.sync()
+        return reply
 
     def _follow_newer_term(self, src: int, msg: Any, kind: _Kind) -> bool:
         """The term rule (Raft Figure 2, rules for all servers): a request or
@@ -704,6 +716,7 @@ class RaftServer:
         voters is committed, but only counted for entries of the current term."""
         if self.role is not Role.LEADER:
             return False
+        self.callbacks.sync()  # its own log counts toward a majority once durable
         acked = [m.match_index for m in self._peers if m.voting]
         if self.is_voter():
             acked.append(self._log.last_index)
@@ -795,6 +808,7 @@ class RaftServer:
             self.commit_index,
             self._reads.round,
         )
+        self.callbacks.sync()  # durable before a message leaves
         self.callbacks.send_appendentries(member.node_id, msg)
 
     def _replicate(self, member: Progress) -> None:
@@ -829,6 +843,7 @@ class RaftServer:
         )
         if entries:
             member.sent(prev_index + len(entries))
+        self.callbacks.sync()  # durable before a message leaves
         self.callbacks.send_appendentries(member.node_id, msg)
 
     # ------------------------------------------------------------ client API
@@ -1109,6 +1124,7 @@ class RaftServer:
         snapshot = Snapshot(index, term, self.members_at(index), data)
         self.callbacks.persist_snapshot(snapshot)
         self._compact_log(snapshot)
+        self.callbacks.sync()  # the user may drop what the snapshot covers
         return snapshot
 
     def _compact_log(self, snapshot: Snapshot) -> None:
@@ -1146,6 +1162,7 @@ class RaftServer:
             chunk,
             offset + len(chunk) >= len(snapshot.data),
         )
+        self.callbacks.sync()  # durable before a message leaves
         self.callbacks.send_installsnapshot(member.node_id, msg)
 
     def _handle_installsnapshot(

@@ -18,6 +18,7 @@ from raftcore import RaftServer
 from raftcore.messages import RequestVote
 from virtraft.adapter import NodeFactory, NodeOptions
 from virtraft.check.checker import Checker, Violation
+from virtraft.cli.commands import main
 from virtraft.nodes import raftcore as raftcore_node
 from virtraft.report.campaign import write_campaign_index
 from virtraft.report.diagram import WINDOW_STEPS
@@ -415,3 +416,25 @@ def test_the_story_prints_bracketed_text_as_it_is(tmp_path):
     console = Console(width=200, record=True)
     print_story(console, read_trace(path))
     assert "[a, b] marked" in console.export_text()
+
+
+def test_a_clean_fuzz_writes_its_index_and_says_where(tmp_path, capsys):
+    code = main(
+        ["fuzz", "--seeds", "0:2", "--steps", "200", "--workers", "1", "--out", str(tmp_path)]
+    )
+    assert code == 0
+    index = tmp_path / "fuzz-0-2" / "index.html"
+    assert "campaign index:" in capsys.readouterr().out
+    page = Page(index.read_text())
+    assert "2 seeds: 0 safety violations, 0 liveness failures" in page.words
+    seeds = [a for tag, a in page.elements if tag == "tr" and "data-signature" in a]
+    assert len(seeds) == 2
+    assert_offline(index.read_text(), page)
+
+
+def test_campaign_headline_counts_agree_in_number(tmp_path):
+    one = SeedResult(
+        7, "violation", "VoteOnce", 12, "node 3 voted twice", "skipped", "", 12, "ab", None
+    )
+    text = Path(write_campaign_index(str(tmp_path), [one])).read_text()
+    assert "1 seed: 1 safety violation, 0 liveness failures" in Page(text).words

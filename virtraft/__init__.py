@@ -9,6 +9,7 @@ each node through the door and the trace records the event.
 - implementations ......... `nodes.raftcore` (the default), `nodes.disk`
 - canonical/raft (C) ...... `nodes.canonical` (raft_io, raft_fsm), its build
                             `nodes.canonical_build`, shared with willemt `nodes.native`
+- PySyncObj ............... `nodes.pysyncobj` (PyPI `pysyncobj`, extra [pysyncobj])
 - one event ............... `sim.events`; applied by `sim.simulation.Simulation.apply`
 - the network ............. `sim.network` (pool, delays, cuts, held links)
 - who decides ............. `sim.scheduler` (one seeded stream), `sim.options`

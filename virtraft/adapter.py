@@ -94,6 +94,9 @@ class Capabilities:
     # `complete_io()`): the scheduler may reorder completions against
     # messages and crash a node between a write and its completion.
     async_io: bool = False
+    # lose_unsynced() models a power cut: the node's disk buffers writes until
+    # the server syncs, and a lossy crash loses what was not synced.
+    lossy_disk: bool = False
     # The node's state machine is a key-value store that takes `Command`s
     # (writes and compare-and-set under client sessions) through submit(),
     # serves read(), and reports what it told clients through answers().
@@ -244,6 +247,12 @@ class NodeAdapter(abc.ABC):
         """Complete the k-th of the `pending_io()` requests: what it wrote is
         durable from now on, and the implementation hears of it."""
         raise NotImplementedError("this implementation completes its I/O at once")
+
+    def lose_unsynced(self, keep: float) -> None:
+        """Just before a crash that is a power cut: the writes the server has
+        not synced are lost, all but the first `keep` share of them (0 loses
+        them all). Only called when `capabilities.lossy_disk` is set."""
+        raise NotImplementedError("this node's disk does not model lost writes")
 
     def scalars(self) -> Scalars:
         """(alive, role, term, voted_for, commit_index, last_index,

@@ -34,5 +34,5 @@ def test_every_swarm_field_can_be_kept() -> None:
 
 
 def test_keeping_a_field_swarm_does_not_draw_is_refused() -> None:
-    with pytest.raises(OptionsError, match="servers"):
-        options_swarm(random.Random(1), SimOptions(), frozenset({"servers"}))
+    with pytest.raises(OptionsError, match="steps"):
+        options_swarm(random.Random(1), SimOptions(), frozenset({"steps"}))

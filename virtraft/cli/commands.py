@@ -232,12 +232,26 @@ def cmd_fuzz(args: argparse.Namespace, console: Console) -> int:
     console.print(_campaign_table(results))
     if failed:
         _print_failures(args, console, failed)
-        write_campaign_index(out_dir, results)
+    stopped = ""
     if interrupted:
-        console.print(f"interrupted after {len(results)} of {len(seeds)} seeds")
+        stopped = f"interrupted after {len(results)} of {len(seeds)} seeds"
+    elif len(results) < len(seeds):
+        stopped = f"time budget reached after {len(results)} of {len(seeds)} seeds"
+    # Clean, failing or interrupted: the campaign's page is always written.
+    index = write_campaign_index(
+        out_dir,
+        results,
+        options=options,
+        swarm=args.swarm,
+        keep=args.swarm_keep,
+        factory=factory,
+        note=stopped,
+    )
+    console.print(Text.assemble("campaign index: ", shown(index)))
+    if stopped:
+        console.print(stopped)
+    if interrupted:
         return EXIT_INTERRUPTED
-    if len(results) < len(seeds):
-        console.print(f"time budget reached after {len(results)} of {len(seeds)} seeds")
     return EXIT_VIOLATION if failed else EXIT_OK
 
 

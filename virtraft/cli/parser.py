@@ -146,6 +146,13 @@ def _add_simulation_group(p: argparse.ArgumentParser, *, steps: int, client_rate
         help="per-step probability of a crash (restarts come at 5x)",
     )
     g.add_argument(
+        "--lossy-crash",
+        type=probability,
+        default=0.0,
+        help="probability that a crash is a power cut, losing the writes the "
+        "server had not synced (a random prefix of them survives)",
+    )
+    g.add_argument(
         "--client-rate",
         type=probability,
         default=client_rate,
@@ -163,6 +170,12 @@ def _add_simulation_group(p: argparse.ArgumentParser, *, steps: int, client_rate
         type=probability,
         default=0.0,
         help="per-step probability of a membership change",
+    )
+    g.add_argument(
+        "--min-voters",
+        type=whole(1),
+        default=3,
+        help="membership changes remove voters down to this many, 1 included (3)",
     )
     g.add_argument(
         "--snapshot-rate",
@@ -258,6 +271,7 @@ def sim_options(args: argparse.Namespace) -> SimOptions:
             reorder=args.reorder,
             partition_rate=args.partition_rate,
             crash_rate=args.crash_rate,
+            lossy_crash_probability=args.lossy_crash,
             client_rate=args.client_rate,
             clients=args.clients,
             member_rate=args.member_rate,
@@ -265,6 +279,7 @@ def sim_options(args: argparse.Namespace) -> SimOptions:
             delay_ms_max=args.delay_max_ms,
             tick_ms_max=args.tick_ms_max,
             max_servers=max(9, args.servers),
+            min_voters=args.min_voters,
             liveness=args.liveness,
             node=node,
         )
@@ -280,6 +295,9 @@ SWARM_DESTS = {
     "reorder": "reorder",
     "partition_rate": "partition_rate",
     "crash_rate": "crash_rate",
+    "lossy_crash": "lossy_crash_probability",
+    "servers": "servers",
+    "min_voters": "min_voters",
     "client_rate": "client_rate",
     "member_rate": "member_rate",
     "snapshot_rate": "snapshot_rate",
@@ -453,8 +471,10 @@ def _add_fuzz(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         dest="swarm",
         action="store_false",
         help="use the options as given for every seed; by default each "
-        "seed draws its own drop, duplicate, partition, crash, client, "
-        "membership and snapshot rates, delays and batch size, may turn "
+        "seed draws a profile (a broad mix, or one favouring elections, "
+        "membership changes or snapshots) and from it its own cluster size, "
+        "drop, duplicate, partition, crash (lossy too), client, membership "
+        "and snapshot rates, fewest voters, delays and batch size, may turn "
         "pre-vote off, and may divide both timeouts by ten; an option you "
         "give (e.g. --drop 0.9) holds for every seed, and swarm draws the "
         "rest",
@@ -536,9 +556,9 @@ def _add_zoo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     zoo.add_argument(
         "--seeds",
         type=seed_range,
-        default=range(0, 100),
+        default=range(0, 1000),
         metavar="A:B",
-        help="seeds tried in order until the first finding (0:100)",
+        help="seeds tried in order until the first finding or the time budget (0:1000)",
     )
     zoo.add_argument(
         "--mutant",

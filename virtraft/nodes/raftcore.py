@@ -73,6 +73,7 @@ class _SimCallbacks(Callbacks):
         self.node = node
         self.disk = node.disk
         self.send = node._send  # straight to the simulator: one call per message fewer
+        self.sync = node.disk.sync  # type: ignore[method-assign]  # one call fewer, as send
 
     def send_requestvote(self, node_id: int, msg: RequestVote) -> None:
         self.send(node_id, msg)
@@ -134,7 +135,11 @@ class RaftcoreNode(NodeAdapter):
     at most once per client and sequence number) and linearizable reads."""
 
     capabilities = Capabilities(
-        membership=True, snapshots=True, options=NODE_OPTION_NAMES, clients=True
+        membership=True,
+        snapshots=True,
+        options=NODE_OPTION_NAMES,
+        lossy_disk=True,
+        clients=True,
     )
     refusals = (RaftError,)
     # Plain fields, not properties: read for every touched node after every event.
@@ -341,7 +346,12 @@ class RaftcoreNode(NodeAdapter):
         server.end_snapshot(self._state())
         return True
 
+    def lose_unsynced(self, keep: float) -> None:
+        self.disk.lose_unsynced(keep)
+
     def crash(self) -> None:
+        # A process crash: what the server wrote reaches the disk, synced or not.
+        self.disk.sync()
         self.server = None
         self.alive = False
         self.recent_applied = []

@@ -34,12 +34,28 @@ NET_H = 22
 DIAGRAM_TOP = AXIS_H + NET_H + 10
 LABEL_W = 96
 
+# One meaning per colour: roles are warm and pale, messages saturated by
+# Raft role, and each kind of mark its own; red is only the violation and
+# magenta only the decisive steps. The legend lists every one.
 ROLE_COLORS = {
     "leader": "#f2b33d",
-    "candidate": "#e8746a",
-    "precandidate": "#f4c2a8",
+    "candidate": "#f6a5c0",
+    "precandidate": "#fbd5e2",
     "follower": "#dce6f2",
-    "down": "#8f8f8f",
+    "down": "#b0b0b0",
+}
+MARK_COLORS = {
+    "violation": "#d62728",
+    "decisive": "#e6007e",
+    "partition": "#607d8b",
+    "heal": "#17becf",
+    "lost": "#555555",
+    "crash": "#000000",
+    "commit": "#2ca02c",
+    "member": "#9e9d24",
+    "snapshot": "#6d4c41",
+    "client": "#5c6bc0",
+    "dup": "#c0ca33",
 }
 MESSAGE_COLORS = {
     MessageRole.VOTE: "#7d3cb5",
@@ -187,13 +203,14 @@ def _axis(g: _Svg, add: Callable[[str], None]) -> None:
         x = _num(g.x(step))
         add(
             f'<line x1="{x}" y1="{AXIS_H - 6}" x2="{x}" y2="{g.height}" class="grid"/>'
-            f'<text x="{x}" y="12" class="tick">{step}</text>'
-            f'<text x="{x}" y="25" class="tick ms">{g.replay.ms(step)} ms</text>'
+            f'<text x="{x}" y="12" class="tick" text-anchor="middle">{step}</text>'
+            f'<text x="{x}" y="25" class="tick ms" text-anchor="middle">{g.replay.ms(step)} ms'
+            "</text>"
         )
     add("</g>")
 
 
-def _partition_spans(replay: Replay) -> list[tuple[int, int, str]]:
+def partition_spans(replay: Replay) -> list[tuple[int, int, str]]:
     """(from step, to step, words) for every stretch of a partitioned network."""
     spans = []
     open_at: tuple[int, str] | None = None
@@ -212,7 +229,7 @@ def _partition_spans(replay: Replay) -> list[tuple[int, int, str]]:
 def _network_row(replay: Replay, g: _Svg, add: Callable[[str], None]) -> None:
     y = AXIS_H + 4
     add(f'<g class="network"><text x="{_num(g.left)}" y="{y + 14}" class="netlabel">network</text>')
-    for start, end, text in _partition_spans(replay):
+    for start, end, text in partition_spans(replay):
         if end < g.start or start > g.end:
             continue
         x1 = g.clamp_x(start)
@@ -401,7 +418,7 @@ def _overview(trace: Trace, replay: Replay, focus: Focus) -> str:
         f'aria-label="whole run, steps 1 to {replay.steps}">'
     ]
     add = out.append
-    for start, end, text in _partition_spans(replay):
+    for start, end, text in partition_spans(replay):
         x1 = LABEL_W + start / per * px
         x2 = LABEL_W + end / per * px
         add(
@@ -421,17 +438,17 @@ def _overview(trace: Trace, replay: Replay, focus: Focus) -> str:
     wx1 = LABEL_W + focus.start / per * px
     wx2 = LABEL_W + (focus.end + 1) / per * px
     add(
-        f'<rect class="window" x="{_num(wx1)}" y="1" width="{_num(max(wx2 - wx1, 2))}" '
-        f'height="{height - 16}"><title>drawn in detail below: steps {focus.start}–'
-        f"{focus.end}</title></rect>"
+        f'<rect class="window" id="overview-window" data-left="{LABEL_W}" '
+        f'data-px-per-step="{px / per:.6f}" x="{_num(wx1)}" y="1" '
+        f'width="{_num(max(wx2 - wx1, 2))}" height="{height - 16}"><title>drawn in detail '
+        "below (click the band to move it)</title></rect>"
     )
     if focus.step is not None:
         vx = _num(LABEL_W + focus.step / per * px)
         add(f'<line class="overview-violation" x1="{vx}" y1="1" x2="{vx}" y2="{height - 16}"/>')
-    for step in (1, replay.steps):
-        anchor = "start" if step == 1 else "end"
-        add(
-            f'<text class="tick" x="{_num(LABEL_W + step / per * px)}" y="{height - 3}" '
+    for step, x, anchor in ((1, LABEL_W, "start"), (replay.steps, LABEL_W + width, "end")):
+        add(  # anchored inwards at the edges: never clipped
+            f'<text class="tick" x="{_num(x)}" y="{height - 3}" '
             f'text-anchor="{anchor}">step {step} · {replay.ms(step)} ms</text>'
         )
     add("</svg>")
@@ -520,18 +537,29 @@ def _legend(colors: dict[str, str], kinds: Sequence[str]) -> str:
         f'<span><i class="swatch" style="background:{colors[k]};height:3px"></i>{esc(k)}</span>'
         for k in kinds
     )
-    marks = (
-        "<span>thick arrow: carries entries</span><span>dashed: pre-vote</span>"
-        "<span>dotted: to a down node</span>"
-        '<span style="color:#c0392b">✕ on a dashed line: dropped</span>'
-        '<span style="color:#1e8449">● commit index advanced</span>'
-        '<span style="color:#b00">✕ crash</span><span style="color:#1e8449">↻ restart'
-        '</span><span style="color:#6a1b9a">◆ membership change</span>'
-        "<span>▣ snapshot taken · ▤ snapshot installed</span>"
-        '<span style="color:#0b6e99">▾ client command</span>'
-        '<span style="color:#a04000">+ duplicated</span>'
-        '<span style="color:#b03a2e">red dashed line / band: partition</span>'
-        '<span style="color:#1e8449">green dashed line: heal</span>'
+    m = MARK_COLORS
+
+    def item(color: str, text: str) -> str:
+        symbol, words = text.split(" ", 1)
+        return f'<span><b style="color:{color}">{symbol}</b> {words}</span>'
+
+    marks = "".join(
+        [
+            "<span>thick arrow: carries entries</span><span>dashed: pre-vote</span>",
+            "<span>dotted: to a down node</span>",
+            item(m["violation"], "▮ violation (the only red)"),
+            item(m["decisive"], "▮ decisive step"),
+            item(m["lost"], "✕ dropped or lost on a cut link"),
+            item(m["crash"], "✕ crash"),
+            item(m["crash"], "↻ restart"),
+            item(m["commit"], "● commit index advanced"),
+            item(m["member"], "◆ membership change"),
+            item(m["snapshot"], "▣ snapshot taken · ▤ installed"),
+            item(m["client"], "▾ client command"),
+            item(m["dup"], "+ duplicated"),
+            item(m["partition"], "▬ partition (band and dashed line)"),
+            item(m["heal"], "┆ heal"),
+        ]
     )
     return (
         f'<div class="legend"><div>roles: {roles}</div><div>messages: {msgs}</div>'
@@ -549,7 +577,7 @@ def diagram_section(trace: Trace, replay: Replay, focus: Focus, colors: dict[str
         out.append(
             f'<p class="note">All {replay.steps} steps, left to right; one lane per '
             "node; an arrow per delivered message, from its send to its delivery. "
-            "Hover over anything for details.</p>"
+            "Hover over anything for details; click an event for every node's state.</p>"
         )
     else:
         where = (
@@ -561,15 +589,16 @@ def diagram_section(trace: Trace, replay: Replay, focus: Focus, colors: dict[str
             f'<p class="note">The run has {replay.steps} steps. The band below summarises '
             f"all of them (each lane coloured by the role it held longest in each pixel "
             f"column, with terms); the diagram under it draws steps {focus.start}–{focus.end} "
-            f"in full detail ({where}). Arrows of messages sent before step {focus.start} "
-            "start off the left edge.</p>"
+            f"in full detail at first ({where}): click the band, or use the controls, to "
+            "move, zoom out to the whole run or into a few steps. Arrows of messages sent "
+            "before the window start off its left edge.</p>"
         )
-        out.append(f'<div class="diagram-wrap">{_overview(trace, replay, focus)}</div>')
+    out.append(f'<div class="diagram-wrap">{_overview(trace, replay, focus)}</div>')
     out.append(_legend(colors, kinds))
     g = _Svg(replay, focus)
     focus_x = _num(g.x(focus.step)) if focus.step is not None else _num(g.width)
     out.append(
-        f'<div class="diagram-wrap">{_labels_svg(replay, g.height)}'
+        f'<div class="diagram-wrap"><div id="diagram-labels">{_labels_svg(replay, g.height)}</div>'
         f'<div class="diagram-scroll" id="diagram-scroll" data-focus-x="{focus_x}">'
         f"{_diagram(trace, replay, focus, colors)}</div></div>"
     )
@@ -578,4 +607,7 @@ def diagram_section(trace: Trace, replay: Replay, focus: Focus, colors: dict[str
 
 def message_css(colors: dict[str, str]) -> str:
     """The stroke colour of each message kind's arrows, as CSS rules."""
-    return "".join(f".m-{_css_name(k)}{{stroke:{c}}}" for k, c in sorted(colors.items()))
+    return "".join(
+        f".m-{_css_name(k)}{{stroke:{c}}}marker.m-{_css_name(k)} path{{fill:{c};stroke:none}}"
+        for k, c in sorted(colors.items())
+    )

@@ -29,6 +29,7 @@ from typing import Any
 from virtraft.adapter import NodeFactory
 from virtraft.report.diagram import Focus, diagram_section, focus_of, message_colors, message_css
 from virtraft.report.history import history_section
+from virtraft.report.navigate import StateLog, data_script, decisive_steps, page_data, script
 from virtraft.report.observe import LOG_ENTRIES, NodeFinal, Replay, event_text, replay_trace
 from virtraft.run.factory import DEFAULT_FACTORY
 from virtraft.sim.events import Tick
@@ -59,34 +60,52 @@ code,pre,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;
 pre{background:#f2f2f2;padding:8px 10px;border-radius:4px;overflow-x:auto;margin:4px 0}
 .note{color:#555;font-size:13px}
 .diagram-wrap{display:flex;border:1px solid #ddd;background:#fff}
-.diagram-scroll{overflow-x:auto;flex:1}
 svg text{font-size:10px;fill:#333}
-.tick{font-size:10px;text-anchor:middle}.labels .tick{text-anchor:start}.ms{fill:#777}
+.tick{font-size:10px}.labels .tick{text-anchor:start}.ms{fill:#777}
 .grid{stroke:#eee;stroke-width:1}
 .lane-label,.bandlabel{font-size:12px;font-weight:600}
 .lane-line{stroke:#b5b5b5;stroke-width:1}
 .role{opacity:.75}
-.role-leader{fill:#f2b33d}.role-candidate{fill:#e8746a}.role-precandidate{fill:#f4c2a8}
-.role-follower{fill:#dce6f2}.role-down{fill:#8f8f8f}
+.role-leader{fill:#f2b33d}.role-candidate{fill:#f6a5c0}.role-precandidate{fill:#fbd5e2}
+.role-follower{fill:#dce6f2}.role-down{fill:#b0b0b0}
 .term{font-size:9px;fill:#222}
 .msg{stroke-width:1.1;opacity:.85}.msg.carries{stroke-width:2.2}.msg.prevote{stroke-dasharray:4 2}
 .msg.to-down{stroke-dasharray:1 2;opacity:.6}.msg:hover{stroke-width:3.5;opacity:1}
-.dropped line{stroke:#c0392b;stroke-dasharray:3 2;stroke-width:1}
-.dropped path,.lost path{stroke:#c0392b;stroke-width:1.6;fill:none}
-.commit{fill:#1e8449;stroke:#fff;stroke-width:.8}
-.mark{font-size:13px;text-anchor:middle}.mark.crash{fill:#b00;font-weight:700}
-.mark.restart{fill:#1e8449;font-weight:700}.mark.member{fill:#6a1b9a}
-.mark.snapshot,.mark.install{fill:#555}.mark.client{fill:#0b6e99;font-size:11px}
-.mark.dup{fill:#a04000;font-size:11px}
-.partition line{stroke:#b03a2e;stroke-width:1.2;stroke-dasharray:6 3}
-.heal line{stroke:#1e8449;stroke-width:1.2;stroke-dasharray:6 3}
-.partitioned{fill:#f5b7b1;opacity:.8}.netlabel{font-size:10px;fill:#7b241c}
+.dropped line{stroke:#555;stroke-dasharray:3 2;stroke-width:1}
+.dropped path,.lost path{stroke:#555;stroke-width:1.6;fill:none}
+.commit{fill:#2ca02c;stroke:#fff;stroke-width:.8}
+.mark{font-size:13px;text-anchor:middle}.mark.crash{fill:#000;font-weight:700}
+.mark.restart{fill:#000;font-weight:700}.mark.member{fill:#9e9d24}
+.mark.snapshot,.mark.install{fill:#6d4c41}.mark.client{fill:#5c6bc0;font-size:11px}
+.mark.dup{fill:#c0ca33;font-size:11px}
+.partition line{stroke:#607d8b;stroke-width:1.2;stroke-dasharray:6 3}
+.heal line{stroke:#17becf;stroke-width:1.2;stroke-dasharray:6 3}
+.partitioned{fill:#cfd8dc;opacity:.9}.netlabel{font-size:10px;fill:#37474f}
 .phase line{stroke:#1a5276;stroke-width:1.5;stroke-dasharray:2 2}.phase text{fill:#1a5276}
-.vband{fill:#e74c3c;opacity:.22}.vnode{fill:none;stroke:#c0392b;stroke-width:2.5}
-.vtext{font-size:12px;font-weight:700;fill:#a31515;paint-order:stroke;stroke:#fff;
+.vband{fill:#d62728;opacity:.22}.vnode{fill:none;stroke:#d62728;stroke-width:2.5}
+.vtext{font-size:12px;font-weight:700;fill:#d62728;paint-order:stroke;stroke:#fff;
 stroke-width:3px}
 .window{fill:none;stroke:#1a5276;stroke-width:1.5}
-.overview-violation{stroke:#c0392b;stroke-width:2}
+.overview-violation{stroke:#d62728;stroke-width:2}
+.decisive-band{fill:#e6007e;opacity:.18}.msg.decisive{stroke-width:3}
+.sel-line{stroke:#111;stroke-width:1.5;stroke-dasharray:1 2}.msg.selected{stroke-width:4;opacity:1}
+.bg{fill:#fff}.ev{cursor:pointer}.diagram-scroll{overflow-x:auto;flex:1;min-width:0}
+#diagram-labels{flex:none}
+.controls{display:flex;flex-wrap:wrap;gap:6px 14px;align-items:center;margin:6px 0;
+font-size:13px}.controls input[type=number]{width:6em}
+.navgrid{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:12px}
+.events-box{max-height:520px;overflow:auto;border:1px solid #ddd;background:#fff}
+#events{margin:0;width:100%}#events tr[data-step]{cursor:pointer}
+#events tr.decisive td{background:#fce4f1}#events tr.violation-row td{background:#f8d7d7}
+#events tr.selected td{outline:2px solid #111;outline-offset:-2px}
+#detail{border:1px solid #ddd;background:#fff;padding:4px 10px;max-height:520px;overflow:auto}
+#detail h3{margin:4px 0;font-size:15px}table.state td.changed{background:#fff3b0;font-weight:700}
+table.state td.f-log{white-space:nowrap;font-family:ui-monospace,Menlo,Consolas,monospace;
+font-size:12px}
+table.state tr.acts th{background:#e8eef7}.why{color:#a0005a}
+#plots svg text{font-size:10px}.plot-label{font-size:11px;font-weight:600}
+.rate{fill:#7f7f7f}.series{stroke-width:1.5}
+.decisive-list a{color:#a0005a}
 .legend span{display:inline-block;margin:0 14px 4px 0;font-size:12px}
 .swatch{display:inline-block;width:22px;height:10px;vertical-align:middle;margin-right:4px;
 border-radius:2px}
@@ -99,36 +118,96 @@ tr.in-window td{background:#eef5fb}.recent td:nth-child(-n+2){white-space:nowrap
 details{margin:6px 0}summary{cursor:pointer;color:#1a5276}
 """
 
-_JS = """
-(function(){var s=document.getElementById('diagram-scroll');if(!s)return;
-var f=parseFloat(s.getAttribute('data-focus-x'));
-if(!isNaN(f)){s.scrollLeft=Math.max(0,f-s.clientWidth*0.75);}})();
-"""
-
 
 def render_report(
     trace: Trace, *, trace_path: str = "TRACE", factory: NodeFactory | None = None
 ) -> str:
     """The report as HTML text. `factory` overrides the trace's factory spec
     (for a node factory that is not importable by name)."""
-    replay = replay_trace(trace, factory)
+    states = StateLog()
+    replay = replay_trace(trace, factory, watch=states)
     focus = focus_of(trace, replay)
     kinds = sorted({a.kind for a in replay.arrows} | {loss.kind for loss in replay.losses})
     colors = message_colors(kinds, replay.roles)
+    decisive = decisive_steps(focus.violation, replay.steps)
+    data = page_data(
+        trace,
+        replay,
+        states,
+        focus=(focus.start, focus.end, focus.step),
+        violation=focus.violation,
+        decisive=decisive,
+        roles_of={k: str(r.value) for k, r in replay.roles.items()},
+    )
     parts = [
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
         f"<title>virtraft report: seed {trace.seed} — {esc(_headline(trace, focus)[0])}</title>",
         f"<style>{CSS}{message_css(colors)}</style></head><body><main>",
-        _header(trace, replay, focus, trace_path),
+        _header(trace, replay, focus, trace_path, decisive),
+        '<section id="navigator">',
+        _controls(replay, kinds),
         diagram_section(trace, replay, focus, colors),
+        _plots_and_events(),
+        "</section>",
         history_section(replay.history, replay.ms(replay.steps)),
-        _recent_section(trace, replay, focus),
+        f"<noscript>{_recent_section(trace, replay, focus)}</noscript>",
         _logs_section(replay),
         _faults_section(replay, focus),
         _stats_section(trace),
-        f"</main><script>{_JS}</script></body></html>\n",
+        "</main>",
+        data_script(data) if replay.problem is None else "",
+        f"<script>{script()}</script>" if replay.problem is None else "",
+        "</body></html>\n",
     ]
     return "".join(parts)
+
+
+def _controls(replay: Replay, kinds: Sequence[str]) -> str:
+    """The window, zoom and pan, and the filters by node and message type."""
+    if replay.problem is not None:
+        return ""
+    nodes = "".join(
+        f'<label><input type="checkbox" class="f-node" data-node="{n}" checked> {n}</label>'
+        for n in replay.nodes
+    )
+    types = "".join(
+        f'<label><input type="checkbox" class="f-kind" data-kind="{esc(k)}" checked> '
+        f"{esc(k)}</label>"
+        for k in kinds
+    )
+    return (
+        '<div class="controls" id="controls"><span>steps <input type="number" id="win-start" '
+        f'min="1" max="{replay.steps}"> – <input type="number" id="win-end" min="1" '
+        f'max="{replay.steps}"> <button type="button" id="win-apply">show</button></span>'
+        '<span><button type="button" id="zoom-in" title="zoom in (+)">zoom in</button> '
+        '<button type="button" id="zoom-out" title="zoom out (-)">zoom out</button> '
+        '<button type="button" id="pan-left">◀ earlier</button> '
+        '<button type="button" id="pan-right">later ▶</button> '
+        '<button type="button" id="whole-run">whole run</button></span>'
+        f"<span>nodes: {nodes}</span><span>messages: {types}</span>"
+        '<label><input type="checkbox" id="hide-ticks"> hide ticks</label>'
+        '<label><input type="checkbox" id="hide-heartbeats"> hide heartbeats '
+        "(AppendEntries without entries)</label></div>"
+        '<p class="note">Drag the diagram to pan, ctrl+wheel to zoom; click an event '
+        "(an arrow, a mark, a row) for every node's state before and after it; ← and → "
+        "step through the events the filters show.</p>"
+    )
+
+
+def _plots_and_events() -> str:
+    """Places the script fills: the plots over virtual time, the window's
+    events and the selected event's detail."""
+    return (
+        "<h2>Over virtual time</h2>"
+        '<p class="note">Each node\'s term and commit index, who led, and the messages '
+        "delivered per second of virtual time; the box marks the diagram's window (click "
+        "to move it).</p>"
+        '<div id="plots"></div>'
+        "<h2>Events in the window</h2>"
+        '<p class="note" id="events-note"></p>'
+        '<div class="navgrid"><div class="events-box"><table id="events" class="recent">'
+        '</table></div><div id="detail"></div></div>'
+    )
 
 
 def _headline(trace: Trace, focus: Focus) -> tuple[str, str]:
@@ -141,7 +220,13 @@ def _headline(trace: Trace, focus: Focus) -> tuple[str, str]:
     return "No failure", "good"
 
 
-def _header(trace: Trace, replay: Replay, focus: Focus, trace_path: str) -> str:
+def _header(
+    trace: Trace,
+    replay: Replay,
+    focus: Focus,
+    trace_path: str,
+    decisive: Sequence[tuple[int, str]],
+) -> str:
     headline, css = _headline(trace, focus)
     out = [
         f"<h1>virtraft report — seed {trace.seed}</h1>",
@@ -166,6 +251,16 @@ def _header(trace: Trace, replay: Replay, focus: Focus, trace_path: str) -> str:
     out.append(kv_table(rows))
     out.append("<h2>Verdict</h2>")
     out.append(_verdict_html(trace, replay, focus))
+    if decisive and replay.problem is None:
+        links = "".join(
+            f'<li><a class="goto" href="#step-{step}" data-step="{step}">step {step}</a> '
+            f"({replay.ms(step)} ms): {esc(why)}</li>"
+            for step, why in decisive
+        )
+        out.append(
+            '<p class="note">Decisive steps, highlighted in magenta in the diagram and the '
+            f'table (click one to see it):</p><ul class="decisive-list">{links}</ul>'
+        )
     quoted = shlex.quote(trace_path)
     named = esc(_factory_option(trace.factory))
     out.append(

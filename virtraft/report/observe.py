@@ -10,6 +10,7 @@ draws the `Replay` this module returns; the terminal story prints it.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from virtraft.adapter import FactoryError, MessageRole, Messages, NodeAdapter, NodeFactory
@@ -419,10 +420,17 @@ class _Recorder:
         )
 
 
-def replay_trace(trace: Trace, factory: NodeFactory | None = None) -> Replay:
+def replay_trace(
+    trace: Trace,
+    factory: NodeFactory | None = None,
+    *,
+    watch: Callable[[int, Simulation], None] | None = None,
+) -> Replay:
     """Replay every event of `trace` under observation. Never raises for a
     trace that no longer applies or a factory that cannot load: the Replay
-    then says why, and holds what the events alone tell."""
+    then says why, and holds what the events alone tell. `watch`, when
+    given, reads the simulation at step 0 and after every applied step (the
+    report's per-step node states); it must not change it."""
     if factory is None:
         try:
             factory = load_factory(factory_for_trace(trace.factory, None))
@@ -435,12 +443,16 @@ def replay_trace(trace: Trace, factory: NodeFactory | None = None) -> Replay:
     recorder = _Recorder(sim)
     violation = None
     diverged = None
+    if watch is not None:
+        watch(0, sim)
     for event in trace.events:
         try:
             violation = recorder.apply(event)
         except NotApplicable as exc:
             diverged = (sim.step + 1, str(exc))
             break
+        if watch is not None:
+            watch(sim.step, sim)
         if violation is not None:
             break
     replay = recorder.finish(violation, diverged)

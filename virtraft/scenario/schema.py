@@ -138,7 +138,7 @@ def _expects_text(failure: str | None) -> str:
 
 # Scenarios are calm unless they say otherwise: a light client load, no faults.
 _CALM = SimOptions(client_rate=0.05)
-_FAULT_RATES = (*RATE_FIELDS, "deliver_share")
+_FAULT_RATES = (*RATE_FIELDS, "deliver_share", "lossy_crash_probability")
 _FAULT_TIMES = ("delay_ms_min", "delay_ms_max", "tick_ms_min", "tick_ms_max")
 
 

@@ -93,10 +93,13 @@ class ClientInvoke:
 
 @dataclass(frozen=True, slots=True)
 class Crash:
-    """A server loses power: volatile state gone, durable state kept."""
+    """A server crashes: volatile state gone, durable state kept. With `keep`
+    it is a power cut: the writes it had not synced are lost, all but the
+    first `keep` share of them (None: a process crash, nothing written is lost)."""
 
     kind: ClassVar[str] = "crash"
     node: int
+    keep: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +210,8 @@ def event_to_json(event: Event) -> dict[str, Any]:
     out: dict[str, Any] = {"e": event.kind}
     for name in _FIELDS[type(event)]:
         value = getattr(event, name)
+        if value is None and name == "keep":
+            continue  # a process crash reads as it always did
         if isinstance(value, tuple):
             value = [list(link) for link in value]
         elif isinstance(value, MembershipChange):
@@ -243,7 +248,7 @@ def event_from_json(data: Any) -> Event:
     kwargs: dict[str, Any] = {}
     for name in _FIELDS[cls]:
         if name not in data:
-            if name in ("held", "flush", "value", "expected"):
+            if name in ("held", "flush", "keep", "value", "expected"):
                 continue
             raise EventError(f"{cls.kind} event is missing field {name!r}")
         kwargs[name] = _field_from_json(cls.kind, name, data[name])
@@ -275,6 +280,10 @@ def _field_from_json(kind: str, name: str, value: Any) -> Any:
         if not isinstance(value, str):
             raise EventError(f"{kind}.{name} must be a string")
         return value
+    if name == "keep":
+        if type(value) not in (int, float) or not 0.0 <= value <= 1.0:
+            raise EventError(f"{kind}.keep must be a share in [0, 1], got {value!r}")
+        return float(value)
     if name == "flush":
         if not isinstance(value, bool):
             raise EventError(f"{kind}.{name} must be true or false")

@@ -59,6 +59,10 @@ class SimOptions:
     partition_rate: float = 0.0
     # Per step: crash a running server (restarts come at 5x this rate).
     crash_rate: float = 0.0
+    # Per crash: it is a power cut, and the writes the server had not synced
+    # are lost (a random prefix of them survives); otherwise a process crash,
+    # which loses nothing written. Only for nodes whose disk models it.
+    lossy_crash_probability: float = 0.0
     # Per step: a client submits a command (with `clients`, an idle client
     # invokes an operation).
     client_rate: float = 0.1
@@ -125,7 +129,7 @@ class SimOptions:
 
 
 def validate(options: SimOptions) -> None:
-    for name in RATE_FIELDS + ("deliver_share",):
+    for name in RATE_FIELDS + ("deliver_share", "lossy_crash_probability"):
         value = getattr(options, name)
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise OptionsError(f"{name} must be a number, got {value!r}")
@@ -169,6 +173,8 @@ def validate(options: SimOptions) -> None:
         raise OptionsError("need 1 <= tick_ms_min <= tick_ms_max")
     if options.max_servers < options.servers:
         raise OptionsError("max_servers must be at least servers")
+    if options.min_voters < 1:
+        raise OptionsError("min_voters must be at least 1")
     for name in ("reorder", "liveness"):
         if not isinstance(getattr(options, name), bool):
             raise OptionsError(f"{name} must be true or false")
@@ -203,14 +209,17 @@ def _validate_node(node: NodeOptions) -> None:
 
 
 SWARM_FIELDS = (
+    "servers",
     "drop_probability",
     "duplicate_probability",
     "reorder",
     "partition_rate",
     "crash_rate",
+    "lossy_crash_probability",
     "client_rate",
     "member_rate",
     "snapshot_rate",
+    "min_voters",
     "delay_ms_max",
     "deliver_share",
     "node.max_entries_per_msg",
@@ -221,17 +230,26 @@ SWARM_FIELDS = (
 """What swarm testing draws; "node." names are fields of NodeOptions."""
 _TIMERS = ("node.election_timeout_ms", "node.request_timeout_ms")
 
+SWARM_PROFILES = ("mixed", "elections", "membership", "snapshots")
+"""What a seed's fault mix favours (swarm testing draws one per seed): a
+broad mix; leader changes (fast timers, three or five servers, one entry per
+message now and then, crashes and partitions: Figure 8 needs all of them);
+membership changes (down to a single voter); or snapshots (lagging servers
+caught up by snapshot transfer)."""
+
 
 def options_swarm(
     rng: random.Random, base: SimOptions, keep: frozenset[str] = frozenset()
 ) -> SimOptions:
     """Swarm testing: draw the fault mix from the seed (Groce et al., 2012).
 
-    Each fault is switched off with some probability and otherwise given a
-    random intensity, so that a campaign tries many different mixes. The
-    fields named in `keep` (the user set them) keep their value from `base`;
-    both timers stay as given when either is kept, so they stay in order.
-    Everything is drawn all the same, so a kept field changes no other draw.
+    Each seed first draws a profile (`SWARM_PROFILES`), then each fault is
+    switched off with some probability and otherwise given a random
+    intensity, leaning the way the profile says, so that a campaign tries
+    many different mixes. The fields named in `keep` (the user set them)
+    keep their value from `base`; both timers stay as given when either is
+    kept, so they stay in order. Everything is drawn all the same, so a kept
+    field changes no other draw.
     """
     unknown = sorted(keep - set(SWARM_FIELDS))
     if unknown:
@@ -249,25 +267,38 @@ def _draw_swarm(rng: random.Random, base: SimOptions) -> SimOptions:
     def maybe(rate_max: float, off: float = 0.3) -> float:
         return 0.0 if rng.random() < off else round(rng.uniform(0.0, rate_max), 4)
 
+    def some(rate_min: float, rate_max: float) -> float:
+        return round(rng.uniform(rate_min, rate_max), 4)
+
+    profile = rng.choice(SWARM_PROFILES)
+    elections = profile == "elections"
     node = base.node
     # Elections are where most Raft bugs live: some seeds make them ten
     # times as frequent, and some turn pre-vote off (it hides many vote bugs).
     # One entry per message (an old entry copied alone: Figure 8) only with
     # the fast timers: with slow heartbeats a backlog would take longer than
     # the liveness bound to catch up, one entry at a time.
-    scale = rng.choice((1, 1, 10))
+    scale = 10 if elections else rng.choice((1, 1, 10))
     election_ms = max(2, node.election_timeout_ms // scale)
     request_ms = max(1, min(node.request_timeout_ms // scale, election_ms - 1))
     batches = (1, 4, 16, 64) if scale > 1 else (4, 16, 64)
-    return base.replace(
+    # Vote-counting mistakes need five servers (with three, one vote besides
+    # the candidate's own is a true majority); a lost replica shows best with
+    # three (one server losing an entry leaves it on a minority).
+    servers = rng.choice((3, 5)) if profile != "mixed" else rng.choice((3, 5, 5, 5))
+    servers = min(servers, base.max_servers)
+    options = base.replace(
+        servers=servers,
         drop_probability=maybe(0.2),
         duplicate_probability=maybe(0.2),
         reorder=rng.random() < 0.8,
         partition_rate=maybe(0.02),
         crash_rate=maybe(0.005),
+        lossy_crash_probability=maybe(1.0, off=0.5),
         client_rate=round(rng.uniform(0.02, 0.3), 4),
         member_rate=maybe(0.004, off=0.5),
         snapshot_rate=maybe(0.01, off=0.4),
+        min_voters=rng.choice((1, 2, 3, 3)),
         delay_ms_max=rng.choice([0, 5, 20, 100, 200]),
         deliver_share=round(rng.uniform(0.5, 0.9), 3),
         node=dataclasses.replace(
@@ -278,3 +309,19 @@ def _draw_swarm(rng: random.Random, base: SimOptions) -> SimOptions:
             request_timeout_ms=request_ms,
         ),
     )
+    if elections:
+        options = options.replace(
+            partition_rate=some(0.005, 0.03),
+            crash_rate=some(0.002, 0.01),
+            delay_ms_max=rng.choice([20, 100, 200]),
+            node=dataclasses.replace(
+                options.node,
+                max_entries_per_msg=rng.choice((1, 1, 4)),
+                prevote=node.prevote and rng.random() < 0.3,
+            ),
+        )
+    elif profile == "membership":
+        options = options.replace(member_rate=some(0.005, 0.03), min_voters=rng.choice((1, 2)))
+    elif profile == "snapshots":
+        options = options.replace(snapshot_rate=some(0.005, 0.03), crash_rate=some(0.001, 0.01))
+    return options

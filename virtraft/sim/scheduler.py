@@ -139,7 +139,14 @@ class Scheduler:
         alive = sim.alive_ids()
         if len(alive) <= 1:
             return None
-        return Crash(self.rng.choice(alive))
+        rng = self.rng
+        node = rng.choice(alive)
+        lossy = self.options.lossy_crash_probability
+        if lossy and sim.capabilities.lossy_disk and rng.random() < lossy:
+            # A power cut: half of them lose every unsynced write, the others
+            # keep a random share (a prefix: disks write in order).
+            return Crash(node, 0.0 if rng.random() < 0.5 else round(rng.random(), 3))
+        return Crash(node)
 
     def _restart(self, sim: Simulation) -> Event | None:
         down = [i for i in sim.node_ids if not sim.nodes[i].alive and not sim.nodes[i].retired]

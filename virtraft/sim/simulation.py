@@ -101,6 +101,7 @@ class SimStats:
     commands_acknowledged: int = 0
     leader_changes: int = 0
     crashes: int = 0
+    lossy_crashes: int = 0
     restarts: int = 0
     membership_changes: int = 0
     snapshots_taken: int = 0
@@ -449,6 +450,11 @@ class Simulation:
         node = self._node(event.node)
         if not node.alive:
             raise NotApplicable(f"node {event.node} is already down")
+        if event.keep is not None:
+            if not self.capabilities.lossy_disk:
+                raise NotApplicable(f"node {event.node}'s disk does not model lost writes")
+            _door(node.lose_unsynced, event.keep)
+            self.stats.lossy_crashes += 1
         self._alive_ids = None
         _door(node.crash)
         self.stats.crashes += 1

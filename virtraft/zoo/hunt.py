@@ -9,10 +9,10 @@ shrinker makes the failing trace. Exit code 0 when every safety mutant was
 caught by an invariant it names, every liveness mutant failed the liveness
 verdict, and the harmless control was never flagged; 1 otherwise.
 
-Why two fuzz command lines for the safety mutants: a vote-counting mistake
-needs five servers (with three, one vote besides the candidate's own is a
-true majority), while a lost replica shows best with three (one server
-losing an entry leaves it on a minority). Seeds alternate between them.
+Every mutant is hunted with the default `virtraft fuzz` command line: what
+a mistake needs (five servers for a vote-counting one, three and one entry
+per message for Figure 8, membership changes, snapshots, lossy crashes) is
+what swarm testing draws, seed by seed (`virtraft.sim.options.options_swarm`).
 """
 
 from __future__ import annotations
@@ -52,86 +52,18 @@ from virtraft.trace.format import write_trace
 
 MUTANTS_MODULE = "virtraft.zoo.mutants"
 
-# `virtraft fuzz` arguments (after the seeds) for each way of hunting.
-# Safety hunts switch the liveness phase off: it cannot find a safety bug,
-# and short election timeouts make every seed rich in elections.
-_HUNT = (
-    "--no-swarm",
-    "--no-prevote",
-    "--election-timeout-ms",
-    "100",
-    "--request-timeout-ms",
-    "20",
-    "--no-liveness",
-    "--drop",
-    "0.1",
-    "--dup",
-    "0.1",
-    "--client-rate",
-    "0.15",
-    "--member-rate",
-    "0.02",
-    "--delay-max-ms",
-    "100",
-)
+# `virtraft fuzz` arguments (after the seeds) for each way of hunting: every
+# mutant, safety or liveness, is hunted with the default command line, the
+# one a user runs (swarm draws a profile per seed, see `SWARM_PROFILES`).
 PROFILES: dict[str, tuple[str, ...]] = {
-    # Five servers: elections with competing candidates, duplicated and late votes.
-    "elections": (
-        "--servers",
-        "5",
-        *_HUNT,
-        "--partition-rate",
-        "0.01",
-        "--crash-rate",
-        "0.005",
-        "--snapshot-rate",
-        "0.01",
-        "--max-entries-per-msg",
-        "4",
-    ),
-    # Three servers, one entry per message: replicas, commits and snapshots.
-    "replication": (
-        "--servers",
-        "3",
-        *_HUNT,
-        "--partition-rate",
-        "0.02",
-        "--crash-rate",
-        "0.01",
-        "--snapshot-rate",
-        "0.02",
-        "--max-entries-per-msg",
-        "1",
-    ),
-    # The default campaign, liveness phase included: for liveness mutants.
     "default": (),
-    # Three clients whose history is checked: for what clients were told.
-    "clients": (
-        "--servers",
-        "5",
-        *_HUNT,
-        "--clients",
-        "3",
-        "--partition-rate",
-        "0.02",
-        "--crash-rate",
-        "0.005",
-    ),
+    # The default command line with three clients whose history is checked:
+    # for what clients were told (the linearizability verdict).
+    "clients": ("--clients", "3"),
     # The same, reads served from leader leases.
-    "leases": (
-        "--servers",
-        "5",
-        *_HUNT,
-        "--clients",
-        "3",
-        "--partition-rate",
-        "0.02",
-        "--crash-rate",
-        "0.005",
-        "--lease-read",
-    ),
+    "leases": ("--clients", "3", "--lease-read"),
 }
-SAFETY_PROFILES = ("elections", "replication")
+SAFETY_PROFILES = ("default",)
 LIVENESS_PROFILES = ("default",)
 LINEARIZABILITY_PROFILES = ("clients", "leases")
 
@@ -338,7 +270,7 @@ def run_mutant(
     expected = cls.expected_invariant
     source = (cls.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
     if kind == "harmless":
-        profiles: Sequence[str] = (*SAFETY_PROFILES, *LIVENESS_PROFILES)
+        profiles: Sequence[str] = tuple(dict.fromkeys((*SAFETY_PROFILES, *LIVENESS_PROFILES)))
     elif kind == "liveness":
         profiles = LIVENESS_PROFILES
     elif kind == "linearizability":

@@ -275,6 +275,7 @@ class Fig8CommitOldTerm(Mutant):
     def _maybe_commit(self) -> bool:
         if self.role is not Role.LEADER:
             return False
+        self.callbacks.sync()
         acked = [m.match_index for m in self._peers if m.voting]
         if self.is_voter():
             acked.append(self._log.last_index)
@@ -394,6 +395,35 @@ class CommitIndexGoesBack(Mutant):
     def _advance_follower_commit(self, index: int) -> None:
         self.commit_index = index  # BUG: no `if index > self.commit_index`
         self._apply_committed()
+
+
+class ReplyBeforeSync(Mutant):
+    """Replies before syncing: a vote is granted and entries are acknowledged
+    while the writes behind them (the newer term, the vote, the appended
+    entries) still sit in the disk's write cache, so a power cut makes the
+    server forget what it promised. Raft Figure 2: persistent state is
+    "updated on stable storage before responding to RPCs"; nats-io/nats-server
+    #7564 ("JetStream loses acknowledged writes by default due to deferred
+    fsync", Jepsen's NATS 2.12.1 analysis, 2025): acknowledged, not yet
+    synced, lost in a power failure. Only lossy crashes show it.
+
+    Caught by: TermMonotonic (the term it answered in is gone), VoteOnce (it
+    votes again in a term it voted in), CommittedNeverLost (an acknowledged
+    entry is gone), LeaderCompleteness or ElectionSafety (a majority built
+    on the forgotten vote or entry).
+    """
+
+    expected_invariant = (
+        "TermMonotonic",
+        "VoteOnce",
+        "CommittedNeverLost",
+        "LeaderCompleteness",
+        "ElectionSafety",
+    )
+    mutated = "_sync_before_reply"
+
+    def _sync_before_reply(self, reply: Any) -> Any:
+        return reply  # BUG: no self.callbacks.sync() before the reply leaves
 
 
 # ---------------------------------------------------------------- membership
@@ -561,6 +591,7 @@ class RequestVoteTwice(Mutant):
     def _request_votes(self, *, prevote: bool) -> None:
         term = self.current_term + 1 if prevote else self.current_term
         msg = RequestVote(term, self.node_id, self._log.last_index, self._log.last_term, prevote)
+        self.callbacks.sync()
         for member in self._peers:
             if member.voting:
                 self.callbacks.send_requestvote(member.node_id, msg)
@@ -689,6 +720,7 @@ MUTANTS: dict[str, type[Mutant]] = {
         TruncateOnStaleAppendEntries,
         FollowerCommitBeyondVerified,
         CommitIndexGoesBack,
+        ReplyBeforeSync,
         TwoMembershipChangesAtOnce,
         SnapshotInstallLosesEntries,
         SnapshotLowersTerm,

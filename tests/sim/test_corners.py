@@ -1,0 +1,52 @@
+"""Corners swarm must reach: a cluster of one voter, and what draws it."""
+
+from __future__ import annotations
+
+import random
+
+from virtraft.adapter import NodeOptions
+from virtraft.cli.parser import build_parser, sim_options, swarm_keeps
+from virtraft.run.seed import run_seed
+from virtraft.sim.options import SWARM_PROFILES, SimOptions, options_swarm
+from virtraft.sim.simulation import Simulation
+
+
+def _fewest_voters(seed: int, options: SimOptions, swarm: bool = False) -> int:
+    fewest = [options.servers]
+
+    def watch(sim: Simulation) -> None:
+        leader = sim.voting_leader()
+        if leader is not None:
+            fewest[0] = min(fewest[0], sum(1 for _, voting in leader.members if voting))
+
+    result = run_seed(seed, options, swarm=swarm, on_step=watch)
+    assert result.violation is None, result.violation
+    return fewest[0]
+
+
+def test_membership_changes_remove_voters_down_to_a_single_one() -> None:
+    options = SimOptions(
+        servers=3,
+        steps=3000,
+        member_rate=0.03,
+        min_voters=1,
+        liveness=False,
+        node=NodeOptions(election_timeout_ms=100, request_timeout_ms=20),
+    )
+    assert min(_fewest_voters(seed, options) for seed in range(5)) == 1
+    assert min(_fewest_voters(seed, options.replace(min_voters=3)) for seed in range(5)) == 3
+
+
+def test_min_voters_is_on_the_command_line_and_kept_under_swarm() -> None:
+    args = build_parser().parse_args(["fuzz", "--min-voters", "1"])
+    assert sim_options(args).min_voters == 1
+    assert "min_voters" in swarm_keeps(["fuzz", "--min-voters", "1"])
+
+
+def test_swarm_draws_every_profile_a_single_voter_and_lossy_crashes() -> None:
+    drawn = [options_swarm(random.Random(seed), SimOptions()) for seed in range(200)]
+    assert {o.min_voters for o in drawn} == {1, 2, 3}
+    assert {o.servers for o in drawn} == {3, 5}
+    assert any(o.lossy_crash_probability > 0 and o.crash_rate > 0 for o in drawn)
+    assert any(o.node.max_entries_per_msg == 1 and o.servers == 3 for o in drawn)
+    assert len(SWARM_PROFILES) == 4

@@ -1,0 +1,809 @@
+"""PySyncObj, the pure-Python Raft library (PyPI `pysyncobj`), behind the door.
+
+`factory` (`--node-factory virtraft.nodes.pysyncobj:factory`, extra
+`virtraft[pysyncobj]`) runs one `SyncObj` per simulated server, with
+`autoTick` off and its own tick function (`doTick`) called from the
+door's `tick(msec)`. What the adapter replaces, and why:
+
+- Transport: `_SimTransport`, a `pysyncobj.transport.Transport` that pickles
+  each message (as the TCP transport does on the wire) and hands it to the
+  simulated network; every partner counts as connected, since the network
+  decides what arrives. A message from a server the receiver does not
+  count as a partner is not delivered: no connection would exist.
+- Clock and randomness: while a call into a node runs, the names the
+  library reads from `pysyncobj.syncobj`'s module globals (`monotonicTime`,
+  `random`, `os` for the one `os.path.isfile` on the dump file) are the
+  node's virtual clock (seconds, from the ticks it was given), its seeded
+  `random.Random` and a shim that asks the node's disk; they are restored
+  when the call returns. No socket, thread, poller or wall clock is used.
+- Durable state: `Disk`, written only by `DurableJournal` (a
+  `pysyncobj.journal.Journal` with `FileJournal`'s semantics: entries are
+  written at once, term and vote stored at once with the pending commit
+  index, the commit index alone only at the journal's one-second timer) and
+  by `DurableDump` (the library's `Serializer` for a dump file with
+  `useFork` off: the dump is written within `serialize`, and the log is
+  compacted at the next tick). Restart builds a new `SyncObj` with the
+  node list it was first started with, as a deployment's configuration
+  gives it, and the disk alone.
+- Commands: `put(key, value, command_id)`, a `@replicated` method of a
+  SyncObj subclass holding the key-value store. The door's submit enqueues
+  it and lets the leader take its queue at once (`_checkCommandsToApply`,
+  which the tick would call), so the index is known; a follower answers
+  with a redirect, where the library would forward the command.
+- Membership: `addNodeToCluster` / `removeNodeFromCluster`
+  (`dynamicMembershipChange`). A server joins as a voter at once (the
+  library has no learners): ADD_NONVOTING adds it, PROMOTE and DEMOTE are
+  refused.
+- Snapshots: `take_snapshot` is `forceLogCompaction`; the library
+  serializes at its next tick and compacts the tick after, and sends the
+  dump to a lagging follower in chunks, as it does.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from virtraft.adapter import (
+    Capabilities,
+    FactoryError,
+    Membership,
+    MembershipChange,
+    MessageRole,
+    Messages,
+    NodeAdapter,
+    NodeOptions,
+    Redirect,
+    Refused,
+    Role,
+    Scalars,
+    Send,
+    SubmitResult,
+    Submitted,
+)
+
+try:
+    from pysyncobj import SyncObj, SyncObjConf, replicated
+    from pysyncobj import pickle as _pickle
+    from pysyncobj import syncobj as _library
+    from pysyncobj.config import FAIL_REASON, SERIALIZER_STATE
+    from pysyncobj.journal import Journal
+    from pysyncobj.node import Node
+    from pysyncobj.transport import Transport
+except ImportError:  # pragma: no cover - the factory loader reports it in one line
+    raise FactoryError(
+        "the PySyncObj adapter needs the pysyncobj package: pip install 'virtraft[pysyncobj]'"
+    ) from None
+
+# The library logs through logging; without a handler of its own, Python
+# would print its warnings (a truncated applied entry) to stderr mid-run.
+logging.getLogger("pysyncobj").addHandler(logging.NullHandler())
+
+# Clock reads allowed in one call. The library bounds some loops by wall
+# time alone (`__sendAppendEntries` retries a snapshot chunk that is not
+# ready until `appendEntriesPeriod` has passed); on a virtual clock that
+# stands still during a call such a loop never ends, so it is a finding.
+MAX_CLOCK_READS_PER_CALL = 10_000
+
+
+class BusyLoop(Exception):
+    """The library kept reading the clock within one call, waiting for time
+    to pass: with a real clock it would spin for that long."""
+
+
+# syncobj.py's command types (_COMMAND_TYPE), by their first byte.
+REGULAR, NO_OP, MEMBERSHIP, VERSION = 0, 1, 2, 3
+ENTRY_KINDS = {REGULAR: "normal", NO_OP: "no-op", MEMBERSHIP: "membership", VERSION: "version"}
+_ROLE = {0: Role.FOLLOWER, 1: Role.CANDIDATE, 2: Role.LEADER}
+# Compaction only when the simulator asks (take_snapshot), never by the
+# library's own size or age thresholds.
+_NEVER = 10**12
+
+
+def _entry_id(command: bytes) -> int:
+    """The client's command id inside a `put` entry; 0 for the library's own
+    entries (no-op, membership, version)."""
+    if command[:1] != b"\x00":
+        return 0
+    call = _pickle.loads(command[1:])
+    if isinstance(call, tuple) and len(call) >= 2 and isinstance(call[1], tuple | list):
+        args = call[1]
+        if len(args) == 3 and isinstance(args[2], int):
+            return args[2]
+    return 0
+
+
+# ---------------------------------------------------------------- messages
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A PySyncObj message as it travels: the pickled dict (what its TCP
+    transport sends), with what the harness asks of it read once."""
+
+    kind: str
+    body: bytes
+    entries: int = 0
+    snapshot: bool = False
+    last_chunk: bool = False
+
+
+_ROLES = {
+    "request_vote": MessageRole.VOTE,
+    "response_vote": MessageRole.VOTE_RESPONSE,
+    "append_entries": MessageRole.APPEND,
+    "next_node_idx": MessageRole.APPEND_RESPONSE,
+}
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, list | tuple) and len(value) > 2:
+        return f"<{len(value)} items>"
+    return repr(value)
+
+
+class PySyncObjMessages(Messages):
+    """PySyncObj's messages (dicts with a 'type'), as the harness sees them."""
+
+    def key(self, message: object) -> int:
+        if isinstance(message, Message):
+            return zlib.crc32(message.body)
+        return zlib.crc32(repr(message).encode())
+
+    def kind(self, message: object) -> str:
+        return message.kind if isinstance(message, Message) else type(message).__name__
+
+    def role(self, message: object) -> MessageRole:
+        if not isinstance(message, Message):
+            return MessageRole.OTHER
+        if message.snapshot:
+            return MessageRole.SNAPSHOT
+        return _ROLES.get(message.kind, MessageRole.OTHER)
+
+    def entries_carried(self, message: object) -> int:
+        return message.entries if isinstance(message, Message) else 0
+
+    def completes_snapshot(self, message: object) -> bool:
+        return isinstance(message, Message) and message.last_chunk
+
+    def text(self, message: object) -> str:
+        if not isinstance(message, Message):
+            return repr(message)
+        fields = _pickle.loads(message.body)
+        shown = ", ".join(f"{k}={_show(v)}" for k, v in fields.items() if k != "type")
+        return f"{message.kind}({shown})"
+
+
+MESSAGES = PySyncObjMessages()
+
+
+def _wrap(message: dict[str, Any]) -> Message:
+    serialized = message.get("serialized")
+    return Message(
+        message["type"],
+        _pickle.dumps(message),
+        len(message.get("entries", ())),
+        "serialized" in message,
+        bool(serialized) and bool(serialized[2]),
+    )
+
+
+# -------------------------------------------------------------------- disk
+
+
+class Disk:
+    """What survives a crash: the journal's entries and its meta record
+    (term, vote and commit index as last stored), and the dump file."""
+
+    __slots__ = ("entries", "ids", "meta", "dump", "dump_index", "dump_term", "writes")
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[bytes, int, int]] = []  # (command, index, term)
+        self.ids: list[int] = []  # the entry id of each, in step with `entries`
+        self.meta: dict[str, Any] = {}
+        self.dump: bytes | None = None
+        self.dump_index = 0
+        self.dump_term = 0
+        self.writes = 0
+
+    def store_dump(self, blob: bytes) -> None:
+        """Replace the dump file, as atomicReplace would."""
+        data = _pickle.loads(blob)
+        self.dump = blob
+        self.dump_index = data[1][1]
+        self.dump_term = data[1][2]
+        self.writes += 1
+
+    @property
+    def term(self) -> int:
+        """The term a restart begins with: syncobj.py takes the larger of the
+        stored term and the last entry's."""
+        last = self.entries[-1][2] if self.entries else 0
+        return max(self.meta.get("currentTerm", 0), last)
+
+    @property
+    def last_index(self) -> int:
+        return self.entries[-1][1] if self.entries else 0
+
+
+class DurableJournal(Journal):
+    """FileJournal over the node's disk: every entry change is written at
+    once; setCurrentTerm stores the meta record at once (with the commit
+    index pending in it); setRaftCommitIndex alone waits for the journal's
+    one-second timer, as FileJournal's does."""
+
+    def __init__(self, disk: Disk) -> None:
+        self._disk = disk
+        self._entries = disk.entries
+        self._ids = disk.ids
+        self._meta = dict(disk.meta)
+        self._saved = True
+
+    def add(self, command: bytes, idx: int, term: int) -> None:
+        self._entries.append((command, idx, term))
+        self._ids.append(_entry_id(command))
+        self._disk.writes += 1
+
+    def clear(self) -> None:
+        del self._entries[:]
+        del self._ids[:]
+        self._disk.writes += 1
+
+    def deleteEntriesFrom(self, entryFrom: int) -> None:
+        del self._entries[entryFrom:]
+        del self._ids[entryFrom:]
+        self._disk.writes += 1
+
+    def deleteEntriesTo(self, entryTo: int) -> None:
+        del self._entries[:entryTo]
+        del self._ids[:entryTo]
+        self._disk.writes += 1
+
+    def __getitem__(self, item: Any) -> Any:
+        return self._entries[item]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _destroy(self) -> None:
+        pass
+
+    def _store_meta(self) -> None:
+        self._disk.meta = dict(self._meta)
+        self._disk.writes += 1
+        self._saved = True
+
+    def setRaftCommitIndex(self, raftCommitIndex: int) -> None:
+        self._meta["raftCommitIndex"] = raftCommitIndex
+        self._saved = False
+
+    def getRaftCommitIndex(self) -> int:
+        return self._meta.get("raftCommitIndex", 1)
+
+    def setCurrentTerm(self, term: int, votedForNodeId: Any) -> None:
+        self._meta["currentTerm"] = term
+        self._meta["votedForNodeId"] = votedForNodeId
+        self._store_meta()
+
+    def getCurrentTerm(self) -> int:
+        return self._meta.get("currentTerm", 0)
+
+    def getVotedForNodeId(self) -> Any:
+        return self._meta.get("votedForNodeId", None)
+
+    def onOneSecondTimer(self) -> None:
+        if not self._saved:
+            self._store_meta()
+
+
+class DurableDump:
+    """The library's Serializer for a dump file, with useFork off, over the
+    node's disk. The dump is pickled without gzip (gzip would stamp it with
+    the wall clock)."""
+
+    def __init__(self, node: PySyncObjNode, batch_bytes: int) -> None:
+        self._node = node
+        self._disk = node.disk
+        self._batch = batch_bytes
+        self._done = False  # serialized, not yet reported (the library's pid -1)
+        self._current_id = 0
+        self._transmissions: dict[Any, list[Any]] = {}
+        self._incoming: bytes | None = None
+
+    def checkSerializing(self) -> tuple[int, Any]:
+        if self._done:
+            self._done = False
+            self._transmissions = {}
+            return SERIALIZER_STATE.SUCCESS, self._current_id
+        return SERIALIZER_STATE.NOT_SERIALIZING, None
+
+    def serialize(self, data: Any, id: Any) -> None:
+        if self._done:
+            return
+        self._current_id = id
+        self._disk.store_dump(_pickle.dumps(data))
+        self._done = True
+
+    def deserialize(self) -> Any:
+        assert self._disk.dump is not None, "the library loads a dump the disk lacks"
+        data = _pickle.loads(self._disk.dump)
+        self._node._dump_loaded(data[1][1])
+        return data
+
+    def getTransmissionData(self, transmissionID: Any) -> Any:
+        if self._done:
+            return None
+        transmission = self._transmissions.get(transmissionID)
+        if transmission is None:
+            if self._disk.dump is None:
+                return None  # the library: the file fails to open, logged
+            transmission = self._transmissions[transmissionID] = [self._disk.dump, 0]
+        blob, sent = transmission
+        chunk = blob[sent : sent + self._batch]
+        transmission[1] = sent + len(chunk)
+        last = not chunk
+        if last:
+            del self._transmissions[transmissionID]
+        return chunk, sent == 0, last
+
+    def setTransmissionData(self, data: Any) -> bool:
+        if data is None:
+            return False
+        chunk, first, last = data
+        if first:
+            self._incoming = b""
+        elif self._incoming is None:
+            return False
+        self._incoming += _pickle.to_bytes(chunk)
+        if not last:
+            return False
+        blob, self._incoming = self._incoming, None
+        self._disk.store_dump(blob)
+        return True
+
+    def cancelTransmisstion(self, id: Any) -> None:
+        self._transmissions.pop(id, None)
+
+
+# --------------------------------------------------------------- transport
+
+
+class _SimTransport(Transport):
+    """Hands each message to the simulated network; every partner counts as
+    connected (the network decides what arrives)."""
+
+    def __init__(self, node: PySyncObjNode, others: Sequence[Node]) -> None:
+        super().__init__(None, None, None)
+        self._send = node._send
+        self.partners: dict[int, Node] = {n.id: n for n in others}
+        self._ready = False
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    def tryGetReady(self) -> None:
+        self._ready = True
+        for node in list(self.partners.values()):
+            self._onNodeConnected(node)
+
+    def waitReady(self) -> None:
+        self.tryGetReady()
+
+    def addNode(self, node: Node) -> None:
+        self.partners[node.id] = node
+        self._onNodeConnected(node)
+
+    def dropNode(self, node: Node) -> None:
+        self.partners.pop(node.id, None)
+        self._onNodeDisconnected(node)
+
+    def send(self, node: Node, message: dict[str, Any]) -> bool:
+        self._send(node.id, _wrap(message))
+        return True
+
+    def receive(self, src: int, message: Message) -> None:
+        node = self.partners.get(src)
+        if node is not None:
+            self._onMessageReceived(node, _pickle.loads(message.body))
+
+    def destroy(self) -> None:
+        pass
+
+
+class _NoPoller:
+    """The poller SyncObj waits on at the end of a tick: nothing to wait for."""
+
+    def subscribe(self, descr: Any, callback: Any, eventMask: Any) -> None:
+        raise AssertionError("nothing may subscribe to the simulated poller")
+
+    def unsubscribe(self, descr: Any) -> None:
+        pass
+
+    def poll(self, timeout: float) -> None:
+        pass
+
+
+class _DiskPath:
+    def __init__(self, disk: Disk) -> None:
+        self._disk = disk
+
+    def isfile(self, name: str) -> bool:
+        return self._disk.dump is not None
+
+
+class _DiskOs:
+    """`os` as syncobj.py sees it during a call: `os.path.isfile` on the dump."""
+
+    def __init__(self, disk: Disk) -> None:
+        self.path = _DiskPath(disk)
+
+
+class KeyValue(SyncObj):
+    """The replicated object: a key-value store, one `put` per client command."""
+
+    def __init__(self, self_node: Node, others: Sequence[Node], conf: SyncObjConf, transport: Any):
+        super().__init__(self_node, list(others), conf=conf, nodeClass=Node, transport=transport)
+        # Set after SyncObj.__init__: only attributes set later are in its dumps.
+        self.kv: dict[str, Any] = {}
+
+    @replicated
+    def put(self, key: str, value: Any, command_id: int) -> None:
+        self.kv[key] = value
+
+
+# -------------------------------------------------------------------- node
+
+
+def _conf(options: NodeOptions) -> SyncObjConf:
+    election_s = options.election_timeout_ms / 1000
+    # SyncObjConf.validate: raftMinTimeout > 3 * appendEntriesPeriod.
+    period_s = min(options.request_timeout_ms / 1000, election_s / 3.5)
+    return SyncObjConf(
+        autoTick=False,
+        appendEntriesUseBatch=True,
+        dynamicMembershipChange=True,
+        raftMinTimeout=election_s,
+        raftMaxTimeout=2 * election_s,
+        appendEntriesPeriod=period_s,
+        journalFile="journal",  # a name only: createJournal is ours during calls
+        fullDumpFile="dump",
+        useFork=False,
+        logCompactionMinEntries=_NEVER,
+        logCompactionMinTime=_NEVER,
+    )
+
+
+class PySyncObjNode(NodeAdapter):
+    """One simulated server running PySyncObj; its replicated object is a
+    small key-value store."""
+
+    capabilities = Capabilities(
+        membership=True,
+        snapshots=True,
+        options=frozenset({"election_timeout_ms", "request_timeout_ms"}),
+    )
+    alive = False
+    recent_applied: list[tuple[int, int, int]] = []
+
+    def __init__(
+        self,
+        node_id: int,
+        members: Membership,
+        send: Send,
+        rng: random.Random,
+        options: NodeOptions,
+    ) -> None:
+        self.node_id = node_id
+        self._send = send
+        self._rng = rng
+        self._conf = _conf(options)
+        self.disk = Disk()
+        # The partners it is started with, at every start (its configuration).
+        self._started_with = tuple(sorted(n for n, _ in members if n != node_id))
+        self._last_members: Membership = tuple(sorted((n, True) for n, _ in members))
+        self._now_s = 0.0  # the machine's monotonic clock, in virtual seconds
+        self._clock_reads = 0
+        self._obj: KeyValue | None = None
+        self._transport: _SimTransport | None = None
+        self._applied_through = 0
+        self._applied: dict[int, tuple[int, int]] = {}  # index -> (term, id), this run
+        self._submitted: dict[int, int] = {}  # index -> command id taken here as leader
+        self.recent_applied = []
+        self._globals = {
+            "monotonicTime": self._clock,
+            "random": rng,
+            "os": _DiskOs(self.disk),
+            "createJournal": self._journal,
+            "Serializer": self._serializer,
+            "createPoller": lambda poller_type: _NoPoller(),
+        }
+        self._boot()
+
+    # ------------------------------------------------------------ plumbing
+
+    def _clock(self) -> float:
+        self._clock_reads += 1
+        if self._clock_reads > MAX_CLOCK_READS_PER_CALL:
+            raise BusyLoop(
+                f"the library read the clock {MAX_CLOCK_READS_PER_CALL} times in one call, "
+                "waiting for time to pass"
+            )
+        return self._now_s
+
+    def _journal(self, journal_file: str | None) -> DurableJournal:
+        return DurableJournal(self.disk)
+
+    def _serializer(self, *args: Any) -> DurableDump:
+        return DurableDump(self, self._conf.logCompactionBatchSize)
+
+    def _dump_loaded(self, index: int) -> None:
+        """The library loaded the dump: what it covers was not applied now."""
+        self._applied_through = index
+
+    def _call(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Run a call into the library with its clock, random and files ours."""
+        names = _library.__dict__
+        self._clock_reads = 0
+        saved = {name: names[name] for name in self._globals}
+        names.update(self._globals)
+        try:
+            return function(*args)
+        finally:
+            names.update(saved)
+            if self._obj is not None:
+                self._settle()
+
+    def _settle(self) -> None:
+        """Report the entries the library applied during the call."""
+        obj = self._obj
+        assert obj is not None
+        applied = obj.raftLastApplied
+        start = self._applied_through
+        if applied < start:  # a dump of an older state was loaded
+            self._applied_through = applied
+            return
+        disk = self.disk
+        for index in range(start + 1, applied + 1):
+            # Applied in this call, so still in the journal (it compacts a
+            # tick after it dumps), though the dump may already cover it.
+            position = self._position(index, compacted=True)
+            assert position is not None, f"applied entry {index} is not in the journal"
+            entry = (disk.entries[position][2], disk.ids[position])
+            self.recent_applied.append((index, *entry))
+            self._applied[index] = entry
+        self._applied_through = applied
+
+    def _boot(self) -> None:
+        others = [Node(n) for n in self._started_with]
+        self._transport = _SimTransport(self, others)
+        self._applied_through = 1  # the library's first entry (a no-op) counts as applied
+        self._applied = {}
+        self._submitted = {}
+        conf = self._conf
+        self._obj = self._call(KeyValue, Node(self.node_id), others, conf, self._transport)
+        self.alive = True
+
+    # ------------------------------------------------------------- actions
+
+    def begin_step(self) -> None:
+        if self.recent_applied:
+            self.recent_applied = []
+
+    def deliver(self, src: int, message: object) -> None:
+        if self._obj is not None and isinstance(message, Message):
+            assert self._transport is not None
+            self._call(self._transport.receive, src, message)
+
+    def tick(self, msec: int) -> None:
+        self._now_s += msec / 1000
+        if self._obj is not None:
+            self._call(self._obj.doTick, 0.0)
+
+    def _redirect(self) -> Redirect:
+        leader = self._obj._getLeader() if self._obj is not None else None
+        return Redirect(leader.id if leader is not None else None)
+
+    def _take(self, enqueue: Callable[..., None], *args: Any) -> SubmitResult:
+        """Enqueue a command and let the leader take its queue now."""
+        obj = self._obj
+        if obj is None:
+            return Refused("down")
+        if not obj._isLeader():
+            return self._redirect()
+        failed: list[int] = []
+
+        def callback(result: Any, error: int) -> None:
+            if error != FAIL_REASON.SUCCESS:
+                failed.append(error)
+
+        before = self.disk.last_index
+        self._call(enqueue, *args, callback)
+        self._call(obj._checkCommandsToApply)
+        index = self.disk.last_index
+        if index == before + 1:
+            return Submitted(index, obj.raftCurrentTerm)
+        if failed == [FAIL_REASON.REQUEST_DENIED]:
+            return Refused("the library denied the change (no-op or a change still pending)")
+        return Refused(f"the command was not appended (fail reasons {failed})")
+
+    def submit(self, command_id: int, data: object) -> SubmitResult:
+        key, value = data  # type: ignore[misc]
+        obj = self._obj
+
+        def put(callback: Callable[..., None]) -> None:
+            assert obj is not None
+            obj.put(key, value, command_id, callback=callback)
+
+        result = self._take(put)
+        if isinstance(result, Submitted):
+            self._submitted[result.index] = command_id
+        return result
+
+    def change_membership(self, change: MembershipChange, node: int) -> SubmitResult:
+        obj = self._obj
+        if obj is None:
+            return Refused("down")
+        if change is MembershipChange.ADD_NONVOTING:
+            return self._take(obj.addNodeToCluster, Node(node))
+        if change is MembershipChange.REMOVE:
+            return self._take(obj.removeNodeFromCluster, Node(node))
+        return Refused("PySyncObj has no non-voting members: every member votes")
+
+    def is_committed(self, submitted: Submitted) -> bool | None:
+        if self._obj is None:
+            return None
+        index = submitted.index
+        entry = self.entry(index)
+        if entry is None:
+            if index > self.disk.last_index:
+                return False  # truncated since: lost
+            held = self._applied.get(index)
+            if held is None:
+                return None
+            return held == (submitted.term, self._submitted.get(index, 0))
+        if entry[0] != submitted.term:
+            return False
+        if index <= self._obj.raftCommitIndex:
+            return True
+        return None
+
+    def take_snapshot(self) -> bool:
+        obj = self._obj
+        if obj is None:
+            return False
+        entries = self.disk.entries
+        # The library keeps the two entries before its snapshot point; it
+        # compacts only when the last applied entry is past them.
+        if obj.raftLastApplied <= entries[0][1] + 1:
+            return False
+        obj.forceLogCompaction()
+        return True
+
+    def crash(self) -> None:
+        if self._obj is not None:
+            self._last_members = self.members
+        self._obj = None
+        self._transport = None
+        self.alive = False
+        self.recent_applied = []
+        self._applied = {}
+        self._submitted = {}
+
+    def restart(self) -> None:
+        self._boot()
+
+    # ---------------------------------------------------------------- view
+
+    def scalars(self) -> Scalars:
+        return (
+            self.alive,
+            self.role,
+            self.term,
+            self.voted_for,
+            self.commit_index,
+            self.disk.last_index,
+            self.disk.dump_index,
+        )
+
+    @property
+    def role(self) -> Role:
+        obj = self._obj
+        return _ROLE[obj._SyncObj__raftState] if obj is not None else Role.FOLLOWER  # type: ignore[attr-defined]
+
+    @property
+    def term(self) -> int:
+        return self._obj.raftCurrentTerm if self._obj is not None else self.disk.term
+
+    @property
+    def voted_for(self) -> int | None:
+        if self._obj is not None:
+            return self._obj._SyncObj__votedForNodeId  # type: ignore[attr-defined]
+        return self.disk.meta.get("votedForNodeId")
+
+    @property
+    def commit_index(self) -> int:
+        return self._obj.raftCommitIndex if self._obj is not None else 0
+
+    @property
+    def last_applied(self) -> int:  # type: ignore[override]
+        return self._obj.raftLastApplied if self._obj is not None else 0
+
+    @property
+    def last_index(self) -> int:
+        return self.disk.last_index
+
+    @property
+    def snapshot_index(self) -> int:
+        return self.disk.dump_index
+
+    @property
+    def snapshot_term(self) -> int:
+        return self.disk.dump_term
+
+    def _position(self, index: int, *, compacted: bool = False) -> int | None:
+        """Where `index` is in the journal; None when absent, or inside the
+        dump unless `compacted` (the library keeps two entries it covers)."""
+        disk = self.disk
+        if (index <= disk.dump_index and not compacted) or not disk.entries:
+            return None
+        position = index - disk.entries[0][1]
+        return position if 0 <= position < len(disk.entries) else None
+
+    def entry(self, index: int) -> tuple[int, int] | None:
+        position = self._position(index)
+        if position is None:
+            return None
+        return self.disk.entries[position][2], self.disk.ids[position]
+
+    def entry_kind(self, index: int) -> str:
+        position = self._position(index)
+        if position is None:
+            return ""
+        command = self.disk.entries[position][0]
+        kind = ENTRY_KINDS.get(command[0], str(command[0]))
+        if command[0] == MEMBERSHIP:
+            request = _pickle.loads(command[1:])
+            return f"{request[0]} {request[1]}"
+        return kind
+
+    @property
+    def members(self) -> Membership:
+        obj = self._obj
+        if obj is None:
+            return self._last_members
+        others = obj._SyncObj__otherNodes  # type: ignore[attr-defined]
+        return tuple(sorted([(self.node_id, True), *((n.id, True) for n in others)]))
+
+    def leader_hint(self) -> int | None:
+        if self._obj is None:
+            return None
+        leader = self._obj._getLeader()
+        return leader.id if leader is not None else None
+
+    def describe(self) -> dict[str, object]:
+        """Extra facts for reports."""
+        kv = self._obj.kv if self._obj is not None else {}
+        return {"kv_keys": len(kv), "disk_writes": self.disk.writes}
+
+
+def factory(
+    node_id: int,
+    members: Sequence[tuple[int, bool]],
+    send: Send,
+    rng: random.Random,
+    options: NodeOptions,
+) -> PySyncObjNode:
+    """A PySyncObj server (the installed `pysyncobj` package)."""
+    return PySyncObjNode(node_id, tuple(members), send, rng, options)
+
+
+factory.__name__ = "pysyncobj"
+factory.messages = MESSAGES  # type: ignore[attr-defined]
+factory.capabilities = PySyncObjNode.capabilities  # type: ignore[attr-defined]
