@@ -62,10 +62,24 @@ PROFILES: dict[str, tuple[str, ...]] = {
     "clients": ("--clients", "3"),
     # The same, reads served from leader leases.
     "leases": ("--clients", "3", "--lease-read"),
+    # A leader cut off from the majority stays leader (no check-quorum) and
+    # elections are frequent: reads it serves without confirming are stale.
+    "isolated": (
+        "--clients",
+        "3",
+        "--no-check-quorum",
+        "--election-timeout-ms",
+        "100",
+        "--request-timeout-ms",
+        "20",
+        "--partition-rate",
+        "0.02",
+        "--no-liveness",
+    ),
 }
 SAFETY_PROFILES = ("default",)
 LIVENESS_PROFILES = ("default",)
-LINEARIZABILITY_PROFILES = ("clients", "leases")
+LINEARIZABILITY_PROFILES = ("clients", "leases", "isolated")
 
 # The stateful machine's budget per mutant and cluster size.
 STATEFUL_EXAMPLES = 300
