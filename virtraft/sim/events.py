@@ -248,7 +248,9 @@ def event_from_json(data: Any) -> Event:
     kwargs: dict[str, Any] = {}
     for name in _FIELDS[cls]:
         if name not in data:
-            if name in ("held", "flush", "keep", "value", "expected"):
+            if name in ("held", "flush", "keep") or (
+                cls.kind == "invoke" and name in ("value", "expected")
+            ):
                 continue
             raise EventError(f"{cls.kind} event is missing field {name!r}")
         kwargs[name] = _field_from_json(cls.kind, name, data[name])
