@@ -63,6 +63,10 @@ class NodeOptions:
     check_quorum: bool = True
     noop_on_election: bool = True
     max_entries_per_msg: int = 64
+    # Dissertation §6.4.1: answer reads from a lease instead of a heartbeat
+    # round, for an election timeout less `lease_drift_ms` after a round.
+    lease_read: bool = False
+    lease_drift_ms: int = 100
 
     def heartbeat_beats_election(self) -> bool:
         """A leader's heartbeat must come before a follower's election
@@ -93,6 +97,34 @@ class Capabilities:
     # lose_unsynced() models a power cut: the node's disk buffers writes until
     # the server syncs, and a lossy crash loses what was not synced.
     lossy_disk: bool = False
+    # The node's state machine is a key-value store that takes `Command`s
+    # (writes and compare-and-set under client sessions) through submit(),
+    # serves read(), and reports what it told clients through answers().
+    # Without it, clients only write, through submit() with (key, value).
+    clients: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A client's write or compare-and-set, under its session: the state
+    machine applies (client, seq) at most once (dissertation §6.3)."""
+
+    client: int
+    seq: int
+    op: str  # "write" or "cas"
+    key: str
+    value: int
+    expected: int | None = None  # a cas swaps only when the key holds this
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a node told a client about request `request`: `ok` False means the
+    request certainly took no effect (a read that will never be served)."""
+
+    request: int
+    ok: bool
+    output: int | bool | None = None  # a read's value; a cas: whether it swapped
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +226,17 @@ class NodeAdapter(abc.ABC):
     def leader_hint(self) -> int | None:
         """Who this node believes leads, for reports; None when unknown."""
         return None
+
+    def read(self, request_id: int, key: str) -> SubmitResult:
+        """Start a linearizable read of `key`; its Answer comes later through
+        answers(). Only called when `capabilities.clients` is set."""
+        return Refused("reads are not offered")
+
+    def answers(self) -> Sequence[Answer]:
+        """Answers to requests this node took (submit() of a Command, read()),
+        given once each, since the last call. Only called when
+        `capabilities.clients` is set."""
+        return ()
 
     def pending_io(self) -> int:
         """How many I/O requests may complete now (`capabilities.async_io`);

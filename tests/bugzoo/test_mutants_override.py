@@ -13,6 +13,7 @@ import inspect
 import pytest
 
 from raftcore import RaftServer
+from virtraft.nodes.raftcore import RaftcoreNode
 from virtraft.zoo import mutants
 
 MUTANT_CLASSES = [
@@ -37,7 +38,20 @@ def foreign_methods(cls: type) -> list[str]:
 
 
 def test_every_registered_mutant_is_checked() -> None:
-    assert set(mutants.MUTANTS.values()) <= set(MUTANT_CLASSES)
+    node_mutants = set(mutants.NODE_MUTANTS.values())
+    assert set(mutants.MUTANTS.values()) - node_mutants <= set(MUTANT_CLASSES)
+
+
+@pytest.mark.parametrize("cls", mutants.NODE_MUTANTS.values(), ids=lambda cls: cls.__name__)
+def test_a_node_mutant_overrides_only_methods_of_the_node(cls: type) -> None:
+    """A mutant of the state machine (a RaftcoreNode subclass) likewise."""
+    assert cls.mutated in vars(cls)
+    own = [
+        name
+        for name, value in vars(cls).items()
+        if inspect.isfunction(value) and not hasattr(RaftcoreNode, name)
+    ]
+    assert own == []
 
 
 @pytest.mark.parametrize("cls", MUTANT_CLASSES, ids=lambda cls: cls.__name__)

@@ -25,6 +25,7 @@ from raftcore import RaftServer
 from virtraft.adapter import NodeOptions
 from virtraft.check.checker import INVARIANTS
 from virtraft.cli import commands as cli
+from virtraft.nodes.raftcore import RaftcoreNode
 from virtraft.run.factory import DEFAULT_FACTORY, load_factory
 from virtraft.run.stateful import MACHINE_OPTIONS, InvariantViolated, machine_for
 from virtraft.zoo import hunt as zoo
@@ -58,18 +59,20 @@ def test_the_zoo_has_what_the_issue_asks_for() -> None:
 @pytest.mark.parametrize("name", list(MUTANTS))
 def test_a_mutant_overrides_one_method_of_raftserver(name: str) -> None:
     cls = MUTANTS[name]
+    # A mutant of the state machine overrides one method of the node instead.
+    base = RaftcoreNode if name in mutants.NODE_MUTANTS else RaftServer
     overridden = [
-        attr for attr, value in vars(cls).items() if callable(value) and hasattr(RaftServer, attr)
+        attr for attr, value in vars(cls).items() if callable(value) and hasattr(base, attr)
     ]
     assert overridden == [cls.mutated]
-    assert callable(getattr(RaftServer, cls.mutated))
+    assert callable(getattr(base, cls.mutated))
 
 
 @pytest.mark.parametrize("name", list(MUTANTS))
 def test_a_mutant_names_its_source_and_what_catches_it(name: str) -> None:
     cls = MUTANTS[name]
     doc = inspect.getdoc(cls) or ""
-    assert cls.kind in ("safety", "liveness", "slow", "harmless")
+    assert cls.kind in ("safety", "liveness", "slow", "harmless", "linearizability")
     # A source: the paper or dissertation, or an issue/fix in another project.
     assert any(mark in doc for mark in ("Figure", "§", "#", "Guide")), doc
     if cls.kind == "safety":
@@ -77,6 +80,9 @@ def test_a_mutant_names_its_source_and_what_catches_it(name: str) -> None:
         for invariant in cls.expected_invariant:
             assert invariant in INVARIANTS
             assert invariant in doc  # the docstring names every invariant it accepts
+    elif cls.kind == "linearizability":
+        assert cls.expected_invariant == ("Linearizability",)
+        assert "Caught by: Linearizability" in doc
     else:
         assert cls.expected_invariant is None
 

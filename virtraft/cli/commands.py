@@ -313,12 +313,16 @@ def _campaign_table(results: Sequence[SeedResult]) -> Table:
     table.add_column("safety violations", justify="right")
     table.add_column("liveness failures", justify="right")
     table.add_column("slow (warnings)", justify="right")
+    checked = [r for r in results if r.linearizability != "skipped"]
+    if checked:
+        table.add_column("not linearizable", justify="right")
     table.add_column("events", justify="right")
     table.add_row(
         str(len(results)),
         str(sum(r.safety != "ok" for r in results)),
         str(sum(r.liveness == "failed" for r in results)),
         str(sum(r.slow for r in results)),
+        *([str(sum(r.linearizable_failed for r in checked))] if checked else []),
         str(sum(r.steps for r in results)),
     )
     return table
@@ -332,8 +336,9 @@ def _print_failures(
     for column in ("seed", "verdict", "step", "what happened", "trace"):
         detail.add_column(column)
     for r in failed[:50]:
-        what = r.message if r.safety != "ok" else r.liveness_reason
-        verdict = r.invariant if r.safety != "ok" else f"liveness {r.liveness_name or ''}".strip()
+        named = r.safety != "ok" or r.linearizable_failed
+        what = r.message if named else r.liveness_reason
+        verdict = r.invariant if named else f"liveness {r.liveness_name or ''}".strip()
         detail.add_row(
             str(r.seed), shown(verdict), str(r.step or "-"), shown(what), shown(r.trace or "-")
         )
@@ -345,7 +350,9 @@ def _print_failures(
         )
     )
     shortest = min(
-        (r for r in failed if r.safety != "ok" and r.trace), key=lambda r: r.step or 0, default=None
+        (r for r in failed if (r.safety != "ok" or r.linearizable_failed) and r.trace),
+        key=lambda r: r.step or 0,
+        default=None,
     )
     if shortest is not None:
         small = str(shortest.trace).removesuffix(".jsonl") + ".small.jsonl"

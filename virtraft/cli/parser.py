@@ -159,6 +159,13 @@ def _add_simulation_group(p: argparse.ArgumentParser, *, steps: int, client_rate
         help=f"per-step probability of a client command ({client_rate})",
     )
     g.add_argument(
+        "--clients",
+        type=whole(0, 64),
+        default=0,
+        help="clients reading, writing and compare-and-setting keys, their history "
+        "checked for linearizability after the run (0: anonymous writes, no history)",
+    )
+    g.add_argument(
         "--member-rate",
         type=probability,
         default=0.0,
@@ -235,6 +242,12 @@ def _add_raft_group(p: argparse.ArgumentParser) -> None:
         default=64,
         help="most entries in one AppendEntries (64)",
     )
+    r.add_argument(
+        "--lease-read",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="serve reads from a leader lease, without a heartbeat round (off)",
+    )
 
 
 def sim_options(args: argparse.Namespace) -> SimOptions:
@@ -246,6 +259,7 @@ def sim_options(args: argparse.Namespace) -> SimOptions:
             prevote=args.prevote,
             check_quorum=args.check_quorum,
             max_entries_per_msg=args.max_entries_per_msg,
+            lease_read=args.lease_read,
         )
         if not node.heartbeat_beats_election():
             raise OptionsError("--request-timeout-ms must be below --election-timeout-ms")
@@ -259,6 +273,7 @@ def sim_options(args: argparse.Namespace) -> SimOptions:
             crash_rate=args.crash_rate,
             lossy_crash_probability=args.lossy_crash,
             client_rate=args.client_rate,
+            clients=args.clients,
             member_rate=args.member_rate,
             snapshot_rate=args.snapshot_rate,
             delay_ms_max=args.delay_max_ms,

@@ -32,9 +32,12 @@ from raftcore import (
     TimeoutNow,
 )
 from raftcore import Role as ServerRole
+from raftcore.sessions import Sessions
 from virtraft.adapter import (
     NODE_OPTION_NAMES,
+    Answer,
     Capabilities,
+    Command,
     Membership,
     MembershipChange,
     MessageRole,
@@ -110,6 +113,12 @@ class _SimCallbacks(Callbacks):
     def node_has_sufficient_logs(self, node_id: int) -> None:
         self.node.caught_up.append(node_id)
 
+    def read_ready(self, request_id: int, index: int) -> None:
+        self.node.serve_read(request_id)
+
+    def read_failed(self, request_id: int) -> None:
+        self.node.fail_read(request_id)
+
 
 _RECEIVERS = {
     RequestVote: ("recv_requestvote", True),
@@ -123,10 +132,15 @@ _RECEIVERS = {
 
 class RaftcoreNode(NodeAdapter):
     """One simulated server running raftcore; its state machine is a small
-    key-value store."""
+    key-value store with client sessions (writes and compare-and-set applied
+    at most once per client and sequence number) and linearizable reads."""
 
     capabilities = Capabilities(
-        membership=True, snapshots=True, options=NODE_OPTION_NAMES, lossy_disk=True
+        membership=True,
+        snapshots=True,
+        options=NODE_OPTION_NAMES,
+        lossy_disk=True,
+        clients=True,
     )
     refusals = (RaftError,)
     # Plain fields, not properties: read for every touched node after every event.
@@ -154,11 +168,21 @@ class RaftcoreNode(NodeAdapter):
             check_quorum=options.check_quorum,
             noop_on_election=options.noop_on_election,
             max_entries_per_msg=options.max_entries_per_msg,
+            lease_read=options.lease_read,
+            # A margin as long as the election timeout leaves the shortest
+            # lease (swarm may draw timers below the margin given).
+            lease_drift_ms=min(options.lease_drift_ms, options.election_timeout_ms - 1),
         )
         self.disk = Disk()
         self.caught_up: list[int] = []
         self.recent_applied: list[tuple[int, int, int]] = []
         self.kv: dict[str, int] = {}
+        self.sessions = Sessions()
+        # Requests this node took and has not answered: commands by entry id,
+        # reads by request id (-> the key read). Volatile: a crash forgets them.
+        self._commands: set[int] = set()
+        self._reading: dict[int, str] = {}
+        self._answers: list[Answer] = []
         self.server: RaftServer | None = None
         # Invariant: alive == (server is not None). A field, not a property:
         # it is read for every touched node after every event.
@@ -171,18 +195,66 @@ class RaftcoreNode(NodeAdapter):
         self._send(dst, message)
 
     def apply(self, entry: Entry, index: int) -> None:
-        if entry.type is EntryType.NORMAL and entry.data is not None:
-            key, value = entry.data
-            self.kv[key] = value
+        data = entry.data
+        if entry.type is EntryType.NORMAL and data is not None:
+            if isinstance(data, Command):
+                output = self._apply_once(data)
+                if entry.id in self._commands:
+                    self._commands.discard(entry.id)
+                    self._answers.append(Answer(entry.id, True, output))
+            else:
+                key, value = data
+                self.kv[key] = value
         self.recent_applied.append((index, entry.term, entry.id))
 
+    def _apply_once(self, command: Command) -> bool | None:
+        """Dissertation §6.3: a retried command (same client, same sequence
+        number) is answered from the session, not applied again."""
+        return self.sessions.apply(command.client, command.seq, lambda: self._execute(command))[1]
+
+    def _execute(self, command: Command) -> bool | None:
+        """The key-value store's one step: a write, or a compare-and-set that
+        swaps only when the key holds the expected value (None: never written)."""
+        if command.op == "cas":
+            if self.kv.get(command.key) != command.expected:
+                return False
+            self.kv[command.key] = command.value
+            return True
+        self.kv[command.key] = command.value
+        return None
+
+    def serve_read(self, request_id: int) -> None:
+        """The server says the read is safe: everything up to its read index
+        is applied, so the store as it is now answers it (§6.4 step 3)."""
+        key = self._reading.pop(request_id, None)
+        if key is not None:
+            self._answers.append(Answer(request_id, True, self.kv.get(key)))
+
+    def fail_read(self, request_id: int) -> None:
+        if self._reading.pop(request_id, None) is not None:
+            self._answers.append(Answer(request_id, False))
+
+    def _state(self) -> bytes:
+        """The store for a snapshot, with the sessions once there are any (a
+        snapshot without them would let a retry apply twice after it)."""
+        if not self.sessions.last:
+            return json.dumps(self.kv, sort_keys=True).encode()
+        sessions = sorted([c, seq, out] for c, (seq, out) in self.sessions.last.items())
+        return json.dumps({"kv": self.kv, "sessions": sessions}, sort_keys=True).encode()
+
     def load_state(self, data: bytes) -> None:
-        self.kv = json.loads(data.decode()) if data else {}
+        state = json.loads(data.decode()) if data else {}
+        self.sessions = Sessions()
+        if "sessions" in state and isinstance(state.get("kv"), dict):
+            self.sessions.last = {c: (seq, out) for c, seq, out in state["sessions"]}
+            state = state["kv"]
+        self.kv = state
 
     def _boot(self) -> None:
         callbacks = _SimCallbacks(self)
         disk = self.disk
         self.kv = {}
+        self.sessions = Sessions()
         self.server = self._server_class.restore(
             self.node_id,
             callbacks,
@@ -216,7 +288,32 @@ class RaftcoreNode(NodeAdapter):
             self.server.periodic(msec)
 
     def submit(self, command_id: int, data: object) -> SubmitResult:
-        return self._offer(Entry(0, command_id, EntryType.NORMAL, data))
+        if not isinstance(data, Command):
+            return self._offer(Entry(0, command_id, EntryType.NORMAL, data))
+        self._commands.add(command_id)  # before: a cluster of one applies at once
+        result = self._offer(Entry(0, command_id, EntryType.NORMAL, data))
+        if not isinstance(result, Submitted):
+            self._commands.discard(command_id)
+        return result
+
+    def read(self, request_id: int, key: str) -> SubmitResult:
+        server = self.server
+        if server is None:
+            return Refused("crashed")
+        self._reading[request_id] = key  # before: a lease may serve it at once
+        try:
+            server.read_index(request_id)
+        except NotLeader as exc:
+            del self._reading[request_id]
+            return Redirect(exc.leader_id)
+        except RaftError as exc:
+            del self._reading[request_id]
+            return Refused(str(exc))
+        return Submitted(0, server.current_term)
+
+    def answers(self) -> list[Answer]:
+        answers, self._answers = self._answers, []
+        return answers
 
     def change_membership(self, change: MembershipChange, node: int) -> SubmitResult:
         return self._offer(Entry(0, 0, _ENTRY_TYPE[change], None, node))
@@ -247,7 +344,7 @@ class RaftcoreNode(NodeAdapter):
         if server.last_applied <= server.snapshot_last_index:
             return False
         server.begin_snapshot()
-        server.end_snapshot(json.dumps(self.kv, sort_keys=True).encode())
+        server.end_snapshot(self._state())
         return True
 
     def lose_unsynced(self, keep: float) -> None:
@@ -261,6 +358,10 @@ class RaftcoreNode(NodeAdapter):
         self.recent_applied = []
         self.caught_up = []
         self.kv = {}
+        self.sessions = Sessions()
+        self._commands = set()
+        self._reading = {}
+        self._answers = []
 
     def restart(self) -> None:
         self._boot()
@@ -525,8 +626,12 @@ _TEXT: dict[type, Callable[[Any], str]] = {
 MESSAGES = RaftcoreMessages()
 
 
-def factory(server_class: type[RaftServer] = RaftServer) -> NodeFactory:
-    """A node factory running `server_class` (RaftServer or a mutant of it)."""
+def factory(
+    server_class: type[RaftServer] = RaftServer, node_class: type[RaftcoreNode] | None = None
+) -> NodeFactory:
+    """A node factory running `server_class` (RaftServer or a mutant of it),
+    in `node_class` (RaftcoreNode, or a mutant of its state machine)."""
+    node_type = RaftcoreNode if node_class is None else node_class
 
     def make(
         node_id: int,
@@ -535,11 +640,11 @@ def factory(server_class: type[RaftServer] = RaftServer) -> NodeFactory:
         rng: random.Random,
         options: NodeOptions,
     ) -> RaftcoreNode:
-        return RaftcoreNode(node_id, tuple(members), send, rng, options, server_class)
+        return node_type(node_id, tuple(members), send, rng, options, server_class)
 
-    make.__name__ = f"raftcore_{server_class.__name__}"
+    make.__name__ = f"raftcore_{(server_class if node_class is None else node_class).__name__}"
     make.messages = MESSAGES  # type: ignore[attr-defined]
-    make.capabilities = RaftcoreNode.capabilities  # type: ignore[attr-defined]
+    make.capabilities = node_type.capabilities  # type: ignore[attr-defined]
     return make
 
 

@@ -71,6 +71,9 @@ def write_campaign_index(
     failed = [r for r in results if r.failed]
     safety = sum(1 for r in results if r.safety != "ok")
     liveness = sum(1 for r in results if r.safety == "ok" and r.liveness == "failed")
+    checked = [r for r in results if r.linearizability != "skipped"]
+    lin = sum(r.linearizable_failed for r in checked)
+    lin_text = f", {lin} not linearizable" if checked else ""
     drawn = _seed_options(results, options, swarm, keep, factory)
     slow = [r for r in results if r.slow]
     out = [
@@ -81,7 +84,7 @@ def write_campaign_index(
         f'<div class="headline {"bad" if failed else "good"}" id="headline">'
         f"{plural(len(results), 'seed')}: {plural(safety, 'safety violation')}, "
         f"{plural(liveness, 'liveness failure')} (stuck), "
-        f"{len(slow)} slow (progress past its bound: a warning)</div>",
+        f"{len(slow)} slow (progress past its bound: a warning){lin_text}</div>",
     ]
     if note:
         out.append(f'<p class="headline warn">{esc(note)}</p>')
@@ -163,7 +166,8 @@ def _seed_table(results: Sequence[SeedResult], base: Path, drawn: dict[int, str]
             if report.exists():
                 links.append(f'<a class="report" href="{esc(_relative(report, base))}">report</a>')
             links.append(f'<a class="trace" href="{esc(_relative(trace, base))}">trace</a>')
-        what = r.message if r.safety != "ok" else (r.liveness_reason if r.failed or r.slow else "")
+        named = r.safety != "ok" or r.linearizable_failed
+        what = r.message if named else (r.liveness_reason if r.failed or r.slow else "")
         css = ' class="failed"' if r.failed else ""
         rows.append(
             f'<tr{css} data-signature="{esc(signature(r)) if r.failed else ""}">'

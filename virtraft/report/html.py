@@ -29,6 +29,7 @@ from typing import Any
 from virtraft.adapter import NodeFactory
 from virtraft.report.cause import Cause, explain_trace
 from virtraft.report.diagram import Focus, diagram_section, focus_of, message_colors, message_css
+from virtraft.report.history import history_section
 from virtraft.report.navigate import StateLog, data_script, decisive_steps, page_data, script
 from virtraft.report.observe import LOG_ENTRIES, NodeFinal, Replay, event_text, replay_trace
 from virtraft.run.factory import DEFAULT_FACTORY
@@ -152,6 +153,7 @@ def render_report(
         diagram_section(trace, replay, focus, colors),
         _plots_and_events(),
         "</section>",
+        history_section(replay.history, replay.ms(replay.steps)),
         f"<noscript>{_recent_section(trace, replay, focus)}</noscript>",
         _logs_section(replay),
         _faults_section(replay, focus),

@@ -9,12 +9,14 @@ draws the `Replay` this module returns; the terminal story prints it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from virtraft.adapter import FactoryError, MessageRole, Messages, NodeAdapter, NodeFactory
 from virtraft.check.checker import Checker, Violation
 from virtraft.run.factory import factory_for_trace, load_factory
+from virtraft.sim.clients import Record
 from virtraft.sim.events import (
     ChangeMembership,
     ClientRequest,
@@ -136,6 +138,8 @@ class Replay:
     problem: str | None  # why nothing could be replayed (only events are shown)
     at_step: dict[int, Arrow | Loss] = field(default_factory=dict)
     roles: dict[str, MessageRole] = field(default_factory=dict)  # message kind -> Raft role
+    # The clients' operations as the replay ended (None: the run had no clients).
+    history: list[Record] | None = None
 
     def ms(self, step: int) -> int:
         clock = self.clock_ms
@@ -461,7 +465,11 @@ def record(
             watch(recorder.sim.step, recorder.sim)
         if violation is not None:
             break
-    return recorder.finish(violation, diverged)
+    replay = recorder.finish(violation, diverged)
+    sim = recorder.sim
+    if sim.clients is not None:
+        replay = dataclasses.replace(replay, history=sim.clients.history(sim))
+    return replay
 
 
 def _events_only(trace: Trace, problem: str) -> Replay:

@@ -130,6 +130,17 @@ def print_verdicts(
         )
     )
     print_liveness_details(console, result.verdict()["liveness"])
+    lin = result.linearizability
+    if lin is not None:
+        colour = {"ok": "green", "violation": "red"}.get(lin.verdict, "yellow")
+        console.print(
+            Text.assemble(
+                shown(f"linearizability: {lin.verdict}", f"bold {colour}"),
+                " (",
+                shown(lin.reason),
+                ")",
+            )
+        )
     if result.failed and reproduce:
         console.print(Text.assemble("reproduce with: ", shown(reproduce, "bold")))
 
@@ -204,6 +215,13 @@ def print_bench(console: Console, report: dict[str, Any]) -> None:
     )
     for w in report["workloads"]:
         console.print(Text.assemble("  ", shown(w["name"]), ": ", shown(w["description"])))
+        h = w.get("history")
+        if h is not None:
+            console.print(
+                f"    linearizability checker: {h['seconds']:.3f} s CPU on the history of "
+                f"{h['clients']} clients ({h['operations']:,} operations, {h['keys']} keys, "
+                f"{h['search_steps']:,} search steps): {h['verdict']}"
+            )
         if w["checked"]["violation"]:
             console.print(
                 Text.assemble(

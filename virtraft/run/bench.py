@@ -34,8 +34,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from virtraft import __version__
+from virtraft.check.linearizability import check_history
 from virtraft.run.campaign import settle_process
-from virtraft.run.seed import RunResult, run_seed
+from virtraft.run.seed import LINEARIZABILITY_STEPS, RunResult, run_seed
 from virtraft.sim.options import SimOptions
 
 SEED = 1
@@ -223,6 +224,34 @@ def bench_workload(workload: Workload, events: int | None) -> dict[str, Any]:
         "unchecked": unchecked.json(),
         "checker_overhead": round(checked.seconds / unchecked.seconds, 3),
         "peak_memory_mb": round(peak / 1e6, 2),
+        "history": bench_history(workload.options, count),
+    }
+
+
+BENCH_CLIENTS = 3
+"""Clients in the run whose history the linearizability checker is timed on."""
+
+
+def bench_history(options: SimOptions, events: int) -> dict[str, Any]:
+    """The linearizability checker's CPU time on the history of one run of
+    the workload with clients (the run itself is not timed)."""
+    result = run_seed(
+        SEED, options.replace(steps=events, liveness=False, clients=BENCH_CLIENTS), check=False
+    )
+    sim = result.sim
+    assert sim.clients is not None
+    history = [record.operation for record in sim.clients.history(sim)]
+    started = time.process_time()
+    verdict = check_history(history, LINEARIZABILITY_STEPS)
+    seconds = time.process_time() - started
+    return {
+        "clients": BENCH_CLIENTS,
+        "operations": len(history),
+        "checked": verdict.operations,
+        "keys": verdict.keys,
+        "verdict": verdict.verdict,
+        "search_steps": verdict.steps,
+        "seconds": round(seconds, 4),
     }
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from virtraft.run.isolate import run_isolated
-from virtraft.run.seed import run_seed
+from virtraft.run.seed import linearizability_violation, run_seed
 from virtraft.sim.options import SimOptions
 from virtraft.trace.format import digest, write_trace
 
@@ -46,10 +46,16 @@ class SeedResult:
     liveness_took_ms: int | None = None
     # Not part of the outcome: how long the seed took on its worker.
     seconds: float = dataclasses.field(default=0.0, compare=False)
+    # The clients' history: "ok", "violation", "unknown", or "skipped" (no clients).
+    linearizability: str = "skipped"
 
     @property
     def failed(self) -> bool:
-        return self.safety != "ok" or self.liveness == "failed"
+        return self.safety != "ok" or self.liveness == "failed" or self.linearizable_failed
+
+    @property
+    def linearizable_failed(self) -> bool:
+        return self.linearizability == "violation"
 
     @property
     def slow(self) -> bool:
@@ -64,6 +70,7 @@ class SeedResult:
             self.invariant,
             self.step,
             self.liveness,
+            self.linearizability,
             self.steps,
             self.digest,
         )
@@ -140,10 +147,12 @@ def _run_seed(seed: int, spec: CampaignSpec, **run_options: Any) -> tuple[SeedRe
         seed, spec.options, factory=spec.factory, swarm=spec.swarm, keep=spec.keep, **run_options
     )
     lines = result.trace_lines()
-    violation = result.violation
+    lin = result.linearizability
+    # The failure to name: a safety violation, else a linearizability one.
+    violation = result.violation or linearizability_violation(result.sim, lin)
     return SeedResult(
         seed=seed,
-        safety="ok" if violation is None else "violation",
+        safety="ok" if result.violation is None else "violation",
         invariant=violation.invariant if violation else None,
         step=violation.step if violation else None,
         message=violation.message if violation else None,
@@ -155,6 +164,7 @@ def _run_seed(seed: int, spec: CampaignSpec, **run_options: Any) -> tuple[SeedRe
         digest=digest(lines),
         trace=None,
         seconds=time.perf_counter() - started,
+        linearizability="skipped" if lin is None else lin.verdict,
     ), lines
 
 

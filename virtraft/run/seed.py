@@ -14,6 +14,7 @@ from typing import Any
 
 from virtraft.adapter import NODE_OPTION_NAMES, NodeFactory, capabilities_of
 from virtraft.check.checker import Checker, Violation
+from virtraft.check.linearizability import Linearizability, check_history
 from virtraft.run.factory import DEFAULT_FACTORY, load_factory
 from virtraft.run.liveness import Liveness, Plan, draw_plan, liveness_phase, stuck_liveness
 from virtraft.run.progress import ProgressMonitor
@@ -33,10 +34,16 @@ class RunResult:
     violation: Violation | None
     liveness: Liveness
     sim: Simulation
+    # What the clients were told, checked (None: the run had no clients).
+    linearizability: Linearizability | None = None
 
     @property
     def failed(self) -> bool:
-        return self.violation is not None or self.liveness.verdict == "failed"
+        return (
+            self.violation is not None
+            or self.liveness.verdict == "failed"
+            or linearizability_failed(self.linearizability)
+        )
 
     @property
     def slow(self) -> bool:
@@ -48,7 +55,7 @@ class RunResult:
         return self.sim.events
 
     def verdict(self) -> dict[str, Any]:
-        return verdict_of(self.sim, self.violation, self.liveness)
+        return verdict_of(self.sim, self.violation, self.liveness, self.linearizability)
 
     def trace_lines(self) -> list[str]:
         return trace_lines(self.seed, self.options, self.factory, self.sim.events, self.verdict())
@@ -57,9 +64,16 @@ class RunResult:
         return digest(self.trace_lines())
 
 
-def verdict_of(sim: Simulation, violation: Violation | None, liveness: Liveness) -> dict[str, Any]:
+def verdict_of(
+    sim: Simulation,
+    violation: Violation | None,
+    liveness: Liveness,
+    linearizability: Linearizability | None = None,
+) -> dict[str, Any]:
     stats = sim.stats
+    lin = {} if linearizability is None else {"linearizability": linearizability.to_json()}
     return {
+        **lin,
         "safety": "ok" if violation is None else "violation",
         "violation": dataclasses.asdict(violation) if violation is not None else None,
         "liveness": liveness.to_json(),
@@ -137,7 +151,7 @@ def run_seed(
         liveness, violation = continue_with_liveness(sim, seed, monitor)
     else:
         liveness = Liveness("skipped", "liveness phase switched off")
-    return RunResult(seed, options, factory, violation, liveness, sim)
+    return RunResult(seed, options, factory, violation, liveness, sim, check_clients(sim))
 
 
 def continue_with_liveness(
@@ -154,3 +168,42 @@ def continue_with_liveness(
     rng = liveness_rng(seed)
     plan = draw_plan(rng, sim) if plan is None else plan
     return liveness_phase(sim, Scheduler(rng, sim.options), plan, monitor, factor=factor)
+
+
+# Search steps the linearizability verdict may spend on one run's history;
+# beyond them the verdict is "unknown", which is not a failure.
+LINEARIZABILITY_STEPS = 200_000
+
+
+def check_clients(sim: Simulation) -> Linearizability | None:
+    """The linearizability verdict on the clients' history (None without clients)."""
+    if sim.clients is None:
+        return None
+    history = [record.operation for record in sim.clients.history(sim)]
+    return check_history(history, LINEARIZABILITY_STEPS)
+
+
+def linearizability_failed(linearizability: Linearizability | None) -> bool:
+    return linearizability is not None and linearizability.verdict == "violation"
+
+
+LINEARIZABILITY = "Linearizability"
+
+
+def linearizability_violation(
+    sim: Simulation, linearizability: Linearizability | None
+) -> Violation | None:
+    """A failed linearizability verdict as a Violation, found at the run's
+    last step: what the shrinker keeps failing and the zoo names."""
+    if not linearizability_failed(linearizability):
+        return None
+    assert linearizability is not None
+    first = linearizability.failures[0]
+    return Violation(
+        LINEARIZABILITY,
+        sim.step,
+        (),
+        f"key {first.key}: {first.stuck.text()} fits no linear order "
+        f"(after {len(first.longest)} of its {first.operations} operations)",
+        first.to_json(),
+    )

@@ -50,7 +50,13 @@ from virtraft.adapter import FactoryError
 from virtraft.check.checker import Checker, Violation
 from virtraft.run.factory import factory_for_trace, load_factory
 from virtraft.run.liveness import Liveness, rejudge
-from virtraft.run.seed import continue_with_liveness, verdict_of
+from virtraft.run.seed import (
+    LINEARIZABILITY,
+    check_clients,
+    continue_with_liveness,
+    linearizability_violation,
+    verdict_of,
+)
 from virtraft.sim.events import MESSAGE_EVENTS, Event, Partition, Tick, strip_refs
 from virtraft.sim.options import SimOptions
 from virtraft.sim.simulation import NotApplicable, Simulation
@@ -149,6 +155,8 @@ class _Shrinker:
             applied.append(event)
             if violation is not None:
                 return sim, violation, applied
+        if self.invariant == LINEARIZABILITY:  # decided as the run ends
+            return sim, linearizability_violation(sim, check_clients(sim)), applied
         return sim, None, applied
 
     def fails(
@@ -513,8 +521,15 @@ def shrink_events(
     # The proof that the result stands on its own: a strict replay.
     sim = Simulation(shrinker.options, seed, shrinker.factory, checker=Checker())
     violation, diverged, _why = replay_events(sim, current)
+    linearizability = None
+    if invariant == LINEARIZABILITY and violation is None:
+        linearizability = check_clients(sim)
+        violation = linearizability_violation(sim, linearizability)
     assert diverged is None and violation is not None and violation.invariant == invariant
-    verdict = verdict_of(sim, violation, Liveness("skipped", "safety was violated"))
+    if linearizability is not None:
+        verdict = verdict_of(sim, None, Liveness("skipped", "shrunk"), linearizability)
+    else:
+        verdict = verdict_of(sim, violation, Liveness("skipped", "safety was violated"))
     return ShrinkOutcome(
         len(original),
         len(current),
@@ -551,13 +566,16 @@ def shrink_file(
         raise ShrinkError(f"{trace_path}: {exc}") from None
     recorded = trace.verdict.get("violation")
     liveness = trace.verdict.get("liveness") or {}
+    lin = trace.verdict.get("linearizability")
+    if not recorded and isinstance(lin, dict) and lin.get("verdict") == "violation":
+        recorded = {"invariant": LINEARIZABILITY}
     is_liveness = not recorded and liveness.get("verdict") == "failed" and liveness.get("name")
     if not is_liveness and (
         not recorded or not isinstance(recorded, dict) or "invariant" not in recorded
     ):
         raise ShrinkError(
-            f"{trace_path}: the trace records no safety violation and no named liveness "
-            "failure; only those are shrunk"
+            f"{trace_path}: the trace records no safety violation, no linearizability "
+            "violation and no named liveness failure; only those are shrunk"
         )
     try:
         load_factory(factory)

@@ -46,10 +46,13 @@ from virtraft.adapter import MembershipChange, NodeFactory, NodeOptions
 from virtraft.check.checker import INVARIANTS, Checker, Violation
 from virtraft.run.factory import DEFAULT_FACTORY, load_factory
 from virtraft.run.liveness import Liveness
-from virtraft.run.seed import verdict_of
+from virtraft.run.seed import check_clients, linearizability_violation, verdict_of
 from virtraft.sim import partitions
+from virtraft.sim.clients import CLIENT_KEYS
 from virtraft.sim.events import (
+    CLIENT_OPS,
     ChangeMembership,
+    ClientInvoke,
     ClientRequest,
     Crash,
     Deliver,
@@ -250,6 +253,19 @@ class RaftMachine(RuleBasedStateMachine):
         """A client sends a command to a server (and follows redirects)."""
         self._apply(ClientRequest(self._node(node), self.sim.next_command_id, key, value))
 
+    @precondition(lambda self: self.sim.clients is not None)
+    @rule(client=_PICK, op=st.sampled_from(CLIENT_OPS), key=st.sampled_from(CLIENT_KEYS))
+    def client_op(self, client: int, op: str, key: str) -> None:
+        """A client (options.clients) invokes a read, a write of a new value, or
+        a compare-and-set from the value it last saw; checked at teardown."""
+        clients = self.sim.clients
+        assert clients is not None
+        who = client % self.sim_options.clients + 1
+        op = op if clients.capable else "write"
+        value = None if op == "read" else clients.values + 1
+        expected = clients.expected(who, key) if op == "cas" else None
+        self._apply(ClientInvoke(who, op, key, value, expected))
+
     @precondition(lambda self: self._on("crash") and len(self.sim.alive_ids()) > 1)
     @rule(node=_PICK)
     def crash(self, node: int) -> None:
@@ -328,6 +344,15 @@ class RaftMachine(RuleBasedStateMachine):
         self._apply(TakeSnapshot(self._node(node)))
 
     # ----------------------------------------------------------- invariants
+
+    def teardown(self) -> None:
+        """With clients, what they were told must have a linear order."""
+        if self.violation is not None or self.sim.clients is None:
+            return
+        violation = linearizability_violation(self.sim, check_clients(self.sim))
+        if violation is not None:
+            self._report(violation)
+            raise InvariantViolated(violation)
 
     def _check(self, name: str) -> None:
         violation = self.violation

@@ -77,6 +77,21 @@ class ClientRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class ClientInvoke:
+    """Client `client` invokes one operation on `key` (a read, a write of
+    `value`, or a compare-and-set from `expected` to `value`) and sends it to
+    the node it believes leads; what follows (redirects, timeouts, retries,
+    the answer) is the client model's (virtraft.sim.clients)."""
+
+    kind: ClassVar[str] = "invoke"
+    client: int
+    op: str  # "read", "write" or "cas"
+    key: str
+    value: int | None = None
+    expected: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Crash:
     """A server crashes: volatile state gone, durable state kept. With `keep`
     it is a power cut: the writes it had not synced are lost, all but the
@@ -150,6 +165,7 @@ Event = (
     | Duplicate
     | Tick
     | ClientRequest
+    | ClientInvoke
     | Crash
     | Restart
     | Partition
@@ -167,6 +183,7 @@ EVENT_TYPES: dict[str, type] = {
         Duplicate,
         Tick,
         ClientRequest,
+        ClientInvoke,
         Crash,
         Restart,
         Partition,
@@ -176,6 +193,7 @@ EVENT_TYPES: dict[str, type] = {
         CompleteIO,
     )
 }
+CLIENT_OPS = ("read", "write", "cas")
 
 MESSAGE_EVENTS = (Deliver, Drop, Duplicate)
 
@@ -230,7 +248,9 @@ def event_from_json(data: Any) -> Event:
     kwargs: dict[str, Any] = {}
     for name in _FIELDS[cls]:
         if name not in data:
-            if name in ("held", "flush", "keep"):
+            if name in ("held", "flush", "keep") or (
+                cls.kind == "invoke" and name in ("value", "expected")
+            ):
                 continue
             raise EventError(f"{cls.kind} event is missing field {name!r}")
         kwargs[name] = _field_from_json(cls.kind, name, data[name])
@@ -250,8 +270,12 @@ def _field_from_json(kind: str, name: str, value: Any) -> Any:
             return MembershipChange(value)
         except ValueError:
             raise EventError(f"{kind}.change {value!r} is not a membership change") from None
-    if name in ("msg", "shape", "key"):
-        if name == "key" and kind != "client":
+    if name == "op" and value not in CLIENT_OPS:
+        raise EventError(f"{kind}.op must be one of {', '.join(CLIENT_OPS)}, got {value!r}")
+    if name in ("value", "expected") and kind == "invoke" and value is None:
+        return None
+    if name in ("msg", "shape", "key", "op"):
+        if name == "key" and kind not in ("client", "invoke"):
             if type(value) is not int:
                 raise EventError(f"{kind}.key must be an integer digest")
             return value

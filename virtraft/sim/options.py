@@ -63,8 +63,14 @@ class SimOptions:
     # are lost (a random prefix of them survives); otherwise a process crash,
     # which loses nothing written. Only for nodes whose disk models it.
     lossy_crash_probability: float = 0.0
-    # Per step: a client submits a command.
+    # Per step: a client submits a command (with `clients`, an idle client
+    # invokes an operation).
     client_rate: float = 0.1
+    # Clients that read, write and compare-and-set keys, one operation at a
+    # time each, with timeouts and retries, their history checked for
+    # linearizability after the run (virtraft.sim.clients); 0: the
+    # anonymous writes of earlier versions, no history.
+    clients: int = 0
     # Per step: ask the leader for a membership change.
     member_rate: float = 0.0
     # Per step: a server snapshots and compacts its log.
@@ -153,6 +159,7 @@ def validate(options: SimOptions) -> None:
     for name in (
         "servers",
         "steps",
+        "clients",
         "delay_ms_min",
         "delay_ms_max",
         "tick_ms_min",
@@ -172,6 +179,8 @@ def validate(options: SimOptions) -> None:
         raise OptionsError("servers must be at least 1")
     if options.servers > 64:
         raise OptionsError("servers must be at most 64")
+    if options.clients > 64:
+        raise OptionsError("clients must be at most 64")
     if options.delay_ms_min > options.delay_ms_max:
         raise OptionsError("delay_ms_min must not exceed delay_ms_max")
     if not 1 <= options.tick_ms_min <= options.tick_ms_max:
@@ -204,7 +213,11 @@ def _validate_node(node: NodeOptions) -> None:
         value = getattr(node, name)
         if type(value) is not int or value < 1:
             raise OptionsError(f"node.{name} must be a whole number >= 1, got {value!r}")
-    for name in ("prevote", "check_quorum", "noop_on_election"):
+    if type(node.lease_drift_ms) is not int or node.lease_drift_ms < 0:
+        raise OptionsError(
+            f"node.lease_drift_ms must be a whole number >= 0, got {node.lease_drift_ms!r}"
+        )
+    for name in ("prevote", "check_quorum", "noop_on_election", "lease_read"):
         if not isinstance(getattr(node, name), bool):
             raise OptionsError(f"node.{name} must be true or false")
     if not node.heartbeat_beats_election():

@@ -12,8 +12,10 @@ from collections.abc import Sequence
 
 from virtraft.adapter import MembershipChange
 from virtraft.sim import partitions
+from virtraft.sim.clients import CLIENT_KEYS
 from virtraft.sim.events import (
     ChangeMembership,
+    ClientInvoke,
     ClientRequest,
     CompleteIO,
     Crash,
@@ -150,12 +152,33 @@ class Scheduler:
         down = [i for i in sim.node_ids if not sim.nodes[i].alive and not sim.nodes[i].retired]
         return Restart(self.rng.choice(down)) if down else None
 
-    def _client(self, sim: Simulation) -> Event:
+    def _client(self, sim: Simulation) -> Event | None:
+        if sim.clients is not None:
+            return self._invoke(sim)
         rng = self.rng
         guess = sim.client_leader_guess
         if guess is None or guess not in sim.nodes or rng.random() < 0.05:
             guess = rng.choice(sim.node_ids)
         return ClientRequest(guess, sim.next_command_id, rng.choice(KEYS), rng.randrange(1000))
+
+    def _invoke(self, sim: Simulation) -> ClientInvoke | None:
+        """An idle client invokes a read (half the time), a write of a new
+        value, or a compare-and-set from the value it last saw."""
+        clients = sim.clients
+        assert clients is not None
+        idle = clients.idle()
+        if not idle:
+            return None
+        rng = self.rng
+        client = rng.choice(idle)
+        key = rng.choice(CLIENT_KEYS)
+        x = rng.random()
+        if not clients.capable or x >= 0.5:
+            value = clients.values + 1
+            if clients.capable and x >= 0.8:
+                return ClientInvoke(client, "cas", key, value, clients.expected(client, key))
+            return ClientInvoke(client, "write", key, value)
+        return ClientInvoke(client, "read", key)
 
     def _membership(self, sim: Simulation) -> Event | None:
         if not sim.capabilities.membership:

@@ -30,8 +30,10 @@ from virtraft.adapter import (
     messages_of,
 )
 from virtraft.check.checker import Checker, Violation
+from virtraft.sim.clients import Clients
 from virtraft.sim.events import (
     ChangeMembership,
+    ClientInvoke,
     ClientRequest,
     CompleteIO,
     Crash,
@@ -165,6 +167,10 @@ class Simulation:
                     f"{failure}"
                 ) from None
         self.capabilities = type(self.nodes[1]).capabilities
+        # The clients and their history (SimOptions.clients); None without.
+        self.clients: Clients | None = None
+        if options.clients:
+            self.clients = Clients(options.clients, options.node, self.capabilities.clients, _door)
 
     # ------------------------------------------------------------------ nodes
 
@@ -246,6 +252,9 @@ class Simulation:
                 if node_id in nodes:
                     _door(nodes[node_id].begin_step)
             touched = handler(self, event)
+            clients = self.clients
+            if clients is not None and clients.busy:
+                touched = clients.after_event(self, touched)
         except NotApplicable:
             self.step -= 1
             self._stepped = list(self.node_ids)
@@ -427,6 +436,16 @@ class Simulation:
                 if _door(node.is_committed, where) is True:
                     self.stats.commands_acknowledged += 1
 
+    def _invoke(self, event: ClientInvoke) -> list[int]:
+        clients = self.clients
+        if clients is None:
+            raise NotApplicable("this simulation has no clients (options.clients is 0)")
+        if not 1 <= event.client <= self.options.clients:
+            raise NotApplicable(f"there is no client {event.client}")
+        if event.op == "read" and not self.capabilities.clients:
+            raise NotApplicable("the nodes serve no reads (no clients capability)")
+        return clients.invoke(self, event)
+
     def _crash(self, event: Crash) -> list[int]:
         node = self._node(event.node)
         if not node.alive:
@@ -526,6 +545,7 @@ class Simulation:
         Duplicate: _duplicate,
         Tick: _tick,
         ClientRequest: _client,
+        ClientInvoke: _invoke,
         Crash: _crash,
         Restart: _restart,
         Partition: _partition,

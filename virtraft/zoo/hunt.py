@@ -39,7 +39,13 @@ from rich.text import Text
 from virtraft.adapter import NodeOptions
 from virtraft.cli.parser import UsageError, build_parser, sim_options
 from virtraft.report.terminal import shown
-from virtraft.run.seed import RunResult, run_seed
+from virtraft.run.seed import (
+    LINEARIZABILITY,
+    RunResult,
+    linearizability_failed,
+    linearizability_violation,
+    run_seed,
+)
 from virtraft.run.shrink import shrink_events, shrink_liveness
 from virtraft.run.stateful import MACHINE_OPTIONS, InvariantViolated, machine_for
 from virtraft.sim.options import SimOptions
@@ -50,9 +56,31 @@ MUTANTS_MODULE = "virtraft.zoo.mutants"
 # `virtraft fuzz` arguments (after the seeds) for each way of hunting: every
 # mutant, safety or liveness, is hunted with the default command line, the
 # one a user runs (swarm draws a profile per seed, see `SWARM_PROFILES`).
-PROFILES: dict[str, tuple[str, ...]] = {"default": ()}
+PROFILES: dict[str, tuple[str, ...]] = {
+    "default": (),
+    # The default command line with three clients whose history is checked:
+    # for what clients were told (the linearizability verdict).
+    "clients": ("--clients", "3"),
+    # The same, reads served from leader leases.
+    "leases": ("--clients", "3", "--lease-read"),
+    # A leader cut off from the majority stays leader (no check-quorum) and
+    # elections are frequent: reads it serves without confirming are stale.
+    "isolated": (
+        "--clients",
+        "3",
+        "--no-check-quorum",
+        "--election-timeout-ms",
+        "100",
+        "--request-timeout-ms",
+        "20",
+        "--partition-rate",
+        "0.02",
+        "--no-liveness",
+    ),
+}
 SAFETY_PROFILES = ("default",)
 LIVENESS_PROFILES = ("default",)
+LINEARIZABILITY_PROFILES = ("clients", "leases", "isolated")
 
 # The stateful machine's budget per mutant and cluster size.
 STATEFUL_EXAMPLES = 300
@@ -159,6 +187,8 @@ def hunt_seeds(
                 verdict = result.violation.invariant
             elif result.liveness.verdict == "failed":
                 verdict = "liveness"
+            elif linearizability_failed(result.linearizability):
+                verdict = LINEARIZABILITY
             if verdict is None:
                 continue
             seconds = time.perf_counter() - started
@@ -224,7 +254,8 @@ def hunt_stateful(
 def shrink_finding(name: str, spec: str, result: RunResult, out_dir: Path | None) -> int:
     """Shrink the finding's trace (the shrinker proves its result with a
     strict replay); write it under `out_dir` if given."""
-    if result.violation is None:  # a liveness failure: its own shrinker
+    violation = result.violation or linearizability_violation(result.sim, result.linearizability)
+    if violation is None:  # a liveness failure: its own shrinker
         outcome = shrink_liveness(
             result.seed,
             result.options,
@@ -239,7 +270,7 @@ def shrink_finding(name: str, spec: str, result: RunResult, out_dir: Path | None
             result.options,
             spec,
             result.events,
-            result.violation.invariant,
+            violation.invariant,
             max_seconds=float("inf"),
             max_replays=SHRINK_REPLAYS,
         )
@@ -266,12 +297,18 @@ def run_mutant(
         profiles: Sequence[str] = tuple(dict.fromkeys((*SAFETY_PROFILES, *LIVENESS_PROFILES)))
     elif kind in ("liveness", "slow"):
         profiles = LIVENESS_PROFILES
+    elif kind == "linearizability":
+        profiles = LINEARIZABILITY_PROFILES
     else:
         profiles = SAFETY_PROFILES
     finding, runs, seconds, result = hunt_seeds(spec, seeds, profiles, budget_s)
     found_stateful = None
-    stateful_note = f"n/a ({kind})" if kind in ("liveness", "slow") else ""
-    if stateful and kind not in ("liveness", "slow"):
+    stateful_note = {
+        "liveness": "n/a (liveness)",
+        "slow": "n/a (slow)",
+        "linearizability": "n/a (no history)",
+    }.get(kind, "")
+    if stateful and kind not in ("liveness", "slow", "linearizability"):
         found_stateful = hunt_stateful(spec)
         if found_stateful is None:
             stateful_note = "not found"
@@ -280,7 +317,15 @@ def run_mutant(
     if out_dir is not None and result is not None:
         write_trace(out_dir / f"{name}.jsonl", result.trace_lines())
     shrunk, shrink_note = None, "n/a" if shrink else "skipped"
-    if shrink and result is not None and (result.violation is not None or result.failed):
+    if (
+        shrink
+        and result is not None
+        and (
+            result.violation is not None
+            or result.failed
+            or linearizability_failed(result.linearizability)
+        )
+    ):
         shrunk, shrink_note = shrink_finding(name, spec, result, out_dir), ""
     if kind == "harmless":
         ok = finding is None and found_stateful is None

@@ -29,17 +29,20 @@ from raftcore import (
     AppendEntriesResponse,
     Entry,
     EntryType,
+    NotLeader,
     RaftServer,
     RequestVote,
     RequestVoteResponse,
     Role,
     Snapshot,
     quorum,
+    validation,
 )
 from raftcore.errors import InvalidOperation, OneVotingChangeOnly, SnapshotInProgress
 from raftcore.progress import Progress, ProgressState
-from virtraft.adapter import NodeFactory
-from virtraft.nodes.raftcore import factory
+from raftcore.reads import PendingRead
+from virtraft.adapter import Command, NodeFactory
+from virtraft.nodes.raftcore import RaftcoreNode, factory
 
 MODULE = "virtraft.zoo.mutants"
 
@@ -841,6 +844,105 @@ class RequestVoteTwice(Mutant):
                 self.callbacks.send_requestvote(member.node_id, msg)  # the extra copy
 
 
+# ------------------------------------------------------------ linearizability
+# What clients were told: caught only by the linearizability verdict on the
+# clients' history (`--clients`), never by an invariant over the logs.
+
+
+class LeaseWithoutConfirmation(Mutant):
+    """A lease read without confirming leadership: the leader takes its read
+    lease as held from the moment it leads, before any heartbeat round a
+    majority answered, and never lets it expire (dissertation §6.4.1: the
+    lease starts when a round that a majority answered was sent, and lasts
+    an election timeout less the clock drift). The same mistake: Jepsen's
+    "Call me maybe: etcd and Consul" (2014), stale reads from a leader that
+    answered from its own state without checking it still led.
+
+    Caught by: Linearizability (a read, served by a deposed leader, returns a
+    value overwritten by a write that completed before the read began).
+    """
+
+    kind = "linearizability"
+    expected_invariant = ("Linearizability",)
+    mutated = "_lease_holds"
+
+    def _lease_holds(self) -> bool:
+        # BUG: no `self._clock_ms < self._reads.lease_until_ms`
+        return self.config.lease_read and self._transfer_target is None
+
+
+class ReadBeforeTermCommit(Mutant):
+    """ReadIndex answered before the leader committed an entry of its own
+    term (dissertation §6.4 step 1): a new leader's commit index may lag the
+    last leader's, so the read misses a write that was already acknowledged.
+    The same mistake: etcd 3189a66 ("raft: do not serve read index before
+    the leader commits an entry in its term") and redisraft 1149155 (reads
+    answered by a new leader before its first commit).
+
+    Caught by: Linearizability (a stale read after a leader change).
+    """
+
+    kind = "linearizability"
+    expected_invariant = ("Linearizability",)
+    mutated = "_committed_in_current_term"
+
+    def _committed_in_current_term(self) -> bool:
+        return True  # BUG: the term's first commit is not waited for
+
+
+class ReadWithoutHeartbeatRound(Mutant):
+    """A read served by a leader cut off from the majority: ReadIndex skips
+    its heartbeat round and trusts the last round a majority answered, which
+    may predate a partition and a newer leader (dissertation §6.4 step 2:
+    "the leader must check whether it has been deposed", by a round a
+    majority answers after the read arrived). The same mistake: the stale
+    reads Jepsen found in etcd 0.4 and Consul (2014), served by an isolated
+    leader that still believed it led.
+
+    Caught by: Linearizability (a stale read from a deposed leader).
+    """
+
+    kind = "linearizability"
+    expected_invariant = ("Linearizability",)
+    mutated = "read_index"
+
+    def read_index(self, request_id: int) -> None:
+        validation.check_int(request_id, "request_id")
+        if self.role is not Role.LEADER:
+            raise NotLeader(self.leader_id)
+        if self._transfer_target is not None:
+            raise InvalidOperation(
+                f"node {self.node_id} is handing leadership to node {self._transfer_target}"
+            )
+        # BUG: no new round; the newest one a majority answered will do
+        self._reads.pending.append(PendingRead(request_id, self._reads.confirmed, None))
+        self._serve_reads()
+
+
+class RetriedWriteAppliedTwice(RaftcoreNode):
+    """A retried write applied twice without sessions (dissertation §6.3):
+    the state machine applies every committed command, so a client's retry
+    of a command that had committed (its answer lost with a crashed leader)
+    takes effect a second time, and a compare-and-set retried answers from
+    the second try ("false") although the first swapped.
+
+    It lives in the state machine, not in RaftServer: sessions are the
+    application's (raftcore's `Sessions` is a helper the state machine
+    calls), so the one method to override is the node's `_apply_once`,
+    which runs the command through the session; here it runs it straight.
+
+    Caught by: Linearizability (a cas told "false" whose value was written,
+    or a value written again after a later write).
+    """
+
+    kind: ClassVar[str] = "linearizability"
+    expected_invariant: ClassVar[tuple[str, ...] | None] = ("Linearizability",)
+    mutated: ClassVar[str] = "_apply_once"
+
+    def _apply_once(self, command: Command) -> bool | None:
+        return self._execute(command)  # BUG: no self.sessions.apply(...)
+
+
 # ------------------------------------------------------------------ registry
 
 
@@ -881,11 +983,24 @@ MUTANTS: dict[str, type[Mutant]] = {
         WideElectionTimeouts,
         HalfAsManyHeartbeats,
         RequestVoteTwice,
+        LeaseWithoutConfirmation,
+        ReadBeforeTermCommit,
+        ReadWithoutHeartbeatRound,
     )
 }
 """Mutant name (also the name of its node factory here) -> class."""
 
-FACTORIES: dict[str, NodeFactory] = {name: factory(cls) for name, cls in MUTANTS.items()}
+# Mutants of the node's state machine (a RaftcoreNode subclass, running
+# plain RaftServer), where the mistake is the application's, not Raft's.
+NODE_MUTANTS: dict[str, type[RaftcoreNode]] = {
+    _snake(cls.__name__): cls for cls in (RetriedWriteAppliedTwice,)
+}
+MUTANTS.update(NODE_MUTANTS)  # type: ignore[arg-type]
+
+FACTORIES: dict[str, NodeFactory] = {
+    name: factory(node_class=cls) if name in NODE_MUTANTS else factory(cls)  # type: ignore[arg-type]
+    for name, cls in MUTANTS.items()
+}
 globals().update(FACTORIES)  # fig8_commit_old_term = factory(Fig8CommitOldTerm), ...
 
 
