@@ -313,8 +313,11 @@ class RaftMachine(RuleBasedStateMachine):
         return links
 
     def _link(self, src: int, dst: int) -> tuple[int, int, list[Envelope]]:
-        """A link with messages in flight: from a sender, to one of its destinations."""
+        """A link with messages in flight: from a sender, to one of its
+        destinations (the link as given, and nothing, when none is)."""
         links = self._links()
+        if not links:
+            return src, dst, []
         chosen_src = _pick(src, sorted({s for s, _ in links}))
         chosen_dst = _pick(dst, sorted(d for s, d in links if s == chosen_src))
         return chosen_src, chosen_dst, links[chosen_src, chosen_dst]
@@ -326,8 +329,8 @@ class RaftMachine(RuleBasedStateMachine):
         which of the link's distinct texts, oldest first)."""
         chosen_src, chosen_dst, envelopes = self._link(src, dst)
         texts = [self._text(env) for env in envelopes]
-        if isinstance(message, str):
-            text = message
+        if isinstance(message, str) or not texts:
+            text = str(message)
         else:
             distinct = list(dict.fromkeys(texts))
             text = distinct[message % len(distinct)]
@@ -438,9 +441,12 @@ class RaftMachine(RuleBasedStateMachine):
         timeout pass since it last heard from a leader (leader stickiness,
         dissertation §4.2.3: a server that heard from a leader within the
         election timeout refuses votes). The others learn of the extra time
-        when they next tick. Then `then`: "votes", one vote round;
-        "settle", the round and a calm spell; "nothing", the vote requests
-        stay in flight."""
+        when they next tick: after a vote round, at once (a vote granted
+        restarted the voter's timer, so catching up then fires none of the
+        voters' timers; a server the candidate did not need may time out,
+        as it would have). Then `then`: "votes", one vote round; "settle",
+        the round and a calm spell; "nothing", the vote requests stay in
+        flight."""
         view = self.sim.nodes[node]
         before = (view.role, view.term)
         self._wait(self.sim_options.node.election_timeout_ms)
@@ -452,6 +458,7 @@ class RaftMachine(RuleBasedStateMachine):
         if then == "nothing":
             return
         self._vote_round(node)
+        self._wait(0)
         if then == "settle":
             self._settle()
 
