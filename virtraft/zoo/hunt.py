@@ -422,7 +422,11 @@ def print_table(console: Console, reports: Sequence[MutantReport]) -> None:
     for r in reports:
         f = r.fuzz
         s = r.stateful
-        stateful = f"{s.verdict}, {s.events} events" if s is not None else r.stateful_note
+        stateful = (
+            f"{s.verdict}, {s.profile.split(', ')[-1]}, example {s.runs}, {s.events} events"
+            if s is not None
+            else r.stateful_note
+        )
         table.add_row(
             shown(r.name),
             shown(r.kind),
