@@ -6,11 +6,14 @@ name the broken invariant and leave a trace `virtraft replay` accepts.
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
-from hypothesis.stateful import INVARIANT_MARKER, run_state_machine_as_test
+from hypothesis import strategies as st
+from hypothesis.stateful import RULE_MARKER, initialize, run_state_machine_as_test
 
 from raftcore import RaftServer
 from virtraft.adapter import NodeOptions
@@ -72,22 +75,37 @@ def _find(machine: type[RaftMachine], examples: int = 200) -> InvariantViolated:
     return caught.value
 
 
-def test_every_checker_invariant_is_a_machine_invariant() -> None:
+def test_any_checker_violation_fails_the_step_that_caused_it() -> None:
+    """The checker runs after every event; the step that broke an invariant
+    (or made a server raise) ends the run, naming it."""
     for name in (*INVARIANTS, NODE_EXCEPTION):
-        method = getattr(RaftMachine, f"holds_{name}")
-        assert getattr(method, INVARIANT_MARKER, None) is not None
+        machine = machine_for(DEFAULT_FACTORY)()
+        machine.violation = Violation(name, 7, (1,), "broken", {})
+        with pytest.raises(InvariantViolated, match=f"{name} violated at step 7"):
+            machine.wait(10)
+        assert machine.last_failure is not None
+        assert machine.last_failure.violation.invariant == name
 
 
-def test_an_invariant_fails_only_for_its_own_violation() -> None:
+def test_a_healthy_step_does_not_fail() -> None:
     machine = machine_for(DEFAULT_FACTORY)()
-    machine.violation = Violation("VoteOnce", 7, (1,), "two votes", {})
-    for name in INVARIANTS:
-        check = getattr(machine, f"holds_{name}")
-        if name == "VoteOnce":
-            with pytest.raises(InvariantViolated, match="VoteOnce violated at step 7"):
-                check()
-        else:
-            check()
+    machine.elect_first(1)
+    machine.wait(10)
+    assert machine.violation is None
+    assert machine.sim.leader() is not None
+
+
+def test_a_timeout_ages_the_voters_past_leader_stickiness() -> None:
+    """Dissertation §4.2.3: a follower that heard from its leader within the
+    election timeout refuses votes. `timeout` lets that timeout pass for
+    every voter first, so a follower of a settled cluster can still win."""
+    machine = machine_for(DEFAULT_FACTORY)()
+    machine.elect_first(1, settle=True)
+    assert machine.sim.leader().node_id == 1
+    machine.timeout(2, then="votes")
+    leader = machine.sim.leader()
+    assert leader is not None and leader.node_id == 2
+    assert leader.term > 1
 
 
 def test_a_failing_run_names_the_invariant_and_writes_a_replayable_trace(tmp_path) -> None:
@@ -102,6 +120,103 @@ def test_a_failing_run_names_the_invariant_and_writes_a_replayable_trace(tmp_pat
     assert len(trace.events) == machine.last_failure.events
     assert trace.verdict["violation"]["invariant"] == "CommitMonotonic"
     assert cli.main(["replay", str(path), "--node-factory", spec, "--quiet"]) == cli.EXIT_VIOLATION
+
+
+class RaisesOnFirstCommit(RaftServer):
+    """A follower that raises when a leader first tells it of a commit: any
+    run fails as soon as a heartbeat is delivered after an election."""
+
+    def _advance_follower_commit(self, index: int) -> None:
+        if index > self.commit_index:
+            raise RuntimeError(f"told of commit {index}")
+        super()._advance_follower_commit(index)
+
+
+# Time and single deliveries only (every other rule shadowed by a
+# plain attribute), so that a failing run is a short program of such steps.
+_KEEP = {"choose_faults", "elect_first", "wait", "deliver"}
+
+
+def _messages_only() -> type[RaftMachine]:
+    base = machine_for(factory(RaisesOnFirstCommit))
+    off = {
+        name: None
+        for name, value in vars(RaftMachine).items()
+        if hasattr(value, RULE_MARKER) and name not in _KEEP
+    }
+    machine = type("MessagesOnly", (base,), off)
+
+    class MessagesOnly(machine):  # type: ignore[valid-type, misc]
+        @initialize(node=st.integers(1, 3))
+        def elect_first(self, node: int, settle: bool = False) -> None:
+            """A leader, its first AppendEntries still in flight."""
+            super().elect_first(node, settle)
+
+    return MessagesOnly
+
+
+@functools.cache
+def _falsifying_program(machine: type[RaftMachine]) -> tuple[list[str], InvariantViolated]:
+    """The program Hypothesis prints for the failing example (shrunk), line by
+    line (shrinking is the slow part: each machine is searched once)."""
+    with pytest.raises(InvariantViolated) as caught:
+        run_state_machine_as_test(
+            machine,
+            settings=settings(
+                max_examples=50,
+                stateful_step_count=20,
+                derandomize=True,
+                database=None,
+                deadline=None,
+                report_multiple_bugs=False,
+                suppress_health_check=list(HealthCheck),
+            ),
+        )
+    notes = "\n".join(getattr(caught.value, "__notes__", [])).splitlines()
+    return [line for line in notes if line.startswith("state")], caught.value
+
+
+_MESSAGES_ONLY = _messages_only()
+
+
+def test_a_failing_example_prints_a_program_a_person_can_read() -> None:
+    """Steps name servers and messages as they are (`deliver(src=2, dst=3,
+    message="AppendEntries term 1 from leader 3: ...")`, the message's text
+    at the door),
+    not the numbers Hypothesis drew."""
+    program, error = _falsifying_program(_MESSAGES_ONLY)
+    text = "\n".join(program)
+    assert program[0] == "state = MessagesOnly()"
+    assert program[-1] == "state.teardown()"
+    assert error.violation.invariant == NODE_EXCEPTION
+    # The failing step is the delivery that told a follower of the commit.
+    assert re.match(
+        r'state\.deliver\(src=\d, dst=\d, message="AppendEntries term \d+ from leader \d: ',
+        program[-2],
+    ), text
+    assert re.search(r"state\.elect_first\(node=\d, settle=(True|False)\)", text), text
+    assert "pick=" not in text
+
+
+def test_a_printed_program_pastes_back_and_fails_the_same_way() -> None:
+    machine = _MESSAGES_ONLY
+    program, error = _falsifying_program(machine)
+    namespace: dict[str, object] = {"MessagesOnly": machine}
+    with pytest.raises(InvariantViolated) as again:
+        for line in program[:-1]:
+            exec(line, namespace)  # noqa: S102 - the program Hypothesis printed
+    assert again.value.violation == error.violation
+
+
+def test_steps_aimed_at_a_role_print_the_role() -> None:
+    machine = machine_for(DEFAULT_FACTORY)()
+    machine.elect_first(1, settle=True)
+    machine.crash(role="leader")
+    assert machine._shown is not None
+    assert machine._shown.text().startswith('state.crash(role="leader")')
+    assert not machine.sim.nodes[1].alive
+    machine.isolate(role="follower", node=2)
+    assert machine._shown.text().startswith('state.isolate(role="follower", node=2)')
 
 
 def test_a_callable_factory_works_too() -> None:

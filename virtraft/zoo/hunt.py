@@ -19,6 +19,7 @@ what swarm testing draws, seed by seed (`virtraft.sim.options.options_swarm`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import shlex
@@ -28,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
@@ -36,7 +37,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from virtraft.adapter import NodeOptions
 from virtraft.cli.parser import UsageError, build_parser, sim_options
 from virtraft.report.terminal import shown
 from virtraft.run.seed import (
@@ -206,6 +206,39 @@ def hunt_seeds(
     return None, runs, time.perf_counter() - started, None
 
 
+def stateful_options(servers: int) -> SimOptions:
+    """The machine's options in the zoo: its defaults on `servers` servers,
+    with pre-vote and entries per message as in the fuzz profile of that
+    size (no pre-vote; one entry per message with three servers, so a
+    follower catches up one probe at a time, as in the Figure 8 story)."""
+    node = dataclasses.replace(MACHINE_OPTIONS.node, prevote=False)
+    for profile in SAFETY_PROFILES:
+        fuzz = profile_options(profile)
+        if fuzz.servers == servers:
+            node = dataclasses.replace(
+                node,
+                prevote=fuzz.node.prevote,
+                max_entries_per_msg=fuzz.node.max_entries_per_msg,
+            )
+    return MACHINE_OPTIONS.replace(servers=servers, node=node)
+
+
+def stateful_settings(examples: int, steps: int) -> settings:
+    """Hypothesis settings for a hunt: derandomized (the same table on every
+    run), generation only (the zoo asks whether, not how short)."""
+    return settings(
+        max_examples=examples,
+        stateful_step_count=steps,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        report_multiple_bugs=False,
+        print_blob=False,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+
+
 def hunt_stateful(
     spec: str,
     servers: Sequence[int] = STATEFUL_SERVERS,
@@ -213,41 +246,37 @@ def hunt_stateful(
     steps: int = STATEFUL_STEPS,
 ) -> Finding | None:
     """Let the Hypothesis machine look for a violation (no shrinking: the
-    zoo only asks whether and how soon it finds one)."""
+    zoo only asks whether and how soon it finds one). The finding's `runs`
+    counts the examples run until the failing one, that one included (over
+    every cluster size tried); `events` is the failing example's length."""
     started = time.perf_counter()
+    made = 0
     for count in servers:
-        options = MACHINE_OPTIONS.replace(
-            servers=count,
-            node=NodeOptions(election_timeout_ms=100, request_timeout_ms=20, prevote=False),
-        )
-        machine = machine_for(spec, options)
+        base = machine_for(spec, stateful_options(count))
+
+        class Counted(base):  # type: ignore[valid-type, misc]
+            made: ClassVar[int] = 0  # examples run (machines built)
+
+            def __init__(self) -> None:
+                type(self).made += 1
+                super().__init__()
+
         try:
-            run_state_machine_as_test(
-                machine,
-                settings=settings(
-                    max_examples=examples,
-                    stateful_step_count=steps,
-                    derandomize=True,
-                    database=None,
-                    deadline=None,
-                    report_multiple_bugs=False,
-                    print_blob=False,
-                    phases=[Phase.generate],
-                    suppress_health_check=list(HealthCheck),
-                ),
-            )
+            run_state_machine_as_test(Counted, settings=stateful_settings(examples, steps))
         except InvariantViolated as exc:
-            failure = machine.last_failure
+            failure = Counted.last_failure
             events = failure.events if failure is not None else exc.violation.step
+            # Hypothesis runs the failing example once more to report it.
             return Finding(
                 exc.violation.invariant,
                 f"stateful, {count} servers",
                 None,
                 events,
                 round(time.perf_counter() - started, 2),
-                examples,
+                made + max(1, Counted.made - 1),
                 "",
             )
+        made += Counted.made
     return None
 
 
@@ -402,7 +431,11 @@ def print_table(console: Console, reports: Sequence[MutantReport]) -> None:
     for r in reports:
         f = r.fuzz
         s = r.stateful
-        stateful = f"{s.verdict}, {s.events} events" if s is not None else r.stateful_note
+        stateful = (
+            f"{s.verdict}, {s.profile.split(', ')[-1]}, example {s.runs}, {s.events} events"
+            if s is not None
+            else r.stateful_note
+        )
         table.add_row(
             shown(r.name),
             shown(r.kind),
