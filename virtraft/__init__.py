@@ -15,6 +15,7 @@ each node through the door and the trace records the event.
 - who decides ............. `sim.scheduler` (one seeded stream), `sim.options`
                             (SimOptions and `options_swarm`), `sim.seeds`
 - partition shapes ........ `sim.partitions`
+- clients ................. `sim.clients` (reads, writes, CAS under sessions; the history)
 - invariants .............. `check.invariants` over `check.model`, run by
                             `check.checker.Checker` after every event
 - what clients saw ........ `check.history` (the history format), `check.linearizability`
