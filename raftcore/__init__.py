@@ -67,6 +67,8 @@ from raftcore.messages import (
     InstallSnapshot,
     InstallSnapshotResponse,
     Message,
+    ReadIndexRequest,
+    ReadIndexResponse,
     RequestVote,
     RequestVoteResponse,
     Snapshot,
@@ -101,5 +103,7 @@ __all__ = [
     "Shutdown",
     "Snapshot",
     "SnapshotInProgress",
+    "ReadIndexRequest",
+    "ReadIndexResponse",
     "TimeoutNow",
 ]

@@ -18,6 +18,8 @@ from raftcore.messages import (
     AppendEntries,
     Entry,
     InstallSnapshot,
+    ReadIndexRequest,
+    ReadIndexResponse,
     RequestVote,
     Snapshot,
     TimeoutNow,
@@ -41,6 +43,9 @@ class Callbacks:
 
     def send_timeoutnow(self, node_id: int, msg: TimeoutNow) -> None:
         raise NotImplementedError("send_timeoutnow is required to transfer leadership")
+
+    def send_readindex(self, node_id: int, msg: ReadIndexRequest | ReadIndexResponse) -> None:
+        raise NotImplementedError("send_readindex is required to forward reads")
 
     def read_ready(self, request_id: int, index: int) -> None:
         """A read asked with `read_index` may now be served from the state

@@ -28,6 +28,10 @@ class Config:
     # a round a majority answered. Safe only while clocks drift less than that.
     lease_read: bool = False
     lease_drift_ms: int = 100
+    # Dissertation §6.4: a follower asked to read forwards the request to the
+    # leader for a read index, and answers once it applied that far. Off, it
+    # refuses with NotLeader and the client asks the leader.
+    forward_reads: bool = False
 
     def __post_init__(self) -> None:
         if self.election_timeout_ms <= 0:

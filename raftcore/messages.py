@@ -124,6 +124,25 @@ class TimeoutNow:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadIndexRequest:
+    """Dissertation §6.4: a follower asks the leader for a read index."""
+
+    term: int
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadIndexResponse:
+    """The leader's read index for a follower's read (`ok`), once it proved it
+    still led; not ok when it stopped leading first."""
+
+    term: int
+    request_id: int
+    index: int
+    ok: bool
+
+
+@dataclass(frozen=True, slots=True)
 class InstallSnapshot:
     term: int
     leader_id: int
@@ -170,4 +189,6 @@ Message = (
     | InstallSnapshot
     | InstallSnapshotResponse
     | TimeoutNow
+    | ReadIndexRequest
+    | ReadIndexResponse
 )

@@ -30,6 +30,9 @@ class PendingRead:
     request_id: int
     round: int  # the heartbeat round a majority must answer; 0: the lease covers it
     index: int | None  # the read index; None until this term committed an entry
+    # A follower's read (its request id is the follower's): the leader sends
+    # it the index instead of serving it, and the follower applies that far.
+    reply_to: int | None = None
 
 
 @dataclass(slots=True)

@@ -26,7 +26,9 @@ Reading guide. Each rule of the protocol lives in one place named for it:
                             `check_proposal` (via `_validate_membership_change`)
 - caught-up members ....... `_maybe_report_sufficient_logs`
 - linearizable reads ...... `read_index`, `_serve_reads`, `_lease_holds` (§6.4,
-                            bookkeeping in `reads.py`); sessions in `sessions.py`
+                            bookkeeping in `reads.py`); a follower's read:
+                            `_forward_read`, `_handle_readindex_*`,
+                            `_serve_forwarded`; sessions in `sessions.py`
 - leadership transfer ..... `transfer_leadership`, `_maybe_send_timeoutnow`,
                             `_handle_timeoutnow` (§3.10)
 
@@ -68,6 +70,8 @@ from raftcore.messages import (
     InstallSnapshot,
     InstallSnapshotResponse,
     Message,
+    ReadIndexRequest,
+    ReadIndexResponse,
     RequestVote,
     RequestVoteResponse,
     Snapshot,
@@ -127,6 +131,12 @@ _ROUTES: dict[type, _Route] = {
         "_handle_installsnapshot_response",
     ),
     TimeoutNow: _Route(validation.check_timeoutnow, _Kind.LEADER_REQUEST, "_handle_timeoutnow"),
+    ReadIndexRequest: _Route(
+        validation.check_readindex_request, _Kind.LEADER_RESPONSE, "_handle_readindex_request"
+    ),
+    ReadIndexResponse: _Route(
+        validation.check_readindex_response, _Kind.LEADER_REQUEST, "_handle_readindex_response"
+    ),
 }
 
 
@@ -176,6 +186,9 @@ class RaftServer:
         self._clock_ms = 0
         # A leader's reads in waiting and heartbeat rounds (§6.4).
         self._reads = Reads()
+        # A follower's forwarded reads: request id -> the leader's read index
+        # (None until the leader answered).
+        self._forwarded: dict[int, int | None] = {}
         # Leadership transfer (§3.10): the member handed to, and for how long.
         self._transfer_target: int | None = None
         self._transfer_elapsed_ms = 0
@@ -772,6 +785,8 @@ class RaftServer:
             assert entry is not None, f"entry {index} to apply is missing"
             self.last_applied = index
             self.callbacks.applylog(entry, index)
+        if self._forwarded:
+            self._serve_forwarded()
 
     def _send_heartbeats(self) -> None:
         if self.config.lease_read:  # every round renews the lease
@@ -924,7 +939,8 @@ class RaftServer:
         first. Raises NotLeader on a follower: the client asks the leader."""
         validation.check_int(request_id, "request_id")
         if self.role is not Role.LEADER:
-            raise NotLeader(self.leader_id)
+            self._forward_read(request_id)
+            return
         if self._transfer_target is not None:
             raise InvalidOperation(
                 f"node {self.node_id} is handing leadership to node {self._transfer_target}"
@@ -937,6 +953,57 @@ class RaftServer:
             reads.pending.append(PendingRead(request_id, round_, None))
             self._send_heartbeats_for_read()
         self._serve_reads()
+
+    def _forward_read(self, request_id: int) -> None:
+        """§6.4 on a follower (`Config.forward_reads`): ask the leader for a
+        read index; `read_ready` follows once applied that far."""
+        if (
+            not self.config.forward_reads
+            or self.leader_id is None
+            or self.leader_id == self.node_id
+        ):
+            raise NotLeader(self.leader_id)
+        self._forwarded[request_id] = None
+        msg = ReadIndexRequest(self.current_term, request_id)
+        self.callbacks.send_readindex(self.leader_id, msg)
+
+    def _handle_readindex_request(self, node_id: int, msg: ReadIndexRequest) -> None:
+        """A follower's read: the same proof of leadership as a read of our
+        own, then the read index goes back to it (it serves the read)."""
+        if self.role is not Role.LEADER or msg.term != self.current_term:
+            reply = ReadIndexResponse(self.current_term, msg.request_id, 0, False)
+            self.callbacks.send_readindex(node_id, reply)
+            return None
+        reads = self._reads
+        round_ = reads.round if self._lease_holds() else reads.start_round(self._clock_ms)
+        reads.pending.append(PendingRead(msg.request_id, round_, None, node_id))
+        if not self._lease_holds():
+            self._send_heartbeats_for_read()
+        self._serve_reads()
+        return None
+
+    def _handle_readindex_response(self, node_id: int, msg: ReadIndexResponse) -> None:
+        if msg.request_id not in self._forwarded:
+            return None  # a copy, or an answer to a read this server forgot
+        if not msg.ok:
+            del self._forwarded[msg.request_id]
+            self.callbacks.read_failed(msg.request_id)
+            return None
+        self._forwarded[msg.request_id] = msg.index
+        self._serve_forwarded()
+        return None
+
+    def _serve_forwarded(self) -> None:
+        """A forwarded read is ready once this server applied its read index."""
+        ready = [
+            r
+            for r, index in self._forwarded.items()
+            if index is not None and index <= self.last_applied
+        ]
+        for request_id in ready:
+            index = self._forwarded.pop(request_id)
+            assert index is not None
+            self.callbacks.read_ready(request_id, index)
 
     def _send_heartbeats_for_read(self) -> None:
         """The round a read waits for: an AppendEntries to every member now,
@@ -987,7 +1054,10 @@ class RaftServer:
         for read in reads.pending:
             if read.index is None:
                 read.index = self.commit_index
-            if read.round > reads.confirmed or self.last_applied < read.index:
+            if read.round > reads.confirmed:
+                break
+            # A follower applies up to the index itself; a read of ours waits here.
+            if read.reply_to is None and self.last_applied < read.index:
                 break
             ready.append(read)
         if not ready:
@@ -995,14 +1065,22 @@ class RaftServer:
         del reads.pending[: len(ready)]
         for read in ready:
             assert read.index is not None
-            self.callbacks.read_ready(read.request_id, read.index)
+            if read.reply_to is None:
+                self.callbacks.read_ready(read.request_id, read.index)
+            else:
+                reply = ReadIndexResponse(self.current_term, read.request_id, read.index, True)
+                self.callbacks.send_readindex(read.reply_to, reply)
 
     def _leave_leadership(self) -> None:
         """Stepping down: reads in waiting will never be served here."""
         pending, self._reads = self._reads.pending, Reads()
         self._transfer_target = None
         for read in pending:
-            self.callbacks.read_failed(read.request_id)
+            if read.reply_to is None:
+                self.callbacks.read_failed(read.request_id)
+            else:
+                reply = ReadIndexResponse(self.current_term, read.request_id, 0, False)
+                self.callbacks.send_readindex(read.reply_to, reply)
 
     # ------------------------------------------------------ leadership transfer
 

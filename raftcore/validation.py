@@ -23,6 +23,8 @@ from raftcore.messages import (
     EntryType,
     InstallSnapshot,
     InstallSnapshotResponse,
+    ReadIndexRequest,
+    ReadIndexResponse,
     RequestVote,
     RequestVoteResponse,
     TimeoutNow,
@@ -182,6 +184,20 @@ def check_appendentries_response(
     check_int(msg.rejected_index, "rejected_index")
     check_int(msg.hint_index, "hint_index")
     check_int(msg.read_round, "read_round")
+
+
+def check_readindex_request(receiver: Receiver, node_id: int, msg: ReadIndexRequest) -> None:
+    check_member_sender(receiver, node_id)
+    check_int(msg.term, "term")
+    check_int(msg.request_id, "request_id")
+
+
+def check_readindex_response(receiver: Receiver, node_id: int, msg: ReadIndexResponse) -> None:
+    check_member_sender(receiver, node_id)
+    check_int(msg.term, "term")
+    check_int(msg.request_id, "request_id")
+    check_int(msg.index, "index")
+    check_bool(msg.ok, "ok")
 
 
 def check_timeoutnow(receiver: Receiver, node_id: int, msg: TimeoutNow) -> None:

@@ -67,6 +67,9 @@ class NodeOptions:
     # round, for an election timeout less `lease_drift_ms` after a round.
     lease_read: bool = False
     lease_drift_ms: int = 100
+    # Dissertation §6.4: a follower asked to read gets a read index from the
+    # leader and serves the read itself, instead of redirecting the client.
+    forward_reads: bool = False
 
     def heartbeat_beats_election(self) -> bool:
         """A leader's heartbeat must come before a follower's election

@@ -30,6 +30,8 @@ from raftcore import (
     MembershipEvent,
     Message,
     RaftServer,
+    ReadIndexRequest,
+    ReadIndexResponse,
     RequestVote,
     RequestVoteResponse,
     Role,
@@ -51,6 +53,8 @@ HANDLERS: dict[type, str] = {
     InstallSnapshot: "recv_installsnapshot",
     InstallSnapshotResponse: "recv_installsnapshot_response",
     TimeoutNow: "step",
+    ReadIndexRequest: "step",
+    ReadIndexResponse: "step",
 }
 
 
@@ -138,6 +142,9 @@ class Recorder(Callbacks):
         self._send(node_id, msg)
 
     def send_timeoutnow(self, node_id: int, msg: TimeoutNow) -> None:
+        self._send(node_id, msg)
+
+    def send_readindex(self, node_id: int, msg: ReadIndexRequest | ReadIndexResponse) -> None:
         self._send(node_id, msg)
 
     def read_ready(self, request_id: int, index: int) -> None:

@@ -10,6 +10,8 @@ from raftcore import (
     AppendEntriesResponse,
     InvalidOperation,
     NotLeader,
+    ReadIndexRequest,
+    ReadIndexResponse,
     RequestVote,
     Role,
     TimeoutNow,
@@ -80,6 +82,32 @@ def test_read_index_waits_for_the_first_commit_of_the_leaders_term():
     cluster.deliver_all()
     [(request, index)] = cluster.recorders[2].reads_ready
     assert request == 3 and index == second.commit_index == second.last_log_index
+
+
+def test_a_follower_forwards_a_read_and_serves_it_once_applied():
+    """§6.4: the follower asks the leader for a read index; the leader proves
+    it leads with a round; the follower answers once it applied that far."""
+    cluster, leader = elected(forward_reads=True)
+    cluster.submit(1, "x")
+    cluster.deliver_all()  # committed before the read is asked: the read must see it
+    follower = cluster.servers[2]
+    follower.read_index(9)
+    assert any(isinstance(m, ReadIndexRequest) for _, m in cluster.recorders[2].sent)
+    cluster.deliver_all()
+    [(request, index)] = cluster.recorders[2].reads_ready
+    assert request == 9 and index == leader.commit_index == leader.last_log_index
+    assert cluster.recorders[1].reads_ready == []  # the leader served nothing itself
+
+
+def test_a_forwarded_read_fails_when_the_leader_steps_down_first():
+    cluster, leader = elected(forward_reads=True)
+    cluster.servers[3].read_index(4)
+    cluster.deliver_where(lambda e: isinstance(e[2], ReadIndexRequest))
+    cluster.drop_all()  # the leader's round is lost
+    leader.step(2, AppendEntries(leader.current_term + 1, 2, 0, 0, (), 0))  # a newer leader
+    cluster.deliver_where(lambda e: isinstance(e[2], ReadIndexResponse))
+    assert cluster.recorders[3].reads_failed == [4]
+    assert cluster.recorders[3].reads_ready == []
 
 
 def test_a_follower_sends_the_client_to_the_leader():

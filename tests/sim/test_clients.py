@@ -96,3 +96,23 @@ def test_without_clients_no_history_and_no_verdict() -> None:
     result = run_seed(1, FAULTY.replace(clients=0, steps=300))
     assert result.linearizability is None
     assert "linearizability" not in result.verdict()
+
+
+def test_followers_forward_reads_and_stay_linearizable() -> None:
+    """`--forward-reads`: a follower asked to read gets a read index from the
+    leader (ReadIndexRequest and its response cross the network) and serves
+    the read itself; the history stays linearizable."""
+    from virtraft.cli.parser import build_parser, sim_options
+    from virtraft.sim.events import Deliver
+
+    args = build_parser().parse_args(["fuzz", "--clients", "3", "--forward-reads"])
+    forwarded = 0
+    for seed in range(5):
+        result = run_seed(seed, sim_options(args), swarm=args.swarm)
+        assert result.violation is None
+        assert result.linearizability is not None
+        assert result.linearizability.verdict == "ok"
+        forwarded += sum(
+            1 for e in result.sim.events if isinstance(e, Deliver) and "ReadIndex" in e.msg
+        )
+    assert forwarded > 0

@@ -248,6 +248,13 @@ def _add_raft_group(p: argparse.ArgumentParser) -> None:
         default=False,
         help="serve reads from a leader lease, without a heartbeat round (off)",
     )
+    r.add_argument(
+        "--forward-reads",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="a follower asked to read gets a read index from the leader and serves "
+        "the read itself, instead of redirecting the client (off)",
+    )
 
 
 def sim_options(args: argparse.Namespace) -> SimOptions:
@@ -260,6 +267,7 @@ def sim_options(args: argparse.Namespace) -> SimOptions:
             check_quorum=args.check_quorum,
             max_entries_per_msg=args.max_entries_per_msg,
             lease_read=args.lease_read,
+            forward_reads=args.forward_reads,
         )
         if not node.heartbeat_beats_election():
             raise OptionsError("--request-timeout-ms must be below --election-timeout-ms")

@@ -26,6 +26,8 @@ from raftcore import (
     NotLeader,
     RaftError,
     RaftServer,
+    ReadIndexRequest,
+    ReadIndexResponse,
     RequestVote,
     RequestVoteResponse,
     Snapshot,
@@ -85,6 +87,12 @@ class _SimCallbacks(Callbacks):
     def send_installsnapshot(self, node_id: int, msg: InstallSnapshot) -> None:
         self.send(node_id, msg)
 
+    def send_timeoutnow(self, node_id: int, msg: TimeoutNow) -> None:
+        self.send(node_id, msg)
+
+    def send_readindex(self, node_id: int, msg: ReadIndexRequest | ReadIndexResponse) -> None:
+        self.send(node_id, msg)
+
     def applylog(self, entry: Entry, index: int) -> None:
         self.node.apply(entry, index)
 
@@ -127,6 +135,10 @@ _RECEIVERS = {
     RequestVoteResponse: ("recv_requestvote_response", False),
     AppendEntriesResponse: ("recv_appendentries_response", False),
     InstallSnapshotResponse: ("recv_installsnapshot_response", False),
+    # Their handlers send what they answer through the callbacks.
+    TimeoutNow: ("step", False),
+    ReadIndexRequest: ("step", False),
+    ReadIndexResponse: ("step", False),
 }
 
 
@@ -172,6 +184,7 @@ class RaftcoreNode(NodeAdapter):
             # A margin as long as the election timeout leaves the shortest
             # lease (swarm may draw timers below the margin given).
             lease_drift_ms=min(options.lease_drift_ms, options.election_timeout_ms - 1),
+            forward_reads=options.forward_reads,
         )
         self.disk = Disk()
         self.caught_up: list[int] = []

@@ -80,6 +80,8 @@
       case 'Crash': return 'node ' + e[1] + ' crashes';
       case 'Restart': return 'node ' + e[1] + ' restarts from its disk';
       case 'TakeSnapshot': return 'node ' + e[1] + ' snapshots';
+      case 'CompleteIO': return 'node ' + e[1] + ' completes a disk request';
+      case 'ClientInvoke': return 'client ' + e[1] + ' invokes ' + e[2] + ' ' + e[3];
     }
     return kind;
   }

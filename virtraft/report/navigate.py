@@ -23,7 +23,9 @@ from virtraft.report.cause import Cause
 from virtraft.report.diagram import partition_spans
 from virtraft.report.observe import Arrow, Loss, Replay, event_text
 from virtraft.sim.events import (
+    EVENT_TYPES,
     ChangeMembership,
+    ClientInvoke,
     ClientRequest,
     CompleteIO,
     Crash,
@@ -47,20 +49,9 @@ _NONE = re.compile(r", \w+=None\b")
 TAIL_ENTRIES = 6  # log entries shown per node in an event's before/after
 ROLE_CODES = ("follower", "precandidate", "candidate", "leader", "down")
 # Event kinds in the page's data, by index (the script names them the same).
-EVENT_KINDS: tuple[type[Event], ...] = (
-    Tick,
-    Deliver,
-    Drop,
-    Duplicate,
-    ClientRequest,
-    Crash,
-    Restart,
-    Partition,
-    Heal,
-    ChangeMembership,
-    TakeSnapshot,
-    CompleteIO,
-)
+# Every kind the simulator knows, from its one table: a new kind can never
+# be missing here (a report would stop at its first event of that kind).
+EVENT_KINDS: tuple[type[Event], ...] = tuple(EVENT_TYPES.values())
 
 
 @dataclass(slots=True)
@@ -182,6 +173,8 @@ def _event_row(event: Event, kinds: dict[str, int]) -> list[Any]:
         return [code, event.node]
     if isinstance(event, ChangeMembership):
         return [code, event.via]
+    if isinstance(event, ClientInvoke):
+        return [code, event.client, event.op, event.key]
     return [code]
 
 

@@ -146,6 +146,10 @@ class Clients:
             if pending.tries >= MAX_ATTEMPTS:
                 self._give_up(sim, client)
             else:
+                # A leader that took the operation and never answered may be
+                # cut off: ask the next node in turn, which redirects to the
+                # leader it knows.
+                client.leader = None
                 sent += self._send(sim, client)
         return touched + [n for n in dict.fromkeys(sent) if n not in touched]
 

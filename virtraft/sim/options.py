@@ -217,7 +217,7 @@ def _validate_node(node: NodeOptions) -> None:
         raise OptionsError(
             f"node.lease_drift_ms must be a whole number >= 0, got {node.lease_drift_ms!r}"
         )
-    for name in ("prevote", "check_quorum", "noop_on_election", "lease_read"):
+    for name in ("prevote", "check_quorum", "noop_on_election", "lease_read", "forward_reads"):
         if not isinstance(getattr(node, name), bool):
             raise OptionsError(f"node.{name} must be true or false")
     if not node.heartbeat_beats_election():

@@ -78,9 +78,12 @@ PROFILES: dict[str, tuple[str, ...]] = {
         "--no-liveness",
     ),
 }
+# The same with reads served from leader leases: a lease that is never
+# confirmed lets the cut-off leader answer stale reads.
+PROFILES["isolated-leases"] = (*PROFILES["isolated"], "--lease-read")
 SAFETY_PROFILES = ("default",)
 LIVENESS_PROFILES = ("default",)
-LINEARIZABILITY_PROFILES = ("clients", "leases", "isolated")
+LINEARIZABILITY_PROFILES = ("clients", "leases", "isolated", "isolated-leases")
 
 # The stateful machine's budget per mutant and cluster size.
 STATEFUL_EXAMPLES = 300
