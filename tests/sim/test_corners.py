@@ -50,3 +50,42 @@ def test_swarm_draws_every_profile_a_single_voter_and_lossy_crashes() -> None:
     assert any(o.lossy_crash_probability > 0 and o.crash_rate > 0 for o in drawn)
     assert any(o.node.max_entries_per_msg == 1 and o.servers == 3 for o in drawn)
     assert len(SWARM_PROFILES) == 4
+
+
+def test_a_cluster_whose_ids_start_at_0_is_safe_leads_and_replays(tmp_path) -> None:
+    """`--first-node-id 0`: server 0 campaigns, leads and crashes like any
+    other; every verdict holds; the trace replays to the same verdict."""
+    from virtraft.adapter import Role
+    from virtraft.run.factory import load_factory
+    from virtraft.trace.format import read_trace, write_trace
+    from virtraft.trace.replay import replay_events
+
+    argv = ["--first-node-id", "0", "--member-rate", "0.01"]
+    args = build_parser().parse_args(["fuzz", *argv])
+    options = sim_options(args)
+    assert options.first_node_id == 0 and tuple(options.founders) == (0, 1, 2, 3, 4)
+    leaders: set[int] = set()
+
+    def watch(sim: Simulation) -> None:
+        leaders.update(n for n, v in sim.nodes.items() if v.alive and v.role is Role.LEADER)
+
+    for seed in range(12):
+        result = run_seed(
+            seed, options, swarm=True, keep=swarm_keeps(["fuzz", *argv]), on_step=watch
+        )
+        assert result.violation is None, result.violation
+        assert result.liveness.verdict != "failed", result.liveness
+        path = tmp_path / f"seed-{seed}.jsonl"
+        write_trace(str(path), result.trace_lines())
+        trace = read_trace(path)
+        assert trace.options.first_node_id == 0
+        sim = Simulation(trace.options, trace.seed, load_factory(trace.factory))
+        violation, diverged, _why = replay_events(sim, trace.events)
+        assert diverged is None and violation is None
+    assert 0 in leaders
+
+
+def test_first_node_id_must_be_a_whole_number() -> None:
+    from virtraft.cli.commands import main
+
+    assert main(["run", "--first-node-id", "-1"]) == 2

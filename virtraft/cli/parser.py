@@ -113,6 +113,13 @@ def _add_simulation_group(p: argparse.ArgumentParser, *, steps: int, client_rate
     g = p.add_argument_group("simulation")
     g.add_argument("--servers", type=whole(1), default=5, help="servers in the cluster (5)")
     g.add_argument(
+        "--first-node-id",
+        type=whole(0),
+        default=1,
+        metavar="N",
+        help="the first server's id; the others follow (1; 0 tests a server whose id is 0)",
+    )
+    g.add_argument(
         "--steps", type=whole(1), default=steps, help=f"events in the safety phase ({steps})"
     )
     g.add_argument(
@@ -273,6 +280,7 @@ def sim_options(args: argparse.Namespace) -> SimOptions:
             raise OptionsError("--request-timeout-ms must be below --election-timeout-ms")
         return SimOptions(
             servers=args.servers,
+            first_node_id=args.first_node_id,
             steps=args.steps,
             drop_probability=args.drop,
             duplicate_probability=args.dup,

@@ -411,6 +411,10 @@ class CanonicalNode(NativeNode):
         rng: random.Random,
         options: NodeOptions,
     ) -> None:
+        if node_id < 1:
+            # raft_id 0 is the library's "nobody" (no vote, no leader): a
+            # server numbered 0 would vote for itself and record no vote.
+            raise ValueError(f"canonical/raft server ids start at 1, got {node_id}")
         super().__init__(_library(), node_id, send, rng, options)
         self._scalars = self._ffi.new("unsigned long long[8]")
         self._ids = self._ffi.new("raft_id[]", MAX_SERVERS)

@@ -485,7 +485,7 @@ def _events_only(trace: Trace, problem: str) -> Replay:
             kind, node, words = text
             faults.append(FaultRow(step, ms, kind, words))
             marks.append(Mark(step, node, kind, words))
-    nodes = tuple(range(1, trace.options.servers + 1))
+    nodes = tuple(trace.options.founders)
     return Replay(
         steps=len(trace.events),
         clock_ms=tuple(clock),

@@ -49,6 +49,10 @@ RATE_FIELDS = (
 @dataclass(frozen=True, slots=True)
 class SimOptions:
     servers: int = 5
+    # The founders' ids are first_node_id .. first_node_id + servers - 1, and
+    # joiners take the ids after: 0 reaches the corner of a server whose id
+    # is falsy (`if node_id:` where `is not None` was meant).
+    first_node_id: int = 1
     steps: int = 20_000
     # Per message picked for delivery: lose it instead / copy it first.
     drop_probability: float = 0.0
@@ -139,6 +143,11 @@ class SimOptions:
     def replace(self, **changes: Any) -> SimOptions:
         return dataclasses.replace(self, **changes)
 
+    @property
+    def founders(self) -> range:
+        """The ids of the servers the cluster starts with."""
+        return range(self.first_node_id, self.first_node_id + self.servers)
+
 
 def validate(options: SimOptions) -> None:
     for name in RATE_FIELDS + ("deliver_share", "lossy_crash_probability"):
@@ -158,6 +167,7 @@ def validate(options: SimOptions) -> None:
     _validate_node(options.node)
     for name in (
         "servers",
+        "first_node_id",
         "steps",
         "clients",
         "delay_ms_min",

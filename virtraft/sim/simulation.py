@@ -134,7 +134,7 @@ class Simulation:
         # The envelope the last message event acted on (shrinking re-keys events).
         self.last_envelope: Envelope | None = None
         self.messages = messages_of(factory)
-        self.network = Network(range(1, options.servers + 1), self.messages)
+        self.network = Network(options.founders, self.messages)
         self._delay_rng = delays_rng(seed)
         # choice() over the range draws what randint(min, max) would, for less.
         self._delays_ms = range(options.delay_ms_min, options.delay_ms_max + 1)
@@ -151,14 +151,14 @@ class Simulation:
         self._alive_ids: list[int] | None = None
         self._last_tick_ms: dict[int, int] = {}
         self._leaders_seen: dict[int, int] = {}  # term -> leader, for stats only
-        self.next_node_id = options.servers + 1
+        self.next_node_id = options.founders.stop
         self.next_command_id = 1
         self.client_leader_guess: int | None = None
         # Commands accepted by a leader and not yet answered, per node.
         self.pending: dict[int, deque[tuple[int, Submitted]]] = {}
         self.last_submitted: tuple[int, int, Submitted] | None = None
-        bootstrap = tuple((i, True) for i in range(1, options.servers + 1))
-        for node_id in range(1, options.servers + 1):
+        bootstrap = tuple((i, True) for i in options.founders)
+        for node_id in options.founders:
             try:
                 self._add_node(node_id, bootstrap)
             except ServerFailure as failure:
@@ -166,7 +166,7 @@ class Simulation:
                     f"node factory {factory_name(factory)} could not build node {node_id}: "
                     f"{failure}"
                 ) from None
-        self.capabilities = type(self.nodes[1]).capabilities
+        self.capabilities = type(self.nodes[options.first_node_id]).capabilities
         # The clients and their history (SimOptions.clients); None without.
         self.clients: Clients | None = None
         if options.clients:
