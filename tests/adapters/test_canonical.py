@@ -8,49 +8,43 @@ verdict (docs/findings.md tells each story).
 
 from __future__ import annotations
 
-import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.adapters.common import (
+    CLEAN,
+    assert_clean_seed_holds,
+    assert_replays_to_its_verdict,
+    failing_clean_seeds,
+    findings,
+    trace_bytes,
+)
 from virtraft.adapter import NodeOptions
-from virtraft.check.checker import Checker
 from virtraft.nodes import canonical_build
 from virtraft.run.seed import run_seed
 from virtraft.sim.events import CompleteIO
 from virtraft.sim.options import SimOptions
-from virtraft.sim.simulation import Simulation
 from virtraft.trace.format import read_trace
-from virtraft.trace.replay import replay_events
 
-ROOT = Path(__file__).resolve().parents[2]
-FINDINGS = sorted((ROOT / "tests" / "findings").glob("canonical-*.jsonl"))
+FINDINGS = findings("canonical")
 FACTORY = "virtraft.nodes.canonical:factory"
 MISSING = canonical_build.installed()
 
 needs_library = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
 
-# A clean network: no drops, copies, partitions, crashes, membership
-# changes or snapshots; only clients, delays, reordering and disk latency.
-CLEAN = SimOptions(steps=3000)
-
 
 @needs_library
 @pytest.mark.parametrize("seed", range(6))
 def test_a_clean_network_finds_nothing(seed: int) -> None:
-    result = run_seed(seed, CLEAN, factory=FACTORY)
-    assert result.violation is None, result.violation
-    assert result.liveness.verdict == "ok", result.liveness
+    assert_clean_seed_holds(seed, FACTORY)
 
 
 @needs_library
 @pytest.mark.slow
 def test_a_clean_network_finds_nothing_in_300_seeds() -> None:
-    failed = [seed for seed in range(300) if run_seed(seed, CLEAN, factory=FACTORY).failed]
-    assert failed == []
+    assert failing_clean_seeds(FACTORY) == []
 
 
 @needs_library
@@ -64,45 +58,10 @@ def test_disk_completions_are_events_of_their_own() -> None:
     assert synchronous.sim.stats.max_commit_index > 10
 
 
-def _trace_bytes(tmp_path: Path, hash_seed: str) -> bytes:
-    out = tmp_path / f"trace-{hash_seed}.jsonl"
-    env = dict(os.environ, PYTHONHASHSEED=hash_seed, PYTHONPATH=str(ROOT))
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "virtraft",
-            "--quiet",
-            "run",
-            "--seed",
-            "7",
-            "--steps",
-            "2000",
-            "--member-rate",
-            "0.004",
-            "--snapshot-rate",
-            "0.004",
-            "--crash-rate",
-            "0.002",
-            "--drop",
-            "0.05",
-            "--node-factory",
-            FACTORY,
-            "--trace",
-            str(out),
-        ],
-        env=env,
-        check=False,
-        cwd=ROOT,
-        timeout=300,
-    )
-    return out.read_bytes()
-
-
 @needs_library
 def test_the_same_seed_gives_the_same_trace_bytes_under_any_hash_seed(tmp_path) -> None:
-    first = _trace_bytes(tmp_path, "0")
-    assert first == _trace_bytes(tmp_path, "4242")
+    first = trace_bytes(tmp_path, "0", FACTORY, 2000)
+    assert first == trace_bytes(tmp_path, "4242", FACTORY, 2000)
     assert len(first.splitlines()) > 100
     assert b'"e": "io"' in first or b'"e":"io"' in first
 
@@ -151,16 +110,7 @@ def test_a_crash_loses_the_writes_that_had_not_completed() -> None:
 @needs_library
 @pytest.mark.parametrize("path", FINDINGS, ids=[p.stem for p in FINDINGS])
 def test_each_finding_replays_to_its_verdict(path: Path) -> None:
-    trace = read_trace(path)
-    from virtraft.run.factory import load_factory
-
-    sim = Simulation(trace.options, trace.seed, load_factory(trace.factory), checker=Checker())
-    violation, diverged, why = replay_events(sim, trace.events)
-    assert diverged is None, why
-    recorded = trace.verdict["violation"]
-    assert violation is not None
-    assert (violation.invariant, violation.step) == (recorded["invariant"], recorded["step"])
-    assert violation.message == recorded["message"]
+    assert_replays_to_its_verdict(path)
 
 
 def test_a_missing_library_is_said_in_one_line(monkeypatch, tmp_path) -> None:

@@ -7,10 +7,7 @@ replay to their recorded verdict (docs/findings.md tells each story).
 
 from __future__ import annotations
 
-import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,23 +16,18 @@ pytest.importorskip("pysyncobj", reason="pysyncobj is not installed (extra [pysy
 
 from pysyncobj import syncobj as library  # noqa: E402
 
+from tests.adapters.common import (
+    assert_clean_seed_holds,
+    assert_replays_to_its_verdict,
+    failing_clean_seeds,
+    findings,
+    trace_bytes,
+)
 from virtraft.adapter import MembershipChange, NodeOptions, Redirect, Role, Submitted  # noqa: E402
-from virtraft.check.checker import Checker  # noqa: E402
 from virtraft.nodes.pysyncobj import Message, factory  # noqa: E402
-from virtraft.run.factory import load_factory  # noqa: E402
-from virtraft.run.seed import run_seed  # noqa: E402
-from virtraft.sim.options import SimOptions  # noqa: E402
-from virtraft.sim.simulation import Simulation  # noqa: E402
-from virtraft.trace.format import read_trace  # noqa: E402
-from virtraft.trace.replay import replay_events  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
-FINDINGS = sorted((ROOT / "tests" / "findings").glob("pysyncobj-*.jsonl"))
+FINDINGS = findings("pysyncobj")
 FACTORY = "virtraft.nodes.pysyncobj:factory"
-
-# A clean network: no drops, copies, partitions, crashes, membership
-# changes or snapshots; only clients, delays and reordering.
-CLEAN = SimOptions(steps=3000)
 
 
 class Cluster:
@@ -170,68 +162,23 @@ def test_messages_are_plain_data_with_a_stable_key() -> None:
 
 @pytest.mark.parametrize("seed", range(8))
 def test_a_clean_network_finds_nothing(seed: int) -> None:
-    result = run_seed(seed, CLEAN, factory=FACTORY)
-    assert result.violation is None, result.violation
-    assert result.liveness.verdict == "ok", result.liveness
+    assert_clean_seed_holds(seed, FACTORY)
 
 
 @pytest.mark.slow
 def test_a_clean_network_finds_nothing_in_300_seeds() -> None:
-    failed = [seed for seed in range(300) if run_seed(seed, CLEAN, factory=FACTORY).failed]
-    assert failed == []
-
-
-def _trace_bytes(tmp_path: Path, hash_seed: str) -> bytes:
-    out = tmp_path / f"trace-{hash_seed}.jsonl"
-    env = dict(os.environ, PYTHONHASHSEED=hash_seed, PYTHONPATH=str(ROOT))
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "virtraft",
-            "--quiet",
-            "run",
-            "--seed",
-            "7",
-            "--steps",
-            "3000",
-            "--member-rate",
-            "0.004",
-            "--snapshot-rate",
-            "0.004",
-            "--crash-rate",
-            "0.002",
-            "--drop",
-            "0.05",
-            "--node-factory",
-            FACTORY,
-            "--trace",
-            str(out),
-        ],
-        env=env,
-        check=False,
-        cwd=ROOT,
-        timeout=300,
-    )
-    return out.read_bytes()
+    assert failing_clean_seeds(FACTORY) == []
 
 
 def test_the_same_seed_gives_the_same_trace_bytes_under_any_hash_seed(tmp_path) -> None:
-    first = _trace_bytes(tmp_path, "0")
-    assert first == _trace_bytes(tmp_path, "4242")
+    first = trace_bytes(tmp_path, "0", FACTORY)
+    assert first == trace_bytes(tmp_path, "4242", FACTORY)
     assert len(first.splitlines()) > 100
 
 
 @pytest.mark.parametrize("path", FINDINGS, ids=[p.stem for p in FINDINGS])
 def test_each_finding_replays_to_its_verdict(path: Path) -> None:
-    trace = read_trace(path)
-    sim = Simulation(trace.options, trace.seed, load_factory(trace.factory), checker=Checker())
-    violation, diverged, why = replay_events(sim, trace.events)
-    assert diverged is None, why
-    recorded = trace.verdict["violation"]
-    assert violation is not None
-    assert (violation.invariant, violation.step) == (recorded["invariant"], recorded["step"])
-    assert violation.message == recorded["message"]
+    assert_replays_to_its_verdict(path)
 
 
 def test_findings_are_shipped() -> None:

@@ -11,33 +11,32 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.adapters.common import (
+    assert_clean_seed_holds,
+    assert_replays_to_its_verdict,
+    failing_clean_seeds,
+    findings,
+    trace_bytes,
+)
 from virtraft.adapter import FactoryError, NodeOptions
 from virtraft.check.checker import Checker
 from virtraft.nodes import willemt_build
 from virtraft.run.seed import run_seed
 from virtraft.sim.options import SimOptions
 from virtraft.sim.simulation import Simulation
-from virtraft.trace.format import read_trace
 from virtraft.trace.replay import replay_events
 
-ROOT = Path(__file__).resolve().parents[2]
-FINDINGS = sorted((ROOT / "tests" / "findings").glob("willemt-*.jsonl"))
+FINDINGS = findings("willemt")
 FACTORY = "virtraft.nodes.willemt:factory"
 
 needs_library = pytest.mark.skipif(
     not os.environ.get(willemt_build.ENV_SRC),
     reason="VIRTRAFT_WILLEMT_SRC is not set (a checkout of github.com/willemt/raft)",
 )
-
-# A clean network: no drops, copies, partitions, crashes, membership
-# changes or snapshots; only clients, delays and reordering.
-CLEAN = SimOptions(steps=3000)
 
 
 def test_a_missing_source_tree_is_one_clear_factory_error(monkeypatch, tmp_path) -> None:
@@ -52,57 +51,19 @@ def test_a_missing_source_tree_is_one_clear_factory_error(monkeypatch, tmp_path)
 @needs_library
 @pytest.mark.parametrize("seed", range(20))
 def test_a_clean_network_finds_nothing(seed: int) -> None:
-    result = run_seed(seed, CLEAN, factory=FACTORY)
-    assert result.violation is None, result.violation
-    assert result.liveness.verdict == "ok", result.liveness
+    assert_clean_seed_holds(seed, FACTORY)
 
 
 @needs_library
 @pytest.mark.slow
 def test_a_clean_network_finds_nothing_in_300_seeds() -> None:
-    failed = [seed for seed in range(300) if run_seed(seed, CLEAN, factory=FACTORY).failed]
-    assert failed == []
-
-
-def _trace_bytes(tmp_path: Path, hash_seed: str) -> bytes:
-    out = tmp_path / f"trace-{hash_seed}.jsonl"
-    env = dict(os.environ, PYTHONHASHSEED=hash_seed, PYTHONPATH=str(ROOT))
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "virtraft",
-            "--quiet",
-            "run",
-            "--seed",
-            "7",
-            "--steps",
-            "3000",
-            "--member-rate",
-            "0.004",
-            "--snapshot-rate",
-            "0.004",
-            "--crash-rate",
-            "0.002",
-            "--drop",
-            "0.05",
-            "--node-factory",
-            FACTORY,
-            "--trace",
-            str(out),
-        ],
-        env=env,
-        check=False,
-        cwd=ROOT,
-        timeout=300,
-    )
-    return out.read_bytes()
+    assert failing_clean_seeds(FACTORY) == []
 
 
 @needs_library
 def test_the_same_seed_gives_the_same_trace_bytes_under_any_hash_seed(tmp_path) -> None:
-    first = _trace_bytes(tmp_path, "0")
-    assert first == _trace_bytes(tmp_path, "4242")
+    first = trace_bytes(tmp_path, "0", FACTORY)
+    assert first == trace_bytes(tmp_path, "4242", FACTORY)
     assert len(first.splitlines()) > 100
 
 
@@ -165,22 +126,7 @@ def test_an_assert_during_an_event_is_a_node_exception_finding() -> None:
 @needs_library
 @pytest.mark.parametrize("path", FINDINGS, ids=[p.stem for p in FINDINGS])
 def test_each_finding_replays_to_its_verdict(path: Path) -> None:
-    trace = read_trace(path)
-    from virtraft.run.factory import load_factory
-
-    sim = Simulation(trace.options, trace.seed, load_factory(trace.factory), checker=Checker())
-    violation, diverged, why = replay_events(sim, trace.events)
-    assert diverged is None, why
-    recorded = trace.verdict["violation"]
-    if recorded is None:  # a liveness finding: the same end, without a leader
-        assert violation is None
-        assert trace.verdict["liveness"]["verdict"] == "failed"
-        assert sim.step == trace.verdict["steps"]
-        assert sim.leader() is None
-        return
-    assert violation is not None
-    assert (violation.invariant, violation.step) == (recorded["invariant"], recorded["step"])
-    assert violation.message == recorded["message"]
+    assert_replays_to_its_verdict(path)
 
 
 def test_findings_are_shipped() -> None:
