@@ -40,6 +40,7 @@ for the simulator:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import random
@@ -170,6 +171,115 @@ def _entries_text(entries: tuple[Entry, ...]) -> str:
     if last is None:
         return "0, -1, -1, -1"
     return f"{len(entries)}, {last.term}, {last.type}, {command_id(last)}"
+
+
+# ------------------------------------------------ messages across the C line
+
+
+def _read_entries(ffi: Any, a: Any) -> dict[str, Any]:
+    entries = tuple(
+        Entry(e.term, e.type, bytes(ffi.buffer(e.buf.base, e.buf.len)))
+        for e in (a.entries[i] for i in range(a.n_entries))
+    )
+    return {"entries": entries}
+
+
+def _write_entries(ffi: Any, lib: Any, a: Any, message: AppendEntries) -> None:
+    entries = message.entries
+    a.n_entries = len(entries)
+    a.entries = (
+        lib.vr_make_entries(
+            len(entries),
+            [e.term for e in entries],
+            [e.type for e in entries],
+            [len(e.data) for e in entries],
+            b"".join(e.data for e in entries),
+        )
+        if entries
+        else ffi.NULL
+    )
+
+
+def _read_snapshot(ffi: Any, s: Any) -> dict[str, Any]:
+    conf = tuple((s.conf.servers[i].id, s.conf.servers[i].role) for i in range(s.conf.n))
+    return {"conf": conf, "data": bytes(ffi.buffer(s.data.base, s.data.len))}
+
+
+def _write_snapshot(ffi: Any, lib: Any, s: Any, message: InstallSnapshot) -> None:
+    ids = [server for server, _role in message.conf]
+    roles = [role for _server, role in message.conf]
+    lib.vr_make_configuration(ffi.addressof(s, "conf"), len(ids), ids, roles)
+    s.data.base = lib.vr_copy(message.data, len(message.data))
+    s.data.len = len(message.data)
+
+
+@dataclass(frozen=True, slots=True)
+class _Wire:
+    """How one message type crosses the C line, both ways: its `RAFT_IO_*`
+    type, its member of `struct raft_message`, the fields copied as they are
+    ((name, read as a bool)), and a reader and a writer for the others."""
+
+    cls: type
+    kind: str
+    member: str
+    scalars: tuple[tuple[str, bool], ...]
+    read: Callable[[Any, Any], dict[str, Any]] | None
+    write: Callable[[Any, Any, Any, Any], None] | None
+
+    def from_c(self, ffi: Any, body: Any) -> object:
+        values = {
+            name: bool(getattr(body, name)) if is_bool else getattr(body, name)
+            for name, is_bool in self.scalars
+        }
+        if self.read is not None:
+            values.update(self.read(ffi, body))
+        return self.cls(**values)
+
+    def to_c(self, ffi: Any, lib: Any, body: Any, message: object) -> None:
+        for name, _is_bool in self.scalars:
+            setattr(body, name, getattr(message, name))
+        if self.write is not None:
+            self.write(ffi, lib, body, message)
+
+
+def _wire(
+    cls: type,
+    kind: str,
+    member: str,
+    special: tuple[str, ...] = (),
+    read: Callable[[Any, Any], dict[str, Any]] | None = None,
+    write: Callable[[Any, Any, Any, Any], None] | None = None,
+) -> _Wire:
+    """Every field but the `special` ones is a scalar copied as it is."""
+    scalars = tuple(
+        (f.name, f.type == "bool") for f in dataclasses.fields(cls) if f.name not in special
+    )
+    return _Wire(cls, kind, member, scalars, read, write)
+
+
+_WIRES = (
+    _wire(
+        AppendEntries,
+        "RAFT_IO_APPEND_ENTRIES",
+        "append_entries",
+        ("entries",),
+        _read_entries,
+        _write_entries,
+    ),
+    _wire(AppendEntriesResult, "RAFT_IO_APPEND_ENTRIES_RESULT", "append_entries_result"),
+    _wire(RequestVote, "RAFT_IO_REQUEST_VOTE", "request_vote"),
+    _wire(RequestVoteResult, "RAFT_IO_REQUEST_VOTE_RESULT", "request_vote_result"),
+    _wire(
+        InstallSnapshot,
+        "RAFT_IO_INSTALL_SNAPSHOT",
+        "install_snapshot",
+        ("conf", "data"),
+        _read_snapshot,
+        _write_snapshot,
+    ),
+    _wire(TimeoutNow, "RAFT_IO_TIMEOUT_NOW", "timeout_now"),
+)
+_WIRE_OF: dict[type, _Wire] = {w.cls: w for w in _WIRES}
 
 
 _KEY_TEXT: dict[type, Callable[[Any], str]] = {
@@ -416,6 +526,8 @@ class CanonicalNode(NativeNode):
             # server numbered 0 would vote for itself and record no vote.
             raise ValueError(f"canonical/raft server ids start at 1, got {node_id}")
         super().__init__(_library(), node_id, send, rng, options)
+        # The library's message types by number, for what it sends.
+        self._wire_by_kind = {getattr(self._lib, w.kind): w for w in _WIRES}
         self._scalars = self._ffi.new("unsigned long long[8]")
         self._ids = self._ffi.new("raft_id[]", MAX_SERVERS)
         self._roles = self._ffi.new("int[]", MAX_SERVERS)
@@ -556,50 +668,10 @@ class CanonicalNode(NativeNode):
         return 0
 
     def _send_message(self, req: Any, m: Any) -> None:
-        ffi = self._ffi
-        kind = m.type
-        lib = self._lib
-        if kind == lib.RAFT_IO_APPEND_ENTRIES:
-            a = m.append_entries
-            entries = tuple(
-                Entry(e.term, e.type, bytes(ffi.buffer(e.buf.base, e.buf.len)))
-                for e in (a.entries[i] for i in range(a.n_entries))
-            )
-            message: object = AppendEntries(
-                a.term, a.prev_log_index, a.prev_log_term, a.leader_commit, entries
-            )
-        elif kind == lib.RAFT_IO_APPEND_ENTRIES_RESULT:
-            r = m.append_entries_result
-            message = AppendEntriesResult(r.term, r.rejected, r.last_log_index)
-        elif kind == lib.RAFT_IO_REQUEST_VOTE:
-            v = m.request_vote
-            message = RequestVote(
-                v.term,
-                v.candidate_id,
-                v.last_log_index,
-                v.last_log_term,
-                bool(v.disrupt_leader),
-                bool(v.pre_vote),
-            )
-        elif kind == lib.RAFT_IO_REQUEST_VOTE_RESULT:
-            v = m.request_vote_result
-            message = RequestVoteResult(v.term, bool(v.vote_granted), v.pre_vote)
-        elif kind == lib.RAFT_IO_INSTALL_SNAPSHOT:
-            s = m.install_snapshot
-            conf = tuple((s.conf.servers[i].id, s.conf.servers[i].role) for i in range(s.conf.n))
-            message = InstallSnapshot(
-                s.term,
-                s.last_index,
-                s.last_term,
-                conf,
-                s.conf_index,
-                bytes(ffi.buffer(s.data.base, s.data.len)),
-            )
-        elif kind == lib.RAFT_IO_TIMEOUT_NOW:
-            t = m.timeout_now
-            message = TimeoutNow(t.term, t.last_log_index, t.last_log_term)
-        else:
-            raise AssertionError(f"the library sent a message of unknown type {kind}")
+        wire = self._wire_by_kind.get(m.type)
+        if wire is None:
+            raise AssertionError(f"the library sent a message of unknown type {m.type}")
+        message = wire.from_c(self._ffi, getattr(m, wire.member))
         self._sent.append(req)
         self._send(m.server_id, message)
 
@@ -722,67 +794,11 @@ class CanonicalNode(NativeNode):
         m = ffi.new("struct raft_message *")
         m.server_id = src
         m.server_address = _address(ffi, src)
-        if isinstance(message, AppendEntries):
-            m.type = lib.RAFT_IO_APPEND_ENTRIES
-            a = m.append_entries
-            a.term = message.term
-            a.prev_log_index = message.prev_log_index
-            a.prev_log_term = message.prev_log_term
-            a.leader_commit = message.leader_commit
-            entries = message.entries
-            a.n_entries = len(entries)
-            a.entries = (
-                lib.vr_make_entries(
-                    len(entries),
-                    [e.term for e in entries],
-                    [e.type for e in entries],
-                    [len(e.data) for e in entries],
-                    b"".join(e.data for e in entries),
-                )
-                if entries
-                else ffi.NULL
-            )
-        elif isinstance(message, AppendEntriesResult):
-            m.type = lib.RAFT_IO_APPEND_ENTRIES_RESULT
-            r = m.append_entries_result
-            r.term = message.term
-            r.rejected = message.rejected
-            r.last_log_index = message.last_log_index
-        elif isinstance(message, RequestVote):
-            m.type = lib.RAFT_IO_REQUEST_VOTE
-            v = m.request_vote
-            v.term = message.term
-            v.candidate_id = message.candidate_id
-            v.last_log_index = message.last_log_index
-            v.last_log_term = message.last_log_term
-            v.disrupt_leader = message.disrupt_leader
-            v.pre_vote = message.pre_vote
-        elif isinstance(message, RequestVoteResult):
-            m.type = lib.RAFT_IO_REQUEST_VOTE_RESULT
-            v = m.request_vote_result
-            v.term = message.term
-            v.vote_granted = message.vote_granted
-            v.pre_vote = message.pre_vote
-        elif isinstance(message, InstallSnapshot):
-            m.type = lib.RAFT_IO_INSTALL_SNAPSHOT
-            s = m.install_snapshot
-            s.term = message.term
-            s.last_index = message.last_index
-            s.last_term = message.last_term
-            s.conf_index = message.conf_index
-            ids = [server for server, _role in message.conf]
-            roles = [role for _server, role in message.conf]
-            lib.vr_make_configuration(ffi.addressof(s, "conf"), len(ids), ids, roles)
-            s.data.base = lib.vr_copy(message.data, len(message.data))
-            s.data.len = len(message.data)
-        elif isinstance(message, TimeoutNow):
-            m.type = lib.RAFT_IO_TIMEOUT_NOW
-            t = m.timeout_now
-            t.term = message.term
-            t.last_log_index = message.last_log_index
-            t.last_log_term = message.last_log_term
-        else:
+        wire = _WIRE_OF.get(type(message))
+        if wire is None:
             raise TypeError(f"not a canonical/raft message: {type(message).__name__}")
+        m.type = getattr(lib, wire.kind)
+        wire.to_c(ffi, lib, getattr(m, wire.member), message)
         self._call(lib.vr_recv, self._c, m)
         self._stopped()
 
