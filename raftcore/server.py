@@ -945,12 +945,17 @@ class RaftServer:
             raise InvalidOperation(
                 f"node {self.node_id} is handing leadership to node {self._transfer_target}"
             )
+        self._queue_read(request_id)
+
+    def _queue_read(self, request_id: int, reply_to: int | None = None) -> None:
+        """A read of ours or of a follower (`reply_to`) waits for its round, or
+        for none while the lease holds (§6.4.1)."""
         reads = self._reads
         if self._lease_holds():
-            reads.pending.append(PendingRead(request_id, 0, None))
+            reads.pending.append(PendingRead(request_id, 0, None, reply_to))
         else:
             round_ = reads.start_round(self._clock_ms)
-            reads.pending.append(PendingRead(request_id, round_, None))
+            reads.pending.append(PendingRead(request_id, round_, None, reply_to))
             self._send_heartbeats_for_read()
         self._serve_reads()
 
@@ -974,12 +979,7 @@ class RaftServer:
             reply = ReadIndexResponse(self.current_term, msg.request_id, 0, False)
             self.callbacks.send_readindex(node_id, reply)
             return None
-        reads = self._reads
-        round_ = reads.round if self._lease_holds() else reads.start_round(self._clock_ms)
-        reads.pending.append(PendingRead(msg.request_id, round_, None, node_id))
-        if not self._lease_holds():
-            self._send_heartbeats_for_read()
-        self._serve_reads()
+        self._queue_read(msg.request_id, node_id)
         return None
 
     def _handle_readindex_response(self, node_id: int, msg: ReadIndexResponse) -> None:

@@ -301,7 +301,7 @@ _DIGITS = re.compile(r"\d+")
 
 
 def _exception_shape(violation: Violation) -> tuple[str, str]:
-    witness = violation.witness if isinstance(violation.witness, dict) else {}
+    witness = violation.witness
     return (
         str(witness.get("exception", "")),
         _DIGITS.sub("#", str(witness.get("message", ""))),
