@@ -41,10 +41,60 @@ def test_a_clean_network_finds_nothing(seed: int) -> None:
     assert_clean_seed_holds(seed, FACTORY)
 
 
+# canonical/raft 0.15 fails these 20 of 300 clean seeds, every one by the
+# heartbeat's stale suffix (docs/findings.md): a follower answers a success
+# with the end of its own log, an old leader's suffix included, the leader
+# takes it as matched, then counts it for a commit (CommittedNeverLost) or
+# ignores the follower's rejections of that suffix as stale for good
+# (CoreCaughtUp). With only that answer corrected (`clamped_acks`) each holds.
+STALE_SUFFIX_SEEDS = {
+    23: "CoreCaughtUp",
+    24: "CoreCaughtUp",
+    53: "CoreCaughtUp",
+    69: "CoreCaughtUp",
+    83: "CommittedNeverLost",
+    88: "CommittedNeverLost",
+    94: "CoreCaughtUp",
+    115: "CoreCaughtUp",
+    124: "CoreCaughtUp",
+    133: "CoreCaughtUp",
+    150: "CoreCaughtUp",
+    182: "CoreCaughtUp",
+    221: "CoreCaughtUp",
+    227: "CommittedNeverLost",
+    248: "CommittedNeverLost",
+    252: "CommittedNeverLost",
+    283: "CommittedNeverLost",
+    287: "CommittedNeverLost",
+    289: "CoreCaughtUp",
+    299: "CommittedNeverLost",
+}
+CLAMPED = "virtraft.nodes.canonical:clamped_acks"
+
+
+def _verdict(seed: int, factory: str) -> str | None:
+    """The name of what failed in a clean run of `seed`, None when it held."""
+    result = run_seed(seed, CLEAN, factory=factory)
+    if result.violation is not None:
+        return result.violation.invariant
+    return result.liveness.name if result.liveness.verdict == "failed" else None
+
+
+@needs_library
+@pytest.mark.parametrize("seed", [23, 83])
+def test_a_clean_failure_is_the_stale_suffix_and_goes_with_the_answer_corrected(
+    seed: int,
+) -> None:
+    assert _verdict(seed, FACTORY) == STALE_SUFFIX_SEEDS[seed]
+    assert _verdict(seed, CLAMPED) is None
+
+
 @needs_library
 @pytest.mark.slow
-def test_a_clean_network_finds_nothing_in_300_seeds() -> None:
-    assert failing_clean_seeds(FACTORY) == []
+def test_a_clean_network_finds_only_the_stale_suffix_in_300_seeds() -> None:
+    failing = {seed: _verdict(seed, FACTORY) for seed in range(300)}
+    assert {s: v for s, v in failing.items() if v is not None} == STALE_SUFFIX_SEEDS
+    assert failing_clean_seeds(CLAMPED, seeds=range(300)) == []
 
 
 @needs_library

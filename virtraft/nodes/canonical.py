@@ -67,7 +67,14 @@ from virtraft.adapter import (
 from virtraft.nodes import canonical_build, native
 from virtraft.nodes.native import RUNNING, NativeFault, NativeNode
 
-__all__ = ["CanonicalNode", "LibraryStopped", "NativeFault", "factory", "sync_io"]
+__all__ = [
+    "CanonicalNode",
+    "LibraryStopped",
+    "NativeFault",
+    "clamped_acks",
+    "factory",
+    "sync_io",
+]
 
 # raft.h's numbers.
 COMMAND, BARRIER, CHANGE = 1, 2, 3
@@ -512,6 +519,11 @@ class CanonicalNode(NativeNode):
     # Complete disk requests as events (True), or when the call that made
     # them returns (False).
     asynchronous = True
+    # Answer a successful AppendEntries with at most the last index it
+    # covered (True), or with the library's own last stored index (False,
+    # the library as it is; see docs/findings.md, the heartbeat's stale
+    # suffix): a diagnosis, not a fix of the library.
+    clamp_acks = False
 
     def __init__(
         self,
@@ -543,6 +555,7 @@ class CanonicalNode(NativeNode):
         self._queue: list[DiskRequest] = []
         self._sent: list[Any] = []
         self._tail = 0  # last index of the log once every queued request is done
+        self._covers: int | None = None  # last index the answer being made covers
         self._snapshot_asked = False
         self._submitted: dict[int, tuple[int, int]] = {}  # index -> (term, id) applied here
         self._last_members: Membership = tuple(sorted(members))
@@ -672,8 +685,18 @@ class CanonicalNode(NativeNode):
         if wire is None:
             raise AssertionError(f"the library sent a message of unknown type {m.type}")
         message = wire.from_c(self._ffi, getattr(m, wire.member))
+        if self.clamp_acks and isinstance(message, AppendEntriesResult) and not message.rejected:
+            message = self._clamped(message)
         self._sent.append(req)
         self._send(m.server_id, message)
+
+    def _clamped(self, result: AppendEntriesResult) -> AppendEntriesResult:
+        """A success proves the follower matches the leader up to the last
+        index of the request it answers (prev_log_index + its entries), not
+        up to the end of its own log, which may hold an old leader's suffix."""
+        if self._covers is None or result.last_log_index <= self._covers:
+            return result
+        return dataclasses.replace(result, last_log_index=self._covers)
 
     def _request_append(self, req: Any, entries: Any, n: int) -> None:
         ffi = self._ffi
@@ -753,7 +776,11 @@ class CanonicalNode(NativeNode):
             for i, entry in enumerate(request.entries):
                 disk.entries[request.first + i] = entry
             disk.writes += 1
-            self._done(lib.vr_fire_append(request.req, 0))
+            self._covers = request.first + len(request.entries) - 1
+            try:
+                self._done(lib.vr_fire_append(request.req, 0))
+            finally:
+                self._covers = None
         elif isinstance(request, Truncate):
             for index in [i for i in disk.entries if i >= request.index]:
                 del disk.entries[index]
@@ -799,7 +826,12 @@ class CanonicalNode(NativeNode):
             raise TypeError(f"not a canonical/raft message: {type(message).__name__}")
         m.type = getattr(lib, wire.kind)
         wire.to_c(ffi, lib, getattr(m, wire.member), message)
-        self._call(lib.vr_recv, self._c, m)
+        if isinstance(message, AppendEntries):
+            self._covers = message.prev_log_index + len(message.entries)
+        try:
+            self._call(lib.vr_recv, self._c, m)
+        finally:
+            self._covers = None
         self._stopped()
 
     def tick(self, msec: int) -> None:
@@ -1021,4 +1053,20 @@ sync_io = native.node_factory(
     "canonical_sync_io",
     MESSAGES,
     "canonical/raft with every disk request completed at once.",
+)
+
+
+class ClampedAckNode(CanonicalNode):
+    """The library with one answer corrected: a successful AppendEntries is
+    acknowledged up to the last index the request covered. The failures it
+    removes are the heartbeat's stale suffix (docs/findings.md)."""
+
+    clamp_acks = True
+
+
+clamped_acks = native.node_factory(
+    ClampedAckNode,
+    "canonical_clamped_acks",
+    MESSAGES,
+    "canonical/raft with a success acknowledged only up to what its request covered.",
 )
