@@ -90,6 +90,17 @@ def test_a_clean_failure_is_the_stale_suffix_and_goes_with_the_answer_corrected(
 
 
 @needs_library
+def test_the_segfault_below_the_snapshot_goes_with_the_covered_entries_cut() -> None:
+    # Swarm seed 22: spare 6 snapshots, then gets an AppendEntries from
+    # index 1 again; the library appends it past its log's end and faults.
+    swarm = run_seed(22, SimOptions(), factory=FACTORY, swarm=True)
+    assert swarm.violation is not None
+    assert "SIGSEGV" in swarm.violation.message
+    corrected = run_seed(22, SimOptions(), factory="virtraft.nodes.canonical:corrected", swarm=True)
+    assert not corrected.failed
+
+
+@needs_library
 @pytest.mark.slow
 def test_a_clean_network_finds_only_the_stale_suffix_in_300_seeds() -> None:
     failing = {seed: _verdict(seed, FACTORY) for seed in range(300)}

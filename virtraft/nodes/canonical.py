@@ -72,6 +72,7 @@ __all__ = [
     "LibraryStopped",
     "NativeFault",
     "clamped_acks",
+    "corrected",
     "factory",
     "sync_io",
 ]
@@ -524,6 +525,10 @@ class CanonicalNode(NativeNode):
     # the library as it is; see docs/findings.md, the heartbeat's stale
     # suffix): a diagnosis, not a fix of the library.
     clamp_acks = False
+    # Cut from an AppendEntries the entries this server's snapshot covers
+    # (True), or hand it over whole (False, the library as it is; see
+    # docs/findings.md, an AppendEntries that starts inside the snapshot).
+    trim_appends = False
 
     def __init__(
         self,
@@ -698,6 +703,20 @@ class CanonicalNode(NativeNode):
             return result
         return dataclasses.replace(result, last_log_index=self._covers)
 
+    def _trimmed(self, message: AppendEntries) -> AppendEntries:
+        """The entries this server's snapshot already covers cut off: they
+        are committed here, so they match the leader's (Raft's Log Matching)."""
+        snapshot_index = self.snapshot_index
+        if not message.entries or message.prev_log_index >= snapshot_index:
+            return message
+        cut = min(snapshot_index - message.prev_log_index, len(message.entries))
+        return dataclasses.replace(
+            message,
+            prev_log_index=message.prev_log_index + cut,
+            prev_log_term=message.entries[cut - 1].term,
+            entries=message.entries[cut:],
+        )
+
     def _request_append(self, req: Any, entries: Any, n: int) -> None:
         ffi = self._ffi
         copied = tuple(
@@ -824,6 +843,8 @@ class CanonicalNode(NativeNode):
         wire = _WIRE_OF.get(type(message))
         if wire is None:
             raise TypeError(f"not a canonical/raft message: {type(message).__name__}")
+        if self.trim_appends and isinstance(message, AppendEntries):
+            message = self._trimmed(message)
         m.type = getattr(lib, wire.kind)
         wire.to_c(ffi, lib, getattr(m, wire.member), message)
         if isinstance(message, AppendEntries):
@@ -1069,4 +1090,21 @@ clamped_acks = native.node_factory(
     "canonical_clamped_acks",
     MESSAGES,
     "canonical/raft with a success acknowledged only up to what its request covered.",
+)
+
+
+class CorrectedNode(CanonicalNode):
+    """The library with both shipped findings corrected at the door (the
+    stale suffix's answer and the AppendEntries that starts inside the
+    snapshot): what a campaign finds through it is something else."""
+
+    clamp_acks = True
+    trim_appends = True
+
+
+corrected = native.node_factory(
+    CorrectedNode,
+    "canonical_corrected",
+    MESSAGES,
+    "canonical/raft with the shipped findings corrected at the door.",
 )
