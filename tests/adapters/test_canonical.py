@@ -8,6 +8,7 @@ verdict (docs/findings.md tells each story).
 
 from __future__ import annotations
 
+import functools
 import random
 from pathlib import Path
 
@@ -23,6 +24,14 @@ from tests.adapters.common import (
 )
 from virtraft.adapter import NodeOptions
 from virtraft.nodes import canonical_build
+from virtraft.nodes.canonical import (
+    COMMAND,
+    AppendEntries,
+    Entry,
+    RequestVote,
+    RequestVoteResult,
+    sync_io,
+)
 from virtraft.run.seed import run_seed
 from virtraft.sim.events import CompleteIO
 from virtraft.sim.options import SimOptions
@@ -158,6 +167,43 @@ def test_a_fatal_signal_in_the_library_is_an_exception_and_the_process_lives() -
         node._call(node._lib.vr_poke, 2)  # a NULL dereference in C
     assert not node.alive
     assert _node().alive
+
+
+@needs_library
+def test_a_pre_vote_answer_hides_a_higher_term_and_two_servers_never_elect() -> None:
+    # docs/findings.md, "A pre-vote answer carries the request's term": swarm
+    # seed 270 ends with this pair, 2 cut off. Server 1 is in term 4 with the
+    # shorter log, server 3 in term 2 with the longer one; 1 refuses 3's
+    # pre-vote for its term but answers with 3's term, so 3 never learns
+    # term 4, and 3 refuses 1's pre-vote for its log. Raft would elect 3.
+    members = ((1, True), (2, True), (3, True))
+    outbox: list[tuple[int, int, object]] = []
+
+    def server(i: int):  # type: ignore[no-untyped-def]
+        send = functools.partial(lambda src, dst, m: outbox.append((src, dst, m)), i)
+        return sync_io(i, members, send, random.Random(i), NodeOptions())
+
+    one, three = server(1), server(3)
+    one.deliver(2, RequestVote(4, 2, 1, 1, disrupt_leader=False, pre_vote=False))
+    command = (7).to_bytes(8, "little") + bytes(8) + b"k"
+    three.deliver(2, AppendEntries(2, 1, 1, 1, (Entry(2, COMMAND, command),)))
+    assert (one.term, one.last_index, three.term, three.last_index) == (4, 1, 2, 2)
+    outbox.clear()
+    answers_to_three = []
+    servers = {1: one, 3: three}
+    for _ in range(6000):  # 60 s of virtual time, 60 election timeouts
+        for s in servers.values():
+            s.tick(10)
+        while outbox:
+            src, dst, message = outbox.pop(0)
+            if dst in servers:
+                if dst == 3 and isinstance(message, RequestVoteResult):
+                    answers_to_three.append(message)
+                servers[dst].deliver(src, message)
+    assert answers_to_three
+    assert all(m.term == 3 and not m.vote_granted for m in answers_to_three)
+    assert one.term == 4 and three.term == 2
+    assert one.leader_hint() is None and three.leader_hint() is None
 
 
 @needs_library
