@@ -110,6 +110,20 @@ def test_the_segfault_below_the_snapshot_goes_with_the_covered_entries_cut() -> 
 
 
 @needs_library
+def test_a_lost_snapshot_is_sent_again_within_the_liveness_phase() -> None:
+    # Seed 5 of `fuzz --partition-rate 0.02` (swarm divides the timeouts by
+    # ten): leader 2's InstallSnapshot to 1 is lost; with the library's
+    # install-snapshot timeout left at 30 s, 1 stayed behind past the
+    # liveness phase's 20 s (CoreCaughtUp). Scaled with the election timeout
+    # (INSTALL_SNAPSHOT_TIMEOUTS), the snapshot goes again and 1 catches up.
+    options = SimOptions(steps=3000, partition_rate=0.02)
+    result = run_seed(5, options, factory=FACTORY, swarm=True, keep=frozenset({"partition_rate"}))
+    assert result.sim.options.node.election_timeout_ms == 100
+    assert result.sim.stats.snapshots_installed > 0
+    assert not result.failed, (result.violation, result.liveness)
+
+
+@needs_library
 @pytest.mark.slow
 def test_a_clean_network_finds_only_the_stale_suffix_in_300_seeds() -> None:
     failing = {seed: _verdict(seed, FACTORY) for seed in range(300)}

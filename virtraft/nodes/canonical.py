@@ -89,6 +89,11 @@ _ROLE = {FOLLOWER: Role.FOLLOWER, CANDIDATE: Role.CANDIDATE, LEADER: Role.LEADER
 # few trailing entries, so that lagging servers do need a snapshot.
 SNAPSHOT_THRESHOLD = 1024
 SNAPSHOT_TRAILING = 8
+# A leader waits this many election timeouts for a sent snapshot before it
+# tries again: the library's ratio (30 s to its default election timeout
+# of 1 s), so that it holds when swarm divides the timeouts by ten; left at
+# 30 s, one lost InstallSnapshot outlasted the liveness phase.
+INSTALL_SNAPSHOT_TIMEOUTS = 30
 MAX_SERVERS = 64
 _COMMAND = struct.Struct("<Qq")  # command id, value; the key follows
 
@@ -605,6 +610,7 @@ class CanonicalNode(NativeNode):
             o.prevote,
             SNAPSHOT_THRESHOLD,
             SNAPSHOT_TRAILING,
+            INSTALL_SNAPSHOT_TIMEOUTS * o.election_timeout_ms,
         )
         if c == self._ffi.NULL:
             raise NativeFault("raft_init() failed")

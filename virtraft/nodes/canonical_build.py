@@ -138,7 +138,8 @@ void vr_set_snapshot_threshold(struct vr_node *n, unsigned threshold);
 /* Everything that runs library code goes through a vr_* wrapper. */
 struct vr_node *vr_node_new(void *handle, raft_id id, unsigned election_timeout,
                             unsigned heartbeat_timeout, bool pre_vote,
-                            unsigned snapshot_threshold, unsigned snapshot_trailing);
+                            unsigned snapshot_threshold, unsigned snapshot_trailing,
+                            unsigned install_snapshot_timeout);
 int vr_bootstrap(struct vr_node *n, unsigned count, const raft_id *ids);
 int vr_start(struct vr_node *n);
 int vr_tick(struct vr_node *n);
@@ -442,7 +443,8 @@ void vr_set_snapshot_threshold(struct vr_node *n, unsigned threshold)
 
 struct vr_node *vr_node_new(void *handle, raft_id id, unsigned election_timeout,
                             unsigned heartbeat_timeout, bool pre_vote,
-                            unsigned snapshot_threshold, unsigned snapshot_trailing)
+                            unsigned snapshot_threshold, unsigned snapshot_trailing,
+                            unsigned install_snapshot_timeout)
 {
     struct vr_node *n = calloc(1, sizeof *n);
     char address[32];
@@ -480,6 +482,7 @@ struct vr_node *vr_node_new(void *handle, raft_id id, unsigned election_timeout,
             raft_set_pre_vote(&n->raft, pre_vote);
             raft_set_snapshot_threshold(&n->raft, snapshot_threshold);
             raft_set_snapshot_trailing(&n->raft, snapshot_trailing);
+            raft_set_install_snapshot_timeout(&n->raft, install_snapshot_timeout);
         }
         VR_LEAVE
     }
