@@ -31,7 +31,12 @@ for the simulator:
 - Snapshots are the library's own: it snapshots once `threshold` entries
   are applied beyond the last one and keeps `trailing` entries behind it.
   `take_snapshot()` lowers the threshold to 1, so the next applied entry
-  takes a snapshot, and the threshold goes back when it is stored.
+  takes a snapshot, and the threshold goes back when it is stored. A
+  leader resends a snapshot after 30 election timeouts (the library's
+  ratio), not after its fixed 30 s.
+- Diagnosis doors: `clamped_acks` and `corrected` are this adapter with
+  the shipped findings corrected where messages cross the door, so that a
+  campaign through them tells a known failure from a new one.
 - A fatal signal inside the library is `NativeFault` through the door (a
   finding); the library converting itself to RAFT_UNAVAILABLE after an
   error (it found a leader contradicting its committed entries, or a
