@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -95,6 +96,10 @@ def test_cli_shrink_writes_a_trace_that_replays(failing_run, tmp_path):
     shrunk_events = len(small.read_text().splitlines()) - 2
     assert f"Step by step ({shrunk_events} events)" in said
     assert f"{failing_run.violation.invariant} violated at step {shrunk_events}" in said
+    # The header names the source by file name only: a shared trace must not
+    # carry where it lay on the machine that shrank it.
+    header = json.loads(small.read_text().splitlines()[0])
+    assert header["shrunk_from"]["trace"] == "big.jsonl"
     replay = subprocess.run(
         [
             sys.executable,

@@ -45,6 +45,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import PurePath
 
 from virtraft.adapter import FactoryError
 from virtraft.check.checker import Checker, Violation
@@ -87,8 +88,10 @@ class ShrinkOutcome:
     factory: str
 
     def trace(self, source: str) -> Trace:
-        """The shrunk trace, naming the trace it was shrunk from."""
-        header = {"shrunk_from": {"events": self.before, "trace": source}}
+        """The shrunk trace, naming the trace it was shrunk from by its file name
+        only: a trace is shared, and where it lay on one machine means nothing on
+        another."""
+        header = {"shrunk_from": {"events": self.before, "trace": PurePath(source).name}}
         return Trace(self.seed, self.options, self.factory, self.events, self.verdict, header)
 
     def trace_lines(self, source: str) -> list[str]:
