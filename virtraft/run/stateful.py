@@ -139,8 +139,8 @@ _PERCENT = st.integers(min_value=1, max_value=30)
 _TIMEOUT_TENTHS = 20
 # What follows a timeout (see `timeout`): mostly a vote round, since a lone
 # candidate whose requests stay in flight rarely leads anywhere.
-THEN = ("votes", "settle", "nothing")
-_THEN = st.sampled_from(("votes", "votes", "settle", "settle", "nothing"))
+THEN = ("votes", "rival", "settle", "nothing")
+_THEN = st.sampled_from(("votes", "votes", "rival", "rival", "settle", "settle", "nothing"))
 
 
 def _pick(drawn: int, among: Sequence[int]) -> int:
@@ -422,7 +422,9 @@ class RaftMachine(RuleBasedStateMachine):
         vote requests and the replies, one voter at a time; a new leader's
         first AppendEntries stay in flight); "settle", that round and then
         the cluster settles (see `settle`); "nothing", the requests stay in
-        flight (for a rival to campaign in the same term, or to arrive late)."""
+        flight (for a rival to campaign in the same term, or to arrive late);
+        "rival", a second server times out in the same term and the two
+        split the voters (see `_rival_round`)."""
         chosen = _pick(node, self._followers())
         self._elect(chosen, then)
         self._done("timeout", node=chosen, then=then)
@@ -450,20 +452,75 @@ class RaftMachine(RuleBasedStateMachine):
         as it would have). Then `then`: "votes", one vote round; "settle",
         the round and a calm spell; "nothing", the vote requests stay in
         flight."""
-        view = self.sim.nodes[node]
-        before = (view.role, view.term)
         self._wait(self.sim_options.node.election_timeout_ms)
-        step_ms = max(1, self.sim_options.node.election_timeout_ms // 10)
-        for _ in range(_TIMEOUT_TENTHS):
-            if not view.alive or (view.role, view.term) != before or self.violation is not None:
-                break
-            self._apply(Tick(node, step_ms))
+        self._fire(node)
         if then == "nothing":
             return
+        if then == "rival":
+            rival = self._rival(node)
+            if rival is not None:
+                self._fire(rival)
+                self._rival_round(node, rival)
+                self._wait(0)
+                return
         self._vote_round(node)
         self._wait(0)
         if then == "settle":
             self._settle()
+
+    def _fire(self, node: int) -> None:
+        """`node` alone sees time pass, in tenths of the election timeout,
+        until its timer fires (its role or term changes)."""
+        view = self.sim.nodes[node]
+        before = (view.role, view.term)
+        step_ms = max(1, self.sim_options.node.election_timeout_ms // 10)
+        for _ in range(_TIMEOUT_TENTHS):
+            if not view.alive or (view.role, view.term) != before or self.violation is not None:
+                return
+            self._apply(Tick(node, step_ms))
+
+    def _rival(self, node: int) -> int | None:
+        """The server that campaigns against `node`: the next running one in
+        id order that does not lead (None when there is none)."""
+        others = [n for n in self._followers() if n != node]
+        if not others:
+            return None
+        return next((n for n in others if n > node), others[0])
+
+    def _rival_round(self, first: int, second: int) -> None:
+        """Two candidates of one term split the voters (Raft §5.2, split
+        votes): the voters in id order hear them in turns, the first voter
+        `first`'s request first, the next `second`'s, and so on, each reply
+        delivered at once (twice when the run duplicates messages: a
+        candidate must count a voter once). Repeated while requests come
+        (pre-vote, then the vote); the candidates' requests to each other
+        stay in flight."""
+        copies = 2 if self._on("duplicate") else 1
+        for _ in range(4):
+            moved = False
+            voters = [n for n in self._alive() if n not in (first, second)]
+            for turn, voter in enumerate(voters):
+                order = (first, second) if turn % 2 == 0 else (second, first)
+                for candidate in order:
+                    requests = self._on_link(candidate, voter, MessageRole.VOTE)
+                    if not requests or self.violation is not None:
+                        continue
+                    moved = True
+                    self._apply(self._envelope_event(Deliver, requests[0]))
+                    for kind in (Duplicate,) * (copies - 1) + (Deliver,):
+                        for reply in self._on_link(voter, candidate, MessageRole.VOTE_RESPONSE):
+                            self._apply(self._envelope_event(kind, reply))
+            if not moved:
+                return
+
+    def _on_link(self, src: int, dst: int, kind: MessageRole) -> list[Envelope]:
+        """The messages of one role in flight from `src` to `dst`, oldest first."""
+        role = self.sim.messages.role
+        return [
+            e
+            for e in self.sim.network.pool
+            if (e.src, e.dst) == (src, dst) and role(e.message) is kind
+        ]
 
     def _vote_round(self, node: int) -> None:
         """`node` asks for votes one server at a time: its oldest vote request
@@ -605,6 +662,27 @@ class RaftMachine(RuleBasedStateMachine):
         chosen = _pick(node, self._down())
         self._apply(Restart(chosen))
         self._done("restart", node=chosen)
+
+    @precondition(lambda self: self._on("crash") and self._alive())
+    @rule(role=st.sampled_from(ROLES), node=_NODE, power_cut=st.booleans())
+    def reboot(self, role: str = "any", node: int = 1, power_cut: bool = False) -> None:
+        """A running server crashes and comes straight back from its disk:
+        what it promised before (its vote, the entries it acknowledged) must
+        survive. With `power_cut`, in a run whose crashes may be lossy
+        (options.lossy_crash_probability), the crash is a power cut: every
+        write the server had not synced is lost (Raft Figure 2: persistent
+        state is "updated on stable storage before responding to RPCs")."""
+        shown, chosen = self._who(role, node)
+        power_cut = power_cut and self._lossy()
+        if chosen is not None:
+            self._apply(Crash(chosen, 0.0 if power_cut else None))
+            self._apply(Restart(chosen))
+        note = "" if chosen is not None else "no such server"
+        self._done("reboot", note, **shown, power_cut=power_cut)
+
+    def _lossy(self) -> bool:
+        """Whether this run's crashes may lose unsynced writes."""
+        return self.sim_options.lossy_crash_probability > 0 and self.sim.capabilities.lossy_disk
 
     @precondition(lambda self: self._on("partition") and len(self.sim.node_ids) > 1)
     @rule(role=st.sampled_from(ROLES), node=_NODE)
