@@ -561,15 +561,7 @@ class RaftMachine(RuleBasedStateMachine):
         oldest first; then, `rounds` times in all, the link back, and so on
         (a follower and its leader settle a probe in a few rounds)."""
         chosen_src, chosen_dst, _ = self._link(src, dst)
-        heard: list[str] = []
-        link = (chosen_src, chosen_dst)
-        for _ in range(rounds):
-            envelopes = [e for e in self.sim.network.pool if (e.src, e.dst) == link]
-            if envelopes:
-                heard.append(f"{link[0]}->{link[1]} {len(envelopes)}")
-            for env in envelopes:
-                self._apply(self._envelope_event(Deliver, env))
-            link = (link[1], link[0])
+        heard = self._link_rounds(chosen_src, chosen_dst, rounds)
         self._done(
             "deliver_link",
             "; ".join(heard),
@@ -577,6 +569,20 @@ class RaftMachine(RuleBasedStateMachine):
             dst=chosen_dst,
             rounds=rounds,
         )
+
+    def _link_rounds(self, src: int, dst: int, rounds: int) -> list[str]:
+        """Deliver what is in flight from `src` to `dst`, oldest first, then
+        the link back, `rounds` times in all; say what each round carried."""
+        heard: list[str] = []
+        link = (src, dst)
+        for _ in range(rounds):
+            envelopes = [e for e in self.sim.network.pool if (e.src, e.dst) == link]
+            if envelopes:
+                heard.append(f"{link[0]}->{link[1]} {len(envelopes)}")
+            for env in envelopes:
+                self._apply(self._envelope_event(Deliver, env))
+            link = (link[1], link[0])
+        return heard
 
     @precondition(lambda self: self.sim.network.pool)
     @rule()
@@ -622,14 +628,18 @@ class RaftMachine(RuleBasedStateMachine):
         chosen = _pick(node, self._leaders())
         taken = []
         for _ in range(commands):
-            command = self.sim.next_command_id
             before = self.sim.last_submitted
-            self._apply(ClientRequest(chosen, command, KEYS[command % len(KEYS)], command))
+            self._submit(chosen)
             after = self.sim.last_submitted
             if after is not None and after is not before:
                 taken.append(after[2].index)
         note = f"at {', '.join(map(str, taken))}" if taken else "not taken"
         self._done("client", note, node=chosen, commands=commands)
+
+    def _submit(self, node: int) -> None:
+        """A client sends the next command to `node`."""
+        command = self.sim.next_command_id
+        self._apply(ClientRequest(node, command, KEYS[command % len(KEYS)], command))
 
     @precondition(lambda self: self.sim.clients is not None)
     @rule(client=_NODE, op=st.sampled_from(CLIENT_OPS), key=st.sampled_from(CLIENT_KEYS))
@@ -662,6 +672,50 @@ class RaftMachine(RuleBasedStateMachine):
         chosen = _pick(node, self._down())
         self._apply(Restart(chosen))
         self._done("restart", node=chosen)
+
+    @precondition(lambda self: self._on("crash") and self._leaders() and len(self._alive()) > 1)
+    @rule(reach=st.lists(st.integers(min_value=0, max_value=4), min_size=1, max_size=4))
+    def failover(self, reach: list[int]) -> None:
+        """Leaders fail one after another, as in the churn of MIT 6.824's
+        Figure 8 test: for each number in `reach`, the leader takes a
+        command, its link to the next running server gets through that many
+        rounds (see `deliver_link`; 0: nothing gets out), and it crashes;
+        the servers that were down restart, and the first of them (else the
+        next server after the old leader) campaigns until it leads, at most
+        three elections. Entries of old terms then meet new leaders with
+        different logs (Raft §5.4.2, Figure 8)."""
+        notes = []
+        for rounds in reach:
+            leader = self.sim.leader()
+            if leader is None or self.violation is not None:
+                break
+            old = leader.node_id
+            down = self._down()
+            self._submit(old)
+            others = [n for n in self._alive() if n != old]
+            if not others:
+                break
+            self._link_rounds(old, next((n for n in others if n > old), others[0]), rounds)
+            self._apply(Crash(old))
+            for node in down:
+                self._apply(Restart(node))
+            running = [n for n in self._alive() if n != old]
+            candidate = down[0] if down else next((n for n in running if n > old), running[0])
+            self._campaign(candidate)
+            notes.append(f"{old} down, {candidate} {self.sim.nodes[candidate].role.value}")
+        self._done("failover", "; ".join(notes), reach=reach)
+
+    def _campaign(self, node: int, elections: int = 3) -> None:
+        """`node` campaigns until it leads, at most `elections` times: the
+        first as `timeout` runs it, then its timer alone fires again. The
+        others learn of the time its elections took when they next tick."""
+        view = self.sim.nodes[node]
+        self._wait(self.sim_options.node.election_timeout_ms)
+        for _ in range(elections):
+            if not view.alive or view.role is Role.LEADER or self.violation is not None:
+                break
+            self._fire(node)
+            self._vote_round(node)
 
     @precondition(lambda self: self._on("crash") and self._alive())
     @rule(role=st.sampled_from(ROLES), node=_NODE, power_cut=st.booleans())

@@ -89,6 +89,8 @@ LINEARIZABILITY_PROFILES = ("clients", "leases", "isolated", "isolated-leases")
 STATEFUL_EXAMPLES = 300
 STATEFUL_STEPS = 100
 STATEFUL_SERVERS = (3, 5)
+# Entries per AppendEntries by cluster size, where not the fuzz profile's.
+STATEFUL_ENTRIES_PER_MSG = {3: 1}
 # Shrinking is bounded by replays, not seconds, so the table is the same on
 # any machine.
 SHRINK_REPLAYS = 10_000
@@ -212,10 +214,17 @@ def hunt_seeds(
 def stateful_options(servers: int) -> SimOptions:
     """The machine's options in the zoo: its defaults on `servers` servers,
     with pre-vote and entries per message as in the fuzz profile of that
-    size (no pre-vote; one entry per message with three servers, so a
-    follower catches up one probe at a time, as in the Figure 8 story), and
-    lossy crashes on."""
-    node = dataclasses.replace(MACHINE_OPTIONS.node, prevote=False)
+    size (else no pre-vote), one entry per message with three servers (a
+    follower catches up one probe at a time, as in the Figure 8 story: an
+    old entry reaches it without the new leader's no-op; swarm draws such
+    runs for fuzz), and lossy crashes on."""
+    node = dataclasses.replace(
+        MACHINE_OPTIONS.node,
+        prevote=False,
+        max_entries_per_msg=STATEFUL_ENTRIES_PER_MSG.get(
+            servers, MACHINE_OPTIONS.node.max_entries_per_msg
+        ),
+    )
     for profile in SAFETY_PROFILES:
         fuzz = profile_options(profile)
         if fuzz.servers == servers:
