@@ -139,8 +139,10 @@ _PERCENT = st.integers(min_value=1, max_value=30)
 _TIMEOUT_TENTHS = 20
 # What follows a timeout (see `timeout`): mostly a vote round, since a lone
 # candidate whose requests stay in flight rarely leads anywhere.
-THEN = ("votes", "rival", "settle", "nothing")
-_THEN = st.sampled_from(("votes", "votes", "rival", "rival", "settle", "settle", "nothing"))
+THEN = ("votes", "rival", "reboots", "settle", "nothing")
+_THEN = st.sampled_from(
+    ("votes", "votes", "rival", "rival", "reboots", "reboots", "settle", "settle", "nothing")
+)
 
 
 def _pick(drawn: int, among: Sequence[int]) -> int:
@@ -424,7 +426,9 @@ class RaftMachine(RuleBasedStateMachine):
         the cluster settles (see `settle`); "nothing", the requests stay in
         flight (for a rival to campaign in the same term, or to arrive late);
         "rival", a second server times out in the same term and the two
-        split the voters (see `_rival_round`)."""
+        split the voters (see `_rival_round`); "reboots", the same with each
+        voter rebooting between the two requests (in runs with crashes: what
+        it granted must survive)."""
         chosen = _pick(node, self._followers())
         self._elect(chosen, then)
         self._done("timeout", node=chosen, then=then)
@@ -456,11 +460,11 @@ class RaftMachine(RuleBasedStateMachine):
         self._fire(node)
         if then == "nothing":
             return
-        if then == "rival":
+        if then in ("rival", "reboots"):
             rival = self._rival(node)
             if rival is not None:
                 self._fire(rival)
-                self._rival_round(node, rival)
+                self._rival_round(node, rival, reboots=then == "reboots" and self._on("crash"))
                 self._wait(0)
                 return
         self._vote_round(node)
@@ -487,21 +491,22 @@ class RaftMachine(RuleBasedStateMachine):
             return None
         return next((n for n in others if n > node), others[0])
 
-    def _rival_round(self, first: int, second: int) -> None:
+    def _rival_round(self, first: int, second: int, *, reboots: bool = False) -> None:
         """Two candidates of one term split the voters (Raft §5.2, split
         votes): the voters in id order hear them in turns, the first voter
         `first`'s request first, the next `second`'s, and so on, each reply
         delivered at once (twice when the run duplicates messages: a
-        candidate must count a voter once). Repeated while requests come
-        (pre-vote, then the vote); the candidates' requests to each other
-        stay in flight."""
+        candidate must count a voter once). With `reboots`, a voter reboots
+        (see `reboot`) once it has answered the first of the two. Repeated
+        while requests come (pre-vote, then the vote); the candidates'
+        requests to each other stay in flight."""
         copies = 2 if self._on("duplicate") else 1
         for _ in range(4):
             moved = False
             voters = [n for n in self._alive() if n not in (first, second)]
             for turn, voter in enumerate(voters):
                 order = (first, second) if turn % 2 == 0 else (second, first)
-                for candidate in order:
+                for place, candidate in enumerate(order):
                     requests = self._on_link(candidate, voter, MessageRole.VOTE)
                     if not requests or self.violation is not None:
                         continue
@@ -510,6 +515,8 @@ class RaftMachine(RuleBasedStateMachine):
                     for kind in (Duplicate,) * (copies - 1) + (Deliver,):
                         for reply in self._on_link(voter, candidate, MessageRole.VOTE_RESPONSE):
                             self._apply(self._envelope_event(kind, reply))
+                    if reboots and place == 0:
+                        self._reboot(voter, power_cut=self._lossy())
             if not moved:
                 return
 
@@ -729,10 +736,13 @@ class RaftMachine(RuleBasedStateMachine):
         shown, chosen = self._who(role, node)
         power_cut = power_cut and self._lossy()
         if chosen is not None:
-            self._apply(Crash(chosen, 0.0 if power_cut else None))
-            self._apply(Restart(chosen))
+            self._reboot(chosen, power_cut)
         note = "" if chosen is not None else "no such server"
         self._done("reboot", note, **shown, power_cut=power_cut)
+
+    def _reboot(self, node: int, power_cut: bool) -> None:
+        self._apply(Crash(node, 0.0 if power_cut else None))
+        self._apply(Restart(node))
 
     def _lossy(self) -> bool:
         """Whether this run's crashes may lose unsynced writes."""

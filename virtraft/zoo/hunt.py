@@ -148,6 +148,7 @@ class Finding:
     seconds: float  # wall seconds from the start of the hunt until it was found
     runs: int  # seeds (or examples) run until then
     command: str
+    cpu_seconds: float = 0.0  # this process's CPU seconds until then (the machine's hunt)
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +266,7 @@ def hunt_stateful(
     counts the examples run until the failing one, that one included (over
     every cluster size tried); `events` is the failing example's length."""
     started = time.perf_counter()
+    cpu_started = time.process_time()
     made = 0
     for count in servers:
         base = machine_for(spec, stateful_options(count))
@@ -290,6 +292,7 @@ def hunt_stateful(
                 round(time.perf_counter() - started, 2),
                 made + max(1, Counted.made - 1),
                 "",
+                round(time.process_time() - cpu_started, 2),
             )
         made += Counted.made
     return None
@@ -463,7 +466,8 @@ def print_table(console: Console, reports: Sequence[MutantReport]) -> None:
         f = r.fuzz
         s = r.stateful
         stateful = (
-            f"{s.verdict}, {s.profile.split(', ')[-1]}, example {s.runs}, {s.events} events"
+            f"{s.verdict}, {s.profile.split(', ')[-1]}, example {s.runs}, {s.events} events,"
+            f" {s.cpu_seconds:.1f} s CPU"
             if s is not None
             else r.stateful_note
         )
