@@ -6,9 +6,13 @@ one message (named by its link and its text), let a little time pass,
 restart, heal, change the membership, snapshot. And the moves a person
 would script: time one server out and run one election round (every voter
 first sees an election timeout pass, so leader stickiness lets it grant),
-deliver what is in flight on one link, let the network settle, crash or cut
-off the leader, isolate a follower, send clients to the leader. Each run
-starts by electing a first leader.
+or two candidates of one term splitting the voters (their replies copied
+when the run duplicates, the voters rebooting in between if asked), deliver
+what is in flight on one link, let the network settle, crash or cut off the
+leader, isolate a follower, reboot a server (a power cut, when the run's
+crashes may be lossy, loses what it had not synced), let leaders fail one
+after another (a command, part of a link, a crash, the next one elected),
+send clients to the leader. Each run starts by electing a first leader.
 
 The checker runs after every event, and the step that breaks an invariant
 (or makes a server raise) fails there, so a failing run ends in
