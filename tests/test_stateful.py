@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RULE_MARKER, initialize, run_state_machine_as_test
 
 from raftcore import RaftServer
-from virtraft.adapter import NodeOptions
+from virtraft.adapter import NodeOptions, Role
 from virtraft.check.checker import INVARIANTS, Violation
 from virtraft.cli import commands as cli
 from virtraft.nodes.raftcore import factory
@@ -30,6 +30,8 @@ from virtraft.run.stateful import (
     machine_for,
 )
 from virtraft.trace.format import read_trace
+from virtraft.zoo import hunt as zoo
+from virtraft.zoo import mutants
 
 # The public recipe: a unittest TestCase for pytest to collect.
 TestRaftcoreMachine = machine_for(DEFAULT_FACTORY).TestCase
@@ -284,3 +286,88 @@ def test_the_trace_header_names_the_factory(tmp_path) -> None:
     header = json.loads(path.read_text().splitlines()[0])
     assert header["factory"] == "virtraft.zoo.mutants:commit_index_goes_back"
     assert header["source"] == "virtraft.run.stateful"
+
+
+# ------------------------------------------------- stories in a step or two
+
+# The zoo's options: one entry per message on three servers, lossy crashes on.
+ZOO_THREE = zoo.stateful_options(3)
+ZOO_FIVE = zoo.stateful_options(5)
+
+
+def _story(spec: str, options, faults: tuple[str, ...] = FAULTS) -> RaftMachine:
+    machine = machine_for(spec, options)()
+    machine.choose_faults(list(faults))
+    machine.elect_first(1, settle=True)
+    return machine
+
+
+def _acknowledged_then_rebooted(spec: str, options, power_cut: bool) -> RaftMachine:
+    """Node 2 acknowledges an entry the leader then commits, and reboots."""
+    machine = _story(spec, options)
+    machine.client(1, commands=1)
+    machine.deliver_link(src=1, dst=2, rounds=2)
+    assert machine.sim.nodes[1].commit_index == 2
+    machine.reboot(node=2, power_cut=power_cut)
+    return machine
+
+
+def test_a_power_cut_reboot_loses_what_was_acknowledged_before_its_sync() -> None:
+    """Raft Figure 2: persistent state is updated on stable storage before
+    responding. A server that replies first forgets, in a power cut, what
+    it answered in (its term, the entry the leader counted); raftcore, which
+    syncs first, keeps them."""
+    spec = mutants.factory_spec("reply_before_sync")
+    with pytest.raises(InvariantViolated) as caught:
+        _acknowledged_then_rebooted(spec, ZOO_THREE, power_cut=True)
+    assert caught.value.violation.invariant in ("TermMonotonic", "CommittedNeverLost")
+    # A process crash keeps what was written; a run without lossy crashes
+    # has no power cut to give (the step prints power_cut=False).
+    _acknowledged_then_rebooted(spec, ZOO_THREE, power_cut=False)
+    machine = _acknowledged_then_rebooted(spec, MACHINE_OPTIONS, power_cut=True)
+    assert machine._shown is not None
+    assert machine._shown.text().startswith("state.reboot(node=2, power_cut=False)")
+    machine = _acknowledged_then_rebooted(DEFAULT_FACTORY, ZOO_THREE, power_cut=True)
+    assert machine.sim.nodes[2].last_index == 2
+
+
+def test_a_rival_campaigns_in_the_same_term_and_the_voters_split() -> None:
+    """Raft §5.2: two candidates of one term; each voter grants one of them
+    (here the leader, heard from lately, grants neither: a split vote), so
+    at most one wins, even when every vote reply arrives twice."""
+    machine = _story(DEFAULT_FACTORY, ZOO_FIVE)
+    machine.timeout(2, then="rival")
+    views = machine.sim.nodes
+    term = views[2].term
+    assert views[3].term == term > 1
+    assert {views[4].voted_for, views[5].voted_for} == {2, 3}
+    assert len([n for n, v in views.items() if v.role is Role.LEADER and v.term == term]) <= 1
+
+
+def test_a_rival_election_with_copied_replies_elects_two_leaders_who_count_replies() -> None:
+    """ktoso/akka-raft#45: a candidate that counts replies, not voters,
+    wins with two real votes and a copy, beside the rival that won."""
+    spec = mutants.factory_spec("duplicate_votes_counted")
+    machine = _story(spec, ZOO_FIVE, faults=("client", "duplicate"))
+    with pytest.raises(InvariantViolated) as caught:
+        machine.timeout(2, then="rival")
+    assert caught.value.violation.invariant == "ElectionSafety"
+    no_copies = _story(spec, ZOO_FIVE, faults=("client",))
+    no_copies.timeout(2, then="rival")
+
+
+def test_three_failovers_tell_the_figure_8_story() -> None:
+    """Raft Figure 8 in three steps: a leader's entry stays its own, the next
+    leader's too; the first comes back, gets its old entry (not its no-op)
+    to one follower and crashes; the second comes back and wins. A leader
+    that counts replicas for an old term's entry (§5.4.2) has committed what
+    the new leader lacks; raftcore has not."""
+    spec = mutants.factory_spec("fig8_commit_old_term")
+    with pytest.raises(InvariantViolated) as caught:
+        _story(spec, ZOO_THREE).failover([0, 0, 4])
+    assert caught.value.violation.invariant == "LeaderCompleteness"
+    machine = _story(DEFAULT_FACTORY, ZOO_THREE)
+    machine.failover([0, 0, 4])
+    assert machine.sim.leader() is not None
+    assert machine._shown is not None
+    assert machine._shown.text().startswith("state.failover(reach=[0, 0, 4])  # 1 down, 2 leader")

@@ -4,9 +4,9 @@ Every safety mutant runs through the runs `virtraft fuzz` makes with the
 zoo's command line (virtraft.zoo.hunt.PROFILES: the default one), seed after seed from 0, until
 the first finding; the finding must be an invariant the mutant's docstring
 names. Liveness mutants must fail the liveness verdict; the harmless
-control, and raftcore itself, must not be flagged on the same seeds. The
-Hypothesis state machine must find the mutants it can reach in a bounded
-search. Everything is derandomized: no outcome depends on wall time.
+control, and raftcore itself, must not be flagged on the same seeds (the
+Hypothesis machine's table is test_machine_finds.py). Everything is
+derandomized: no outcome depends on wall time.
 """
 
 from __future__ import annotations
@@ -14,11 +14,9 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import os
 import shlex
 
 import pytest
-from hypothesis.stateful import run_state_machine_as_test
 from rich.console import Console
 
 from raftcore import RaftServer
@@ -26,7 +24,6 @@ from virtraft.check.checker import INVARIANTS
 from virtraft.cli import commands as cli
 from virtraft.nodes.raftcore import RaftcoreNode
 from virtraft.run.factory import DEFAULT_FACTORY, load_factory
-from virtraft.run.stateful import InvariantViolated, machine_for
 from virtraft.zoo import hunt as zoo
 
 mutants = zoo.load_mutants()
@@ -224,88 +221,6 @@ def test_harmless_control_and_raftcore_are_never_flagged(spec: str) -> None:
     finding, runs, _, _ = zoo.hunt_seeds(spec, CONTROL_SEEDS, profiles, NO_BUDGET)
     assert finding is None, finding
     assert runs == len(CONTROL_SEEDS) * len(profiles)
-
-
-# ---------------------------------------------------------- stateful machine
-
-# The safety mutants the machine finds, the cluster size it finds them on
-# (vote-counting mistakes need five servers; a lost replica shows best with
-# three) and the examples it needed there with the zoo's options
-# (`hunt.stateful_options`, derandomized), as `virtraft zoo` measures them.
-# Hypothesis draws some values from constants in the loaded modules, so the
-# derandomized stream shifts with the code: the budgets leave room above
-# what was needed.
-STATEFUL = {
-    "grant_vote_twice": (3, 3),
-    "forget_vote_on_leader_contact": (3, 165),
-    "candidate_vote_not_recorded": (3, 1),
-    "stale_vote_response_counted": (3, 91),
-    "no_step_down_on_higher_term_vote_response": (3, 7),
-    "up_to_date_by_length_only": (3, 294),
-    "prev_log_term_not_checked": (3, 7),
-    "truncate_on_stale_append_entries": (3, 12),
-    "commit_index_goes_back": (3, 11),
-    "two_membership_changes_at_once": (3, 324),
-    "snapshot_lowers_term": (3, 97),
-}
-# The safety mutants the machine does not find within the zoo's budget yet:
-# each needs a story of five or more particular steps (a rival's vote
-# request arriving after a crash, a duplicated vote, the Figure 8 terms, a
-# snapshot overtaking acknowledged entries). With VIRTRAFT_ZOO_FULL=1 they
-# run with the zoo's budget as strict expected failures, so finding one
-# fails the test until it moves into STATEFUL.
-STATEFUL_MISSES = (
-    # The machine's crashes keep every write: it has no power cut to offer.
-    "reply_before_sync",
-    "vote_not_persisted",
-    "duplicate_votes_counted",
-    "fig8_commit_old_term",
-    "snapshot_install_loses_entries",
-)
-# Found by `virtraft zoo` (at example 11 on three servers) but not in a test
-# process, whose derandomized stream differs (Hypothesis also draws constants
-# from the test modules it finds loaded).
-STATEFUL_ZOO_ONLY = ("follower_commit_beyond_verified",)
-FULL = os.environ.get("VIRTRAFT_ZOO_FULL") == "1"
-
-
-def test_the_stateful_tables_cover_every_safety_mutant() -> None:
-    assert sorted([*STATEFUL, *STATEFUL_MISSES, *STATEFUL_ZOO_ONLY]) == sorted(SAFETY)
-
-
-def _hunt(name: str, servers: int, examples: int) -> InvariantViolated:
-    machine = machine_for(mutants.factory_spec(name), zoo.stateful_options(servers))
-    with pytest.raises(InvariantViolated) as caught:
-        run_state_machine_as_test(
-            machine, settings=zoo.stateful_settings(examples, zoo.STATEFUL_STEPS)
-        )
-    assert machine.last_failure is not None
-    assert machine.last_failure.violation == caught.value.violation
-    return caught.value
-
-
-@pytest.mark.parametrize("name", list(STATEFUL))
-def test_stateful_machine_catches_mutant_with_its_invariant(name: str) -> None:
-    servers, needed = STATEFUL[name]
-    error = _hunt(name, servers, max(zoo.STATEFUL_EXAMPLES, 2 * needed))
-    assert error.violation.invariant in MUTANTS[name].expected_invariant
-
-
-@pytest.mark.skipif(not FULL, reason="the zoo's whole budget: set VIRTRAFT_ZOO_FULL=1")
-@pytest.mark.xfail(strict=True, reason="not found by the machine within the zoo's budget yet")
-@pytest.mark.parametrize("name", STATEFUL_MISSES)
-@pytest.mark.parametrize("servers", zoo.STATEFUL_SERVERS)
-def test_stateful_machine_misses_only_these(name: str, servers: int) -> None:
-    error = _hunt(name, servers, zoo.STATEFUL_EXAMPLES)
-    assert error.violation.invariant in MUTANTS[name].expected_invariant
-
-
-@pytest.mark.parametrize("spec", [mutants.factory_spec(HARMLESS[0]), DEFAULT_FACTORY])
-def test_stateful_machine_is_silent_on_the_harmless_control_and_raftcore(spec: str) -> None:
-    for servers in (3, 5):
-        machine = machine_for(spec, zoo.stateful_options(servers))
-        run_state_machine_as_test(machine, settings=zoo.stateful_settings(60, zoo.STATEFUL_STEPS))
-        assert machine.last_failure is None
 
 
 # ------------------------------------------------------------ virtraft zoo

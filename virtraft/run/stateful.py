@@ -6,9 +6,13 @@ one message (named by its link and its text), let a little time pass,
 restart, heal, change the membership, snapshot. And the moves a person
 would script: time one server out and run one election round (every voter
 first sees an election timeout pass, so leader stickiness lets it grant),
-deliver what is in flight on one link, let the network settle, crash or cut
-off the leader, isolate a follower, send clients to the leader. Each run
-starts by electing a first leader.
+or two candidates of one term splitting the voters (their replies copied
+when the run duplicates, the voters rebooting in between if asked), deliver
+what is in flight on one link, let the network settle, crash or cut off the
+leader, isolate a follower, reboot a server (a power cut, when the run's
+crashes may be lossy, loses what it had not synced), let leaders fail one
+after another (a command, part of a link, a crash, the next one elected),
+send clients to the leader. Each run starts by electing a first leader.
 
 The checker runs after every event, and the step that breaks an invariant
 (or makes a server raise) fails there, so a failing run ends in
@@ -139,8 +143,10 @@ _PERCENT = st.integers(min_value=1, max_value=30)
 _TIMEOUT_TENTHS = 20
 # What follows a timeout (see `timeout`): mostly a vote round, since a lone
 # candidate whose requests stay in flight rarely leads anywhere.
-THEN = ("votes", "settle", "nothing")
-_THEN = st.sampled_from(("votes", "votes", "settle", "settle", "nothing"))
+THEN = ("votes", "rival", "reboots", "settle", "nothing")
+_THEN = st.sampled_from(
+    ("votes", "votes", "rival", "rival", "reboots", "reboots", "settle", "settle", "nothing")
+)
 
 
 def _pick(drawn: int, among: Sequence[int]) -> int:
@@ -422,7 +428,11 @@ class RaftMachine(RuleBasedStateMachine):
         vote requests and the replies, one voter at a time; a new leader's
         first AppendEntries stay in flight); "settle", that round and then
         the cluster settles (see `settle`); "nothing", the requests stay in
-        flight (for a rival to campaign in the same term, or to arrive late)."""
+        flight (for a rival to campaign in the same term, or to arrive late);
+        "rival", a second server times out in the same term and the two
+        split the voters (see `_rival_round`); "reboots", the same with each
+        voter rebooting between the two requests (in runs with crashes: what
+        it granted must survive)."""
         chosen = _pick(node, self._followers())
         self._elect(chosen, then)
         self._done("timeout", node=chosen, then=then)
@@ -450,20 +460,78 @@ class RaftMachine(RuleBasedStateMachine):
         as it would have). Then `then`: "votes", one vote round; "settle",
         the round and a calm spell; "nothing", the vote requests stay in
         flight."""
-        view = self.sim.nodes[node]
-        before = (view.role, view.term)
         self._wait(self.sim_options.node.election_timeout_ms)
-        step_ms = max(1, self.sim_options.node.election_timeout_ms // 10)
-        for _ in range(_TIMEOUT_TENTHS):
-            if not view.alive or (view.role, view.term) != before or self.violation is not None:
-                break
-            self._apply(Tick(node, step_ms))
+        self._fire(node)
         if then == "nothing":
             return
+        if then in ("rival", "reboots"):
+            rival = self._rival(node)
+            if rival is not None:
+                self._fire(rival)
+                self._rival_round(node, rival, reboots=then == "reboots" and self._on("crash"))
+                self._wait(0)
+                return
         self._vote_round(node)
         self._wait(0)
         if then == "settle":
             self._settle()
+
+    def _fire(self, node: int) -> None:
+        """`node` alone sees time pass, in tenths of the election timeout,
+        until its timer fires (its role or term changes)."""
+        view = self.sim.nodes[node]
+        before = (view.role, view.term)
+        step_ms = max(1, self.sim_options.node.election_timeout_ms // 10)
+        for _ in range(_TIMEOUT_TENTHS):
+            if not view.alive or (view.role, view.term) != before or self.violation is not None:
+                return
+            self._apply(Tick(node, step_ms))
+
+    def _rival(self, node: int) -> int | None:
+        """The server that campaigns against `node`: the next running one in
+        id order that does not lead (None when there is none)."""
+        others = [n for n in self._followers() if n != node]
+        if not others:
+            return None
+        return next((n for n in others if n > node), others[0])
+
+    def _rival_round(self, first: int, second: int, *, reboots: bool = False) -> None:
+        """Two candidates of one term split the voters (Raft §5.2, split
+        votes): the voters in id order hear them in turns, the first voter
+        `first`'s request first, the next `second`'s, and so on, each reply
+        delivered at once (twice when the run duplicates messages: a
+        candidate must count a voter once). With `reboots`, a voter reboots
+        (see `reboot`) once it has answered the first of the two. Repeated
+        while requests come (pre-vote, then the vote); the candidates'
+        requests to each other stay in flight."""
+        copies = 2 if self._on("duplicate") else 1
+        for _ in range(4):
+            moved = False
+            voters = [n for n in self._alive() if n not in (first, second)]
+            for turn, voter in enumerate(voters):
+                order = (first, second) if turn % 2 == 0 else (second, first)
+                for place, candidate in enumerate(order):
+                    requests = self._on_link(candidate, voter, MessageRole.VOTE)
+                    if not requests or self.violation is not None:
+                        continue
+                    moved = True
+                    self._apply(self._envelope_event(Deliver, requests[0]))
+                    for kind in (Duplicate,) * (copies - 1) + (Deliver,):
+                        for reply in self._on_link(voter, candidate, MessageRole.VOTE_RESPONSE):
+                            self._apply(self._envelope_event(kind, reply))
+                    if reboots and place == 0:
+                        self._reboot(voter, power_cut=self._lossy())
+            if not moved:
+                return
+
+    def _on_link(self, src: int, dst: int, kind: MessageRole) -> list[Envelope]:
+        """The messages of one role in flight from `src` to `dst`, oldest first."""
+        role = self.sim.messages.role
+        return [
+            e
+            for e in self.sim.network.pool
+            if (e.src, e.dst) == (src, dst) and role(e.message) is kind
+        ]
 
     def _vote_round(self, node: int) -> None:
         """`node` asks for votes one server at a time: its oldest vote request
@@ -504,15 +572,7 @@ class RaftMachine(RuleBasedStateMachine):
         oldest first; then, `rounds` times in all, the link back, and so on
         (a follower and its leader settle a probe in a few rounds)."""
         chosen_src, chosen_dst, _ = self._link(src, dst)
-        heard: list[str] = []
-        link = (chosen_src, chosen_dst)
-        for _ in range(rounds):
-            envelopes = [e for e in self.sim.network.pool if (e.src, e.dst) == link]
-            if envelopes:
-                heard.append(f"{link[0]}->{link[1]} {len(envelopes)}")
-            for env in envelopes:
-                self._apply(self._envelope_event(Deliver, env))
-            link = (link[1], link[0])
+        heard = self._link_rounds(chosen_src, chosen_dst, rounds)
         self._done(
             "deliver_link",
             "; ".join(heard),
@@ -520,6 +580,20 @@ class RaftMachine(RuleBasedStateMachine):
             dst=chosen_dst,
             rounds=rounds,
         )
+
+    def _link_rounds(self, src: int, dst: int, rounds: int) -> list[str]:
+        """Deliver what is in flight from `src` to `dst`, oldest first, then
+        the link back, `rounds` times in all; say what each round carried."""
+        heard: list[str] = []
+        link = (src, dst)
+        for _ in range(rounds):
+            envelopes = [e for e in self.sim.network.pool if (e.src, e.dst) == link]
+            if envelopes:
+                heard.append(f"{link[0]}->{link[1]} {len(envelopes)}")
+            for env in envelopes:
+                self._apply(self._envelope_event(Deliver, env))
+            link = (link[1], link[0])
+        return heard
 
     @precondition(lambda self: self.sim.network.pool)
     @rule()
@@ -565,14 +639,18 @@ class RaftMachine(RuleBasedStateMachine):
         chosen = _pick(node, self._leaders())
         taken = []
         for _ in range(commands):
-            command = self.sim.next_command_id
             before = self.sim.last_submitted
-            self._apply(ClientRequest(chosen, command, KEYS[command % len(KEYS)], command))
+            self._submit(chosen)
             after = self.sim.last_submitted
             if after is not None and after is not before:
                 taken.append(after[2].index)
         note = f"at {', '.join(map(str, taken))}" if taken else "not taken"
         self._done("client", note, node=chosen, commands=commands)
+
+    def _submit(self, node: int) -> None:
+        """A client sends the next command to `node`."""
+        command = self.sim.next_command_id
+        self._apply(ClientRequest(node, command, KEYS[command % len(KEYS)], command))
 
     @precondition(lambda self: self.sim.clients is not None)
     @rule(client=_NODE, op=st.sampled_from(CLIENT_OPS), key=st.sampled_from(CLIENT_KEYS))
@@ -605,6 +683,74 @@ class RaftMachine(RuleBasedStateMachine):
         chosen = _pick(node, self._down())
         self._apply(Restart(chosen))
         self._done("restart", node=chosen)
+
+    @precondition(lambda self: self._on("crash") and self._leaders() and len(self._alive()) > 1)
+    @rule(reach=st.lists(st.integers(min_value=0, max_value=4), min_size=1, max_size=4))
+    def failover(self, reach: list[int]) -> None:
+        """Leaders fail one after another, as in the churn of MIT 6.824's
+        Figure 8 test: for each number in `reach`, the leader takes a
+        command, its link to the next running server gets through that many
+        rounds (see `deliver_link`; 0: nothing gets out), and it crashes;
+        the servers that were down restart, and the first of them (else the
+        next server after the old leader) campaigns until it leads, at most
+        three elections. Entries of old terms then meet new leaders with
+        different logs (Raft §5.4.2, Figure 8)."""
+        notes = []
+        for rounds in reach:
+            leader = self.sim.leader()
+            if leader is None or self.violation is not None:
+                break
+            old = leader.node_id
+            down = self._down()
+            self._submit(old)
+            others = [n for n in self._alive() if n != old]
+            if not others:
+                break
+            self._link_rounds(old, next((n for n in others if n > old), others[0]), rounds)
+            self._apply(Crash(old))
+            for node in down:
+                self._apply(Restart(node))
+            running = [n for n in self._alive() if n != old]
+            candidate = down[0] if down else next((n for n in running if n > old), running[0])
+            self._campaign(candidate)
+            notes.append(f"{old} down, {candidate} {self.sim.nodes[candidate].role.value}")
+        self._done("failover", "; ".join(notes), reach=reach)
+
+    def _campaign(self, node: int, elections: int = 3) -> None:
+        """`node` campaigns until it leads, at most `elections` times: the
+        first as `timeout` runs it, then its timer alone fires again. The
+        others learn of the time its elections took when they next tick."""
+        view = self.sim.nodes[node]
+        self._wait(self.sim_options.node.election_timeout_ms)
+        for _ in range(elections):
+            if not view.alive or view.role is Role.LEADER or self.violation is not None:
+                break
+            self._fire(node)
+            self._vote_round(node)
+
+    @precondition(lambda self: self._on("crash") and self._alive())
+    @rule(role=st.sampled_from(ROLES), node=_NODE, power_cut=st.booleans())
+    def reboot(self, role: str = "any", node: int = 1, power_cut: bool = False) -> None:
+        """A running server crashes and comes straight back from its disk:
+        what it promised before (its vote, the entries it acknowledged) must
+        survive. With `power_cut`, in a run whose crashes may be lossy
+        (options.lossy_crash_probability), the crash is a power cut: every
+        write the server had not synced is lost (Raft Figure 2: persistent
+        state is "updated on stable storage before responding to RPCs")."""
+        shown, chosen = self._who(role, node)
+        power_cut = power_cut and self._lossy()
+        if chosen is not None:
+            self._reboot(chosen, power_cut)
+        note = "" if chosen is not None else "no such server"
+        self._done("reboot", note, **shown, power_cut=power_cut)
+
+    def _reboot(self, node: int, power_cut: bool) -> None:
+        self._apply(Crash(node, 0.0 if power_cut else None))
+        self._apply(Restart(node))
+
+    def _lossy(self) -> bool:
+        """Whether this run's crashes may lose unsynced writes."""
+        return self.sim_options.lossy_crash_probability > 0 and self.sim.capabilities.lossy_disk
 
     @precondition(lambda self: self._on("partition") and len(self.sim.node_ids) > 1)
     @rule(role=st.sampled_from(ROLES), node=_NODE)
