@@ -113,12 +113,32 @@ class Restart:
 @dataclass(frozen=True, slots=True)
 class Partition:
     """Links go down (messages on them lost) or are held (kept, not delivered).
-    `shape` says what the partition looks like, for people."""
+    `shape` says what the partition looks like, for people. `groups` is the
+    shape itself, not its links (a split of 90 servers is two groups, not
+    4,050 links): two servers named in `groups` that share no group cannot
+    reach each other either way; a server named in none is not cut by it."""
 
     kind: ClassVar[str] = "partition"
     shape: str
     down: tuple[tuple[int, int], ...]
     held: tuple[tuple[int, int], ...] = ()
+    groups: tuple[tuple[int, ...], ...] = ()
+
+    def cut_links(self) -> tuple[tuple[int, int], ...]:
+        """Every link this partition takes down: `down`, then those between
+        servers of `groups` that share no group, in (src, dst) order."""
+        if not self.groups:
+            return self.down
+        member_of: dict[int, set[int]] = {}
+        for number, group in enumerate(self.groups):
+            for node in group:
+                member_of.setdefault(node, set()).add(number)
+        named = sorted(member_of)
+        between = [
+            (a, b) for a in named for b in named if a != b and not member_of[a] & member_of[b]
+        ]
+        down = set(self.down)
+        return self.down + tuple(link for link in between if link not in down)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +233,8 @@ def event_to_json(event: Event) -> dict[str, Any]:
         if value is None and name == "keep":
             continue  # a process crash reads as it always did
         if isinstance(value, tuple):
+            if name == "groups" and not value:
+                continue  # links only, as every partition was written before groups
             value = [list(link) for link in value]
         elif isinstance(value, MembershipChange):
             value = value.value
@@ -248,7 +270,7 @@ def event_from_json(data: Any) -> Event:
     kwargs: dict[str, Any] = {}
     for name in _FIELDS[cls]:
         if name not in data:
-            if name in ("held", "flush", "keep") or (
+            if name in ("held", "flush", "keep", "groups") or (
                 cls.kind == "invoke" and name in ("value", "expected")
             ):
                 continue
@@ -258,6 +280,13 @@ def event_from_json(data: Any) -> Event:
 
 
 def _field_from_json(kind: str, name: str, value: Any) -> Any:
+    if name == "groups":
+        if not isinstance(value, list) or not all(
+            isinstance(group, list) and group and all(type(x) is int for x in group)
+            for group in value
+        ):
+            raise EventError(f"{kind}.groups must be a list of non-empty lists of node ids")
+        return tuple(tuple(group) for group in value)
     if name in ("down", "held"):
         if not isinstance(value, list) or not all(
             isinstance(link, list) and len(link) == 2 and all(type(x) is int for x in link)
