@@ -13,7 +13,7 @@ import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from virtraft.adapter import MembershipChange
 
@@ -32,6 +32,30 @@ class _MessageEvent:
     msg: str  # message type name
     key: int  # digest of the message's content
     ref: object | None = field(default=None, compare=False)  # envelope id, not stored
+
+
+_M = TypeVar("_M", bound=_MessageEvent)
+
+
+_new = object.__new__
+_SET_FIELDS = tuple(
+    _MessageEvent.__dict__[name].__set__ for name in ("src", "dst", "msg", "key", "ref")
+)
+
+
+def message_event(cls: type[_M], src: int, dst: int, msg: str, key: int, ref: object | None) -> _M:
+    """`cls(src, dst, msg, key, ref)` for a Deliver, Drop or Duplicate, at half
+    the cost: a frozen dataclass's __init__ sets each field through
+    object.__setattr__, and the scheduler makes one of these on every other
+    step. The very same object (fields, equality, hash)."""
+    event = _new(cls)
+    set_src, set_dst, set_msg, set_key, set_ref = _SET_FIELDS
+    set_src(event, src)
+    set_dst(event, dst)
+    set_msg(event, msg)
+    set_key(event, key)
+    set_ref(event, ref)
+    return event
 
 
 @dataclass(frozen=True, slots=True)

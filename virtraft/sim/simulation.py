@@ -50,7 +50,7 @@ from virtraft.sim.events import (
 )
 from virtraft.sim.network import Envelope, Network
 from virtraft.sim.options import SimOptions
-from virtraft.sim.seeds import delays_rng, node_rng
+from virtraft.sim.seeds import below, delays_rng, fast_bits, node_rng
 
 T = TypeVar("T")
 
@@ -139,6 +139,7 @@ class Simulation:
         # choice() over the range draws what randint(min, max) would, for less.
         self._delays_ms = range(options.delay_ms_min, options.delay_ms_max + 1)
         self._delay_max = options.delay_ms_max
+        self._delay_bits = fast_bits(self._delay_rng)  # choice() for less (seeds.below)
         self.nodes: dict[int, NodeAdapter] = {}
         self.node_ids: list[int] = []
         # The nodes in id order, rebuilt only when a node joins or is forgotten.
@@ -204,7 +205,11 @@ class Simulation:
                 return
             delay = 0
             if self._delay_max:
-                delay = self._delay_rng.choice(self._delays_ms)
+                delays = self._delays_ms
+                if self._delay_bits is None:
+                    delay = self._delay_rng.choice(delays)
+                else:
+                    delay = delays.start + below(self._delay_bits, len(delays))
             self.network.send(src, dst, message, self.clock_ms, delay)
         except Exception as exc:
             raise HarnessError(f"sending a message failed: {type(exc).__name__}: {exc}") from exc
@@ -213,10 +218,15 @@ class Simulation:
         return list(self._views)
 
     def alive_ids(self) -> list[int]:
+        return list(self.alive_ids_view())
+
+    def alive_ids_view(self) -> list[int]:
+        """alive_ids() without the copy, for the scheduler's every tick: read
+        it, never change it (it is the simulation's cache)."""
         alive = self._alive_ids
         if alive is None:
             alive = self._alive_ids = [i for i in self.node_ids if self.nodes[i].alive]
-        return list(alive)
+        return alive
 
     def io_busy(self) -> list[tuple[int, int]]:
         """(node id, requests it may complete now) for each live node with
@@ -256,7 +266,10 @@ class Simulation:
         try:
             for node_id in self._stepped:
                 if node_id in nodes:
-                    _door(nodes[node_id].begin_step)
+                    try:  # _door, inlined: every event steps the nodes it touched
+                        nodes[node_id].begin_step()
+                    except Exception as exc:
+                        raise ServerFailure(exc) from exc
             touched = handler(self, event)
             clients = self.clients
             if clients is not None and clients.busy:
@@ -302,15 +315,14 @@ class Simulation:
         nodes = self.nodes
         leaders_seen = self._leaders_seen
         for node_id in touched:
-            node = nodes[node_id]
-            commit = node.commit_index
+            # One read of the view, not three (the checker reads it so too).
+            _alive, role, term, _vote, commit, _last, _snap = nodes[node_id].scalars()
             if commit > stats.max_commit_index:
                 stats.max_commit_index = commit
-            term = node.term
             if term > stats.max_term:
                 stats.max_term = term
             # The role matters only in a term whose leader is not known yet.
-            if term not in leaders_seen and node.role is Role.LEADER:
+            if term not in leaders_seen and role is Role.LEADER:
                 leaders_seen[term] = node_id
                 stats.leader_changes += 1
 
