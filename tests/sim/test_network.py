@@ -92,3 +92,22 @@ def test_connected_majority_is_a_graph_query():
     groups = {1: 0, 2: 0, 3: 1, 4: 1, 5: 2}
     net.set_partition([(a, b) for a in groups for b in groups if groups[a] != groups[b]])
     assert not net.connected_majority([1, 2, 3, 4, 5])
+
+
+def test_a_forgotten_node_loses_what_was_on_its_way_and_leaves_the_partition():
+    """A server gone for good: messages to it are lost (delayed and held ones
+    too), what it sent is still delivered, and no cut names it any more."""
+    net = Network([1, 2, 3])
+    net.set_partition(down=[(3, 1)], held=[(2, 3), (3, 2)])
+    net.send(1, 3, "to-3", 0, 0)
+    net.send(1, 3, "to-3-late", 0, 40)
+    net.send(2, 3, "to-3-held", 0, 0)
+    net.send(3, 2, "from-3-held", 0, 0)
+    net.send(3, 2, "from-3", 0, 0)
+    net.send(1, 2, "other", 0, 0)
+    net.remove_node(3)
+    net.advance(100)
+    assert sorted(e.message for e in net.pool) == ["from-3", "from-3-held", "other"]
+    assert net.stats.lost_on_cut_links == 3  # the three on their way to node 3
+    assert not net.partitioned
+    assert 3 not in net.nodes

@@ -571,10 +571,11 @@ def message_text(messages: Messages, message: object) -> str:
 
 
 def partition_text(event: Partition) -> str:
-    links = ", ".join(f"{a}→{b}" for a, b in event.down[:12])
-    more = f" (+{len(event.down) - 12} more)" if len(event.down) > 12 else ""
-    text = f"partition ({event.shape}): {len(event.down)} links down"
-    if event.down:
+    down = event.cut_links()
+    links = ", ".join(f"{a}→{b}" for a, b in down[:12])
+    more = f" (+{len(down) - 12} more)" if len(down) > 12 else ""
+    text = f"partition ({event.shape}): {len(down)} links down"
+    if down:
         text += f" [{links}{more}]"
     if event.held:
         held = ", ".join(f"{a}→{b}" for a, b in event.held[:12])

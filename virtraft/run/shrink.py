@@ -276,10 +276,12 @@ class _Shrinker:
             if self.out_of_time() or position >= len(events):
                 break
             event = events[position]
-            if not isinstance(event, Partition) or len(event.down) < 2:
+            if not isinstance(event, Partition):
                 continue
-            half = event.down[: len(event.down) // 2]
-            smaller = dataclasses.replace(event, down=half)
+            down = event.cut_links()
+            if len(down) < 2:
+                continue
+            smaller = dataclasses.replace(event, down=down[: len(down) // 2], groups=())
             candidate = events[:position] + [smaller] + events[position + 1 :]
             if (kept := self.fails(candidate)) is not None:
                 events = kept

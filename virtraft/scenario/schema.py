@@ -136,8 +136,10 @@ def _expects_text(failure: str | None) -> str:
 # ------------------------------------------------------------------ reading
 
 
-# Scenarios are calm unless they say otherwise: a light client load, no faults.
-_CALM = SimOptions(client_rate=0.05)
+# Scenarios are calm unless they say otherwise: a light client load, no
+# faults. A removed server stays to the end: a script may still name it, and
+# `removed_node_campaigns` watches it campaign for good.
+_CALM = SimOptions(client_rate=0.05, removed_linger_ms=None)
 _FAULT_RATES = (*RATE_FIELDS, "deliver_share", "lossy_crash_probability")
 _FAULT_TIMES = ("delay_ms_min", "delay_ms_max", "tick_ms_min", "tick_ms_max")
 

@@ -13,7 +13,7 @@ import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from virtraft.adapter import MembershipChange
 
@@ -32,6 +32,30 @@ class _MessageEvent:
     msg: str  # message type name
     key: int  # digest of the message's content
     ref: object | None = field(default=None, compare=False)  # envelope id, not stored
+
+
+_M = TypeVar("_M", bound=_MessageEvent)
+
+
+_new = object.__new__
+_SET_FIELDS = tuple(
+    _MessageEvent.__dict__[name].__set__ for name in ("src", "dst", "msg", "key", "ref")
+)
+
+
+def message_event(cls: type[_M], src: int, dst: int, msg: str, key: int, ref: object | None) -> _M:
+    """`cls(src, dst, msg, key, ref)` for a Deliver, Drop or Duplicate, at half
+    the cost: a frozen dataclass's __init__ sets each field through
+    object.__setattr__, and the scheduler makes one of these on every other
+    step. The very same object (fields, equality, hash)."""
+    event = _new(cls)
+    set_src, set_dst, set_msg, set_key, set_ref = _SET_FIELDS
+    set_src(event, src)
+    set_dst(event, dst)
+    set_msg(event, msg)
+    set_key(event, key)
+    set_ref(event, ref)
+    return event
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,12 +137,32 @@ class Restart:
 @dataclass(frozen=True, slots=True)
 class Partition:
     """Links go down (messages on them lost) or are held (kept, not delivered).
-    `shape` says what the partition looks like, for people."""
+    `shape` says what the partition looks like, for people. `groups` is the
+    shape itself, not its links (a split of 90 servers is two groups, not
+    4,050 links): two servers named in `groups` that share no group cannot
+    reach each other either way; a server named in none is not cut by it."""
 
     kind: ClassVar[str] = "partition"
     shape: str
     down: tuple[tuple[int, int], ...]
     held: tuple[tuple[int, int], ...] = ()
+    groups: tuple[tuple[int, ...], ...] = ()
+
+    def cut_links(self) -> tuple[tuple[int, int], ...]:
+        """Every link this partition takes down: `down`, then those between
+        servers of `groups` that share no group, in (src, dst) order."""
+        if not self.groups:
+            return self.down
+        member_of: dict[int, set[int]] = {}
+        for number, group in enumerate(self.groups):
+            for node in group:
+                member_of.setdefault(node, set()).add(number)
+        named = sorted(member_of)
+        between = [
+            (a, b) for a in named for b in named if a != b and not member_of[a] & member_of[b]
+        ]
+        down = set(self.down)
+        return self.down + tuple(link for link in between if link not in down)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +257,8 @@ def event_to_json(event: Event) -> dict[str, Any]:
         if value is None and name == "keep":
             continue  # a process crash reads as it always did
         if isinstance(value, tuple):
+            if name == "groups" and not value:
+                continue  # links only, as every partition was written before groups
             value = [list(link) for link in value]
         elif isinstance(value, MembershipChange):
             value = value.value
@@ -248,7 +294,7 @@ def event_from_json(data: Any) -> Event:
     kwargs: dict[str, Any] = {}
     for name in _FIELDS[cls]:
         if name not in data:
-            if name in ("held", "flush", "keep") or (
+            if name in ("held", "flush", "keep", "groups") or (
                 cls.kind == "invoke" and name in ("value", "expected")
             ):
                 continue
@@ -258,6 +304,13 @@ def event_from_json(data: Any) -> Event:
 
 
 def _field_from_json(kind: str, name: str, value: Any) -> Any:
+    if name == "groups":
+        if not isinstance(value, list) or not all(
+            isinstance(group, list) and group and all(type(x) is int for x in group)
+            for group in value
+        ):
+            raise EventError(f"{kind}.groups must be a list of non-empty lists of node ids")
+        return tuple(tuple(group) for group in value)
     if name in ("down", "held"):
         if not isinstance(value, list) or not all(
             isinstance(link, list) and len(link) == 2 and all(type(x) is int for x in link)

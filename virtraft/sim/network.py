@@ -85,11 +85,32 @@ class Network:
         self._nodes.sort()
 
     def remove_node(self, node: int) -> None:
-        """Forget a node that never joined (its id is not used again)."""
+        """Forget a node that never joined or is gone for good (its id is not
+        used again): what was on its way to it is lost, its links go from the
+        partition; what it sent before is still delivered, as a real network would."""
         if node not in self.graph:
             return
         self.graph.remove_node(node)
         self._nodes.remove(node)
+        self._down = {link for link in self._down if node not in link}
+        self._held_links = {link for link in self._held_links if node not in link}
+        lost = [env for env in self.pool if env.dst == node]
+        lost += [item[2] for item in self._future if item[2].dst == node]
+        for link in [link for link in self._held if node in link]:
+            held = self._held.pop(link)
+            if link[1] == node:
+                lost += held
+            else:  # its link is gone, not held any more
+                self.pool.extend(held)
+        if not lost:
+            return
+        self.stats.lost_on_cut_links += len(lost)
+        for env in lost:
+            del self._flying[env.id]
+        self.pool = [env for env in self.pool if env.dst != node]
+        if any(item[2].dst == node for item in self._future):
+            self._future = [item for item in self._future if item[2].dst != node]
+            heapq.heapify(self._future)
 
     @property
     def partitioned(self) -> bool:

@@ -109,6 +109,13 @@ class SimOptions:
     # Once the network heals for good (the liveness phase), delays shrink to this;
     # 0 keeps every link in order, as TCP would.
     liveness_delay_ms_max: int = 0
+    # A server whose removal has committed lingers this long, ticking as
+    # before (it may never learn it was removed, and campaign: dissertation
+    # §4.2.3), then its operator shuts it down for good and the simulation
+    # forgets it: no ticks, no faults, no links (the seed: the host shuts a
+    # removed server down once the removal is applied). None: never
+    # forgotten, as in traces written before removed servers were.
+    removed_linger_ms: int | None = 3_000
     node: NodeOptions = field(default_factory=NodeOptions)
 
     def __post_init__(self) -> None:
@@ -128,6 +135,7 @@ class SimOptions:
         if unknown:
             raise OptionsError(f"unknown option {unknown[0]!r}")
         values = dict(data)
+        values.setdefault("removed_linger_ms", None)  # a trace from before it
         node = values.pop("node", {})
         if not isinstance(node, dict):
             raise OptionsError("options.node must be an object")
@@ -185,6 +193,11 @@ def validate(options: SimOptions) -> None:
         value = getattr(options, name)
         if type(value) is not int or value < 0:
             raise OptionsError(f"{name} must be a whole number >= 0, got {value!r}")
+    linger = options.removed_linger_ms
+    if linger is not None and (type(linger) is not int or not 0 <= linger <= MAX_MS):
+        raise OptionsError(
+            f"removed_linger_ms must be a whole number in [0, {MAX_MS}] or null, got {linger!r}"
+        )
     if options.servers < 1:
         raise OptionsError("servers must be at least 1")
     if options.servers > 64:

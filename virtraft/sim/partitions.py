@@ -10,25 +10,24 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from virtraft.sim.events import Partition
-from virtraft.sim.network import Link
 
 
-def cut_between(group: Sequence[int], nodes: Sequence[int]) -> tuple[Link, ...]:
-    """Every link, both ways, between `group` and the rest of `nodes`."""
-    inside = set(group)
-    return tuple(
-        (a, b) for a in nodes for b in nodes if a != b and ((a in inside) != (b in inside))
-    )
+def cut_between(group: Sequence[int], nodes: Sequence[int]) -> tuple[tuple[int, ...], ...]:
+    """`group` and the rest of `nodes` as two groups: every link between them
+    down, both ways (Partition.groups)."""
+    inside = set(group) & set(nodes)
+    sides = (sorted(inside), [n for n in sorted(nodes) if n not in inside])
+    return tuple(tuple(side) for side in sides if side)
 
 
 def isolate(node: int, nodes: Sequence[int]) -> Partition:
     """One server hears no one and no one hears it."""
-    return Partition(f"isolate {node}", cut_between([node], nodes))
+    return Partition(f"isolate {node}", (), groups=cut_between([node], nodes))
 
 
 def split(minority: Sequence[int], nodes: Sequence[int]) -> Partition:
     """A minority cut off from the majority (each side still talks within)."""
-    return Partition(f"split {sorted(minority)}", cut_between(minority, nodes))
+    return Partition(f"split {sorted(minority)}", (), groups=cut_between(minority, nodes))
 
 
 def one_way(src: int, dst: int) -> Partition:
@@ -47,12 +46,17 @@ def clog(a: int, b: int) -> Partition:
 
 
 def bridge(node: int, nodes: Sequence[int]) -> Partition:
-    """Only `node` reaches the others; no two others reach each other."""
-    others = [n for n in nodes if n != node]
-    return Partition(f"bridge {node}", tuple((a, b) for a in others for b in others if a != b))
+    """Only `node` reaches the others; no two others reach each other (a
+    group of two, `node` and one other, for each other)."""
+    pairs = tuple((node, n) for n in sorted(nodes) if n != node)
+    return Partition(f"bridge {node}", (), groups=pairs)
 
 
 def groups(group_of: Mapping[int, int], nodes: Sequence[int], shape: str) -> Partition | None:
     """Servers talk only within their group; None when everyone is in one."""
-    down = tuple((a, b) for a in nodes for b in nodes if a != b and group_of[a] != group_of[b])
-    return Partition(shape, down) if down else None
+    by_label: dict[int, list[int]] = {}
+    for node in sorted(nodes):
+        by_label.setdefault(group_of[node], []).append(node)
+    if len(by_label) < 2:
+        return None
+    return Partition(shape, (), groups=tuple(tuple(g) for g in by_label.values()))

@@ -9,6 +9,24 @@ part of the trace format: changing one changes every trace.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+
+
+def fast_bits(rng: random.Random) -> Callable[[int], int] | None:
+    """`rng.getrandbits` when `below` draws what `rng.choice` would (a plain
+    random.Random), else None: then call `rng.choice` itself."""
+    return rng.getrandbits if type(rng) is random.Random else None
+
+
+def below(bits: Callable[[int], int], n: int) -> int:
+    """What `choice(seq)` of a plain random.Random picks as an index into a
+    sequence of `n > 0` items: the same getrandbits calls, the same number,
+    one call instead of three (the scheduler draws on every step)."""
+    k = n.bit_length()
+    r = bits(k)
+    while r >= n:
+        r = bits(k)
+    return r
 
 
 def sub_rng(seed: int, component: str, *parts: int) -> random.Random:

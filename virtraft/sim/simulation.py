@@ -50,7 +50,7 @@ from virtraft.sim.events import (
 )
 from virtraft.sim.network import Envelope, Network
 from virtraft.sim.options import SimOptions
-from virtraft.sim.seeds import delays_rng, node_rng
+from virtraft.sim.seeds import below, delays_rng, fast_bits, node_rng
 
 T = TypeVar("T")
 
@@ -139,6 +139,7 @@ class Simulation:
         # choice() over the range draws what randint(min, max) would, for less.
         self._delays_ms = range(options.delay_ms_min, options.delay_ms_max + 1)
         self._delay_max = options.delay_ms_max
+        self._delay_bits = fast_bits(self._delay_rng)  # choice() for less (seeds.below)
         self.nodes: dict[int, NodeAdapter] = {}
         self.node_ids: list[int] = []
         # The nodes in id order, rebuilt only when a node joins or is forgotten.
@@ -157,6 +158,12 @@ class Simulation:
         # Commands accepted by a leader and not yet answered, per node.
         self.pending: dict[int, deque[tuple[int, Submitted]]] = {}
         self.last_submitted: tuple[int, int, Submitted] | None = None
+        # Removals a leader took and nobody has yet reported committed or lost:
+        # (the node removed, where its removal entry went).
+        self._removals: list[tuple[int, Submitted]] = []
+        # Removed servers lingering before they are forgotten: node -> the
+        # clock when their removal was seen committed (SimOptions.removed_linger_ms).
+        self._leaving: dict[int, int] = {}
         bootstrap = tuple((i, True) for i in options.founders)
         for node_id in options.founders:
             try:
@@ -198,7 +205,11 @@ class Simulation:
                 return
             delay = 0
             if self._delay_max:
-                delay = self._delay_rng.choice(self._delays_ms)
+                delays = self._delays_ms
+                if self._delay_bits is None:
+                    delay = self._delay_rng.choice(delays)
+                else:
+                    delay = delays.start + below(self._delay_bits, len(delays))
             self.network.send(src, dst, message, self.clock_ms, delay)
         except Exception as exc:
             raise HarnessError(f"sending a message failed: {type(exc).__name__}: {exc}") from exc
@@ -207,10 +218,15 @@ class Simulation:
         return list(self._views)
 
     def alive_ids(self) -> list[int]:
+        return list(self.alive_ids_view())
+
+    def alive_ids_view(self) -> list[int]:
+        """alive_ids() without the copy, for the scheduler's every tick: read
+        it, never change it (it is the simulation's cache)."""
         alive = self._alive_ids
         if alive is None:
             alive = self._alive_ids = [i for i in self.node_ids if self.nodes[i].alive]
-        return list(alive)
+        return alive
 
     def io_busy(self) -> list[tuple[int, int]]:
         """(node id, requests it may complete now) for each live node with
@@ -250,7 +266,10 @@ class Simulation:
         try:
             for node_id in self._stepped:
                 if node_id in nodes:
-                    _door(nodes[node_id].begin_step)
+                    try:  # _door, inlined: every event steps the nodes it touched
+                        nodes[node_id].begin_step()
+                    except Exception as exc:
+                        raise ServerFailure(exc) from exc
             touched = handler(self, event)
             clients = self.clients
             if clients is not None and clients.busy:
@@ -296,15 +315,14 @@ class Simulation:
         nodes = self.nodes
         leaders_seen = self._leaders_seen
         for node_id in touched:
-            node = nodes[node_id]
-            commit = node.commit_index
+            # One read of the view, not three (the checker reads it so too).
+            _alive, role, term, _vote, commit, _last, _snap = nodes[node_id].scalars()
             if commit > stats.max_commit_index:
                 stats.max_commit_index = commit
-            term = node.term
             if term > stats.max_term:
                 stats.max_term = term
             # The role matters only in a term whose leader is not known yet.
-            if term not in leaders_seen and node.role is Role.LEADER:
+            if term not in leaders_seen and role is Role.LEADER:
                 leaders_seen[term] = node_id
                 stats.leader_changes += 1
 
@@ -382,17 +400,54 @@ class Simulation:
         self.network.advance(self.clock_ms)
         elapsed = self.clock_ms - self._last_tick_ms[event.node]
         self._last_tick_ms[event.node] = self.clock_ms
-        if not node.alive:
-            return []
-        try:  # _door, inlined: half of all events are ticks
-            node.tick(elapsed)
-        except HarnessError:
-            raise
-        except Exception as exc:
-            raise ServerFailure(exc) from exc
-        if not node.alive:  # it shut itself down (retired)
-            self._alive_ids = None
-        return [event.node]
+        if node.alive:
+            try:  # _door, inlined: half of all events are ticks
+                node.tick(elapsed)
+            except HarnessError:
+                raise
+            except Exception as exc:
+                raise ServerFailure(exc) from exc
+            if not node.alive:  # it shut itself down (retired)
+                self._alive_ids = None
+        if self._removals or self._leaving:
+            self._retire_removed()
+            if event.node not in self.nodes:
+                return []  # forgotten this very tick: nothing left to read
+        return [event.node] if node.alive else []
+
+    def _retire_removed(self) -> None:
+        """Forget the servers whose removal committed `removed_linger_ms` ago.
+
+        Until its removal commits a server may come back (a new leader may
+        overwrite the entry), so it is kept; once committed it is out for good
+        (ids are never reused). It still lingers: it may never learn it was
+        removed and campaign, which the others must refuse (dissertation
+        §4.2.3). Then its operator shuts it down, as the seed's host does: it
+        is never ticked, crashed, restarted or partitioned again, and what is
+        sent to it is lost. Forgetting is a crash without restart, a schedule
+        the run could have drawn, so the checker misses nothing it must see;
+        it drops the node when it leaves the views, as it does a refused joiner.
+        Decided at ticks only: lingering is virtual time, which only ticks move."""
+        if self._removals:
+            waiting = []
+            for node_id, where in self._removals:
+                verdict = None
+                for other in self._views:
+                    if other.alive and other.commit_index >= where.index:
+                        verdict = _door(other.is_committed, where)
+                        break
+                if verdict is None:
+                    waiting.append((node_id, where))
+                elif verdict and node_id in self.nodes:
+                    self._leaving.setdefault(node_id, self.clock_ms)
+            self._removals = waiting
+        linger = self.options.removed_linger_ms
+        assert linger is not None or not self._leaving
+        for node_id, since in list(self._leaving.items()):
+            if linger is not None and self.clock_ms - since >= linger:
+                del self._leaving[node_id]
+                if node_id in self.nodes:
+                    self._forget_node(node_id)
 
     def _client(self, event: ClientRequest) -> list[int]:
         node_id = event.node
@@ -473,7 +528,7 @@ class Simulation:
         return [event.node]
 
     def _partition(self, event: Partition) -> list[int]:
-        self.network.set_partition(event.down, event.held)
+        self.network.set_partition(event.cut_links(), event.held)
         return []
 
     def _heal(self, event: Heal) -> list[int]:
@@ -500,6 +555,11 @@ class Simulation:
         result = _door(via.change_membership, event.change, event.node)
         if isinstance(result, Submitted):
             self.stats.membership_changes += 1
+            if (
+                event.change is MembershipChange.REMOVE
+                and self.options.removed_linger_ms is not None
+            ):
+                self._removals.append((event.node, result))
             if joining:
                 touched.append(event.node)
         elif joining:
@@ -507,12 +567,17 @@ class Simulation:
         return touched
 
     def _forget_node(self, node_id: int) -> None:
-        """A server that was refused entry never existed (its id stays used)."""
+        """A server that was refused entry never existed, and one removed for
+        good is gone (its id stays used either way)."""
         del self.nodes[node_id]
         del self._last_tick_ms[node_id]
         self.node_ids.remove(node_id)
         self._views = [self.nodes[i] for i in self.node_ids]
+        self._stepped = [i for i in self._stepped if i != node_id]
         self._alive_ids = None
+        self.pending.pop(node_id, None)
+        if self.client_leader_guess == node_id:
+            self.client_leader_guess = None
         self.network.remove_node(node_id)
 
     def _snapshot(self, event: TakeSnapshot) -> list[int]:
