@@ -281,14 +281,12 @@ class Checker:
             last == node.last_index
             and snap == node.snapshot_index
             and snap_term == node.snapshot_term
-            and (
-                last <= snap
-                or (entry := view.entry(last)) is None
-                or entry == node.shadow.get(last)
-            )
+            and (last <= snap or (entry := view.entry(last)) is None or entry == node.last_entry)
         )
-        if not same_log and self._refresh_log(node, view, last, snap, snap_term):
-            mask |= LOG | LOG_REMOVED if node.removed_index else LOG
+        if not same_log:
+            if self._refresh_log(node, view, last, snap, snap_term):
+                mask |= LOG | LOG_REMOVED if node.removed_index else LOG
+            node.last_entry = node.shadow.get(last)
         applied = view.recent_applied
         if applied:
             node.applied = applied
@@ -322,8 +320,8 @@ class Checker:
             node.snapshot_term = snap_term
         if snap != old_snap:
             node.snapshot_index = snap
-            for index in range(old_snap + 1, min(snap, old_last) + 1):
-                shadow.pop(index, None)  # compacted, not removed
+            if snap > old_snap:
+                shadow.keep_above(snap)  # compacted, not removed
             low = min(old_snap, snap) + 1
             self._snapshots_moved = True
             # A snapshot that went back (lost on a crash) uncovers entries the
@@ -331,17 +329,18 @@ class Checker:
             for index in range(snap + 1, min(old_snap, last) + 1):
                 entry = view.entry(index)
                 if entry is not None:
-                    shadow[index] = entry
+                    shadow.put(index, entry)
         if last < old_last:
-            for index in range(max(last, old_snap) + 1, old_last + 1):
-                entry = shadow.pop(index, None)
-                if entry is not None and not removed_index:
-                    removed_index = index
-                    removed_entry = entry
+            keep = max(last, old_snap)
+            lowest = shadow.lowest_in(keep + 1, old_last)
+            if lowest is not None:
+                removed_index, removed_entry = lowest
+            shadow.keep_through(keep)
         node.last_index = last
         index = last
         read = view.entry
         known = shadow.get
+        put = shadow.put
         while index > snap:
             entry = read(index)
             if entry is None:  # the view contradicts last_index; keep what we know
@@ -352,7 +351,7 @@ class Checker:
             if old is not None:
                 removed_index = index
                 removed_entry = old
-            shadow[index] = entry
+            put(index, entry)
             index -= 1
         first_new = index + 1
         if first_new > last and not removed_index and not snapshot_changed:

@@ -23,6 +23,7 @@ from virtraft.check.model import (
     TERM,
     VOTE,
     Entry,
+    IndexRecords,
     NodeState,
     Violation,
     World,
@@ -249,7 +250,7 @@ class LogMatching(Invariant):
     def __init__(self, world: World) -> None:
         super().__init__(world)
         # index -> (term, id, previous term, node): the first entry seen there.
-        self._first: dict[int, tuple[int, int, int, int]] = {}
+        self._first = IndexRecords(4)
         # index -> further records with other terms (uncommitted, overwritten ones).
         self._others: dict[int, list[tuple[int, int, int, int]]] = {}
 
@@ -269,7 +270,7 @@ class LogMatching(Invariant):
             term, entry_id = entry
             record = first.get(index)
             if record is None:
-                first[index] = (term, entry_id, prev_term, nid)
+                first.put(index, (term, entry_id, prev_term, nid))
             elif record[0] != term:
                 record = self._other(index, term, entry_id, prev_term, nid)
             if record is not None and (record[1] != entry_id or record[2] != prev_term):
@@ -328,7 +329,7 @@ class LogMatching(Invariant):
         )
 
     def prune(self, old: int, new: int) -> None:
-        self._first = prune(self._first, old, new)
+        self._first.keep_above(new)
         self._others = prune(self._others, old, new)
 
     def records(self) -> int:
@@ -385,7 +386,7 @@ class StateMachineSafety(Invariant):
 
     def __init__(self, world: World) -> None:
         super().__init__(world)
-        self._history: dict[int, tuple[int, int, int]] = {}
+        self._history = IndexRecords(3)  # index -> (term, id, node)
 
     def observe(self, step: int, node: NodeState) -> Violation | None:
         history = self._history
@@ -396,7 +397,7 @@ class StateMachineSafety(Invariant):
                 continue
             first = history.get(index)
             if first is None:
-                history[index] = (term, entry_id, nid)
+                history.put(index, (term, entry_id, nid))
             elif first[0] != term or first[1] != entry_id:
                 return Violation(
                     self.name,
@@ -413,7 +414,7 @@ class StateMachineSafety(Invariant):
         return None
 
     def prune(self, old: int, new: int) -> None:
-        self._history = prune(self._history, old, new)
+        self._history.keep_above(new)
 
     def records(self) -> int:
         return len(self._history)

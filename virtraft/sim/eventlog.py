@@ -4,8 +4,8 @@ trace, shrink or report at the end.
 
 `EventLog` is a sequence of events. The newest `CHUNK` are kept as objects
 (appending one costs what a list append does, plus a length check); each
-full chunk is sealed: every event becomes a tuple of plain values (its kind's
-number, then its fields, the in-memory envelope id `ref` included, so a
+full chunk is sealed: every event becomes a tuple of plain values (its kind,
+then its fields, the in-memory envelope id `ref` included, so a
 replay of the log behaves as a replay of the objects did), and the chunk is
 marshalled and compressed, about 10 bytes an event. Reading decodes a chunk
 at a time and keeps the last one decoded, so a scan or a slice costs one
@@ -31,41 +31,42 @@ small enough that the unsealed tail and one decoded chunk stay small."""
 _LEVEL = 1
 """zlib's fastest level: sealing runs inside the run, on its hot path."""
 
-_CLASSES: tuple[type, ...] = tuple(EVENT_TYPES.values())
-_CODE: dict[type, int] = {cls: code for code, cls in enumerate(_CLASSES)}
-# Every field, `ref` too, in declaration order: what the class's __init__ takes.
-_GETTERS: dict[type, Callable[[Any], Any]] = {
-    cls: attrgetter(*(f.name for f in fields(cls))) for cls in _CLASSES
+# Each event as a tuple of plain values, read in C: its kind's name, then
+# every field in declaration order (`ref` too): what the class's __init__ takes.
+_ROW: dict[type, Callable[[Any], tuple[Any, ...]]] = {
+    cls: attrgetter("kind", *(f.name for f in fields(cls))) for cls in EVENT_TYPES.values()
 }
-_SINGLE = frozenset(cls for cls in _CLASSES if len(fields(cls)) == 1)
 
 
-def _encode(event: Event) -> tuple[Any, ...]:
-    """One event as marshal-able values: its kind's number, then its fields."""
-    cls = type(event)
-    values = _GETTERS[cls](event)
-    if cls in _SINGLE:
-        return (_CODE[cls], values)
+def _plain(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A row marshal can store: a membership change as its value, a ref the
+    simulator did not make (not an int) as None, as a trace file has it."""
+    kind = row[0]
+    if kind == ChangeMembership.kind:
+        return (kind, row[1], MembershipChange(row[2]).value, row[3])
+    if EVENT_TYPES[kind] in MESSAGE_EVENTS and type(row[-1]) is not int:
+        return (*row[:-1], None)
+    return row
+
+
+def _decode(row: tuple[Any, ...]) -> Event:
+    cls = EVENT_TYPES[row[0]]
     if cls is ChangeMembership:
-        return (_CODE[cls], values[0], values[1].value, values[2])
-    if isinstance(event, MESSAGE_EVENTS) and type(event.ref) is not int:
-        values = (*values[:-1], None)  # a ref the simulator did not make: as a trace has it
-    return (_CODE[cls], *values)
-
-
-def _decode(record: tuple[Any, ...]) -> Event:
-    cls = _CLASSES[record[0]]
-    if cls is ChangeMembership:
-        return ChangeMembership(record[1], MembershipChange(record[2]), record[3])
-    return cls(*record[1:])
+        return ChangeMembership(row[1], MembershipChange(row[2]), row[3])
+    return cls(*row[1:])
 
 
 def _seal(events: list[Event]) -> bytes:
-    return zlib.compress(marshal.dumps([_encode(e) for e in events]), _LEVEL)
+    rows = [_ROW[type(e)](e) for e in events]
+    try:
+        data = marshal.dumps(rows)
+    except ValueError:  # a membership change, or a foreign ref: in a rare chunk
+        data = marshal.dumps([_plain(row) for row in rows])
+    return zlib.compress(data, _LEVEL)
 
 
 def _unseal(chunk: bytes) -> list[Event]:
-    return [_decode(r) for r in marshal.loads(zlib.decompress(chunk))]
+    return [_decode(row) for row in marshal.loads(zlib.decompress(chunk))]
 
 
 class EventLog(Sequence[Event]):
