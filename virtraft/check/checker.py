@@ -12,6 +12,10 @@ nodes, comparing a view from `last_index` backwards until the shadow agrees:
 amortised O(entries appended). Entries at or below a node's snapshot index
 are compacted (treated as committed, never re-read), and per-index records
 are pruned below the snapshot index of every member of the configuration.
+The shadows and the invariants' per-index records are `IndexRecords`: plain
+lists per field over a dense range of indices, about 8 bytes a field where a
+dict of tuples cost about 100 bytes a record, since a run without snapshots
+keeps them all.
 
 What that buys and costs: the backward scan stops at the first index where
 the shadow agrees, so a node that rewrites an entry below an unchanged last
