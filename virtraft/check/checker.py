@@ -343,19 +343,29 @@ class Checker:
         node.last_index = last
         index = last
         read = view.entry
-        known = shadow.get
-        put = shadow.put
+        # The shadow's columns are read and written in place where the index
+        # is inside them (every index but a new one): shadow.get and
+        # shadow.put, without a call per entry.
+        terms, ids = shadow.cols
         while index > snap:
             entry = read(index)
             if entry is None:  # the view contradicts last_index; keep what we know
                 break
-            old = known(index)
-            if old == entry:
-                break
-            if old is not None:
+            p = index - shadow.start
+            if 0 <= p < len(terms) and (term := terms[p]) is not None:
+                if term == entry[0] and ids[p] == entry[1]:
+                    break
                 removed_index = index
-                removed_entry = old
-            put(index, entry)
+                removed_entry = (term, ids[p])
+                terms[p], ids[p] = entry
+            else:
+                old = shadow.get(index) if shadow.far else None
+                if old == entry:
+                    break
+                if old is not None:
+                    removed_index = index
+                    removed_entry = old
+                shadow.put(index, entry)
             index -= 1
         first_new = index + 1
         if first_new > last and not removed_index and not snapshot_changed:

@@ -263,18 +263,36 @@ class LogMatching(Invariant):
         nid = node.node_id
         prev_term = node.term_at(lo - 1)
         first = self._first
+        # Both records' columns are read in place, as shadow.get and first.get
+        # would read them, without a call or a tuple per entry.
+        terms, ids = shadow.cols
+        first_terms, first_ids, first_prevs, _ = first.cols
         for index in range(lo, last + 1):
-            entry = shadow.get(index)
-            if entry is None:  # the view could not say; nothing to compare
-                return None
-            term, entry_id = entry
-            record = first.get(index)
-            if record is None:
-                first.put(index, (term, entry_id, prev_term, nid))
-            elif record[0] != term:
-                record = self._other(index, term, entry_id, prev_term, nid)
-            if record is not None and (record[1] != entry_id or record[2] != prev_term):
-                return self._violation(step, node, index, entry, prev_term, record)
+            p = index - shadow.start
+            if 0 <= p < len(terms) and (term := terms[p]) is not None:
+                entry_id = ids[p]
+            else:
+                entry = shadow.get(index) if shadow.far else None
+                if entry is None:  # the view could not say; nothing to compare
+                    return None
+                term, entry_id = entry
+            q = index - first.start
+            if 0 <= q < len(first_terms) and first_terms[q] == term:
+                agrees = first_ids[q] == entry_id and first_prevs[q] == prev_term
+            else:
+                record = first.get(index)
+                if record is None:
+                    first.put(index, (term, entry_id, prev_term, nid))
+                elif record[0] != term:
+                    record = self._other(index, term, entry_id, prev_term, nid)
+                agrees = record is None or (record[1] == entry_id and record[2] == prev_term)
+            if not agrees:
+                record = first.get(index)
+                assert record is not None
+                if record[0] != term:
+                    record = self._other(index, term, entry_id, prev_term, nid)
+                    assert record is not None
+                return self._violation(step, node, index, (term, entry_id), prev_term, record)
             prev_term = term
         return None
 
