@@ -12,6 +12,10 @@ nodes, comparing a view from `last_index` backwards until the shadow agrees:
 amortised O(entries appended). Entries at or below a node's snapshot index
 are compacted (treated as committed, never re-read), and per-index records
 are pruned below the snapshot index of every member of the configuration.
+The shadows and the invariants' per-index records are `IndexRecords`: plain
+lists per field over a dense range of indices, about 8 bytes a field where a
+dict of tuples cost about 100 bytes a record, since a run without snapshots
+keeps them all.
 
 What that buys and costs: the backward scan stops at the first index where
 the shadow agrees, so a node that rewrites an entry below an unchanged last
@@ -281,14 +285,12 @@ class Checker:
             last == node.last_index
             and snap == node.snapshot_index
             and snap_term == node.snapshot_term
-            and (
-                last <= snap
-                or (entry := view.entry(last)) is None
-                or entry == node.shadow.get(last)
-            )
+            and (last <= snap or (entry := view.entry(last)) is None or entry == node.last_entry)
         )
-        if not same_log and self._refresh_log(node, view, last, snap, snap_term):
-            mask |= LOG | LOG_REMOVED if node.removed_index else LOG
+        if not same_log:
+            if self._refresh_log(node, view, last, snap, snap_term):
+                mask |= LOG | LOG_REMOVED if node.removed_index else LOG
+            node.last_entry = node.shadow.get(last)
         applied = view.recent_applied
         if applied:
             node.applied = applied
@@ -322,8 +324,8 @@ class Checker:
             node.snapshot_term = snap_term
         if snap != old_snap:
             node.snapshot_index = snap
-            for index in range(old_snap + 1, min(snap, old_last) + 1):
-                shadow.pop(index, None)  # compacted, not removed
+            if snap > old_snap:
+                shadow.keep_above(snap)  # compacted, not removed
             low = min(old_snap, snap) + 1
             self._snapshots_moved = True
             # A snapshot that went back (lost on a crash) uncovers entries the
@@ -331,28 +333,39 @@ class Checker:
             for index in range(snap + 1, min(old_snap, last) + 1):
                 entry = view.entry(index)
                 if entry is not None:
-                    shadow[index] = entry
+                    shadow.put(index, entry)
         if last < old_last:
-            for index in range(max(last, old_snap) + 1, old_last + 1):
-                entry = shadow.pop(index, None)
-                if entry is not None and not removed_index:
-                    removed_index = index
-                    removed_entry = entry
+            keep = max(last, old_snap)
+            lowest = shadow.lowest_in(keep + 1, old_last)
+            if lowest is not None:
+                removed_index, removed_entry = lowest
+            shadow.keep_through(keep)
         node.last_index = last
         index = last
         read = view.entry
-        known = shadow.get
+        # The shadow's columns are read and written in place where the index
+        # is inside them (every index but a new one): shadow.get and
+        # shadow.put, without a call per entry.
+        terms, ids = shadow.cols
         while index > snap:
             entry = read(index)
             if entry is None:  # the view contradicts last_index; keep what we know
                 break
-            old = known(index)
-            if old == entry:
-                break
-            if old is not None:
+            p = index - shadow.start
+            if 0 <= p < len(terms) and (term := terms[p]) is not None:
+                if term == entry[0] and ids[p] == entry[1]:
+                    break
                 removed_index = index
-                removed_entry = old
-            shadow[index] = entry
+                removed_entry = (term, ids[p])
+                terms[p], ids[p] = entry
+            else:
+                old = shadow.get(index) if shadow.far else None
+                if old == entry:
+                    break
+                if old is not None:
+                    removed_index = index
+                    removed_entry = old
+                shadow.put(index, entry)
             index -= 1
         first_new = index + 1
         if first_new > last and not removed_index and not snapshot_changed:

@@ -23,6 +23,7 @@ from virtraft.check.model import (
     TERM,
     VOTE,
     Entry,
+    IndexRecords,
     NodeState,
     Violation,
     World,
@@ -249,7 +250,7 @@ class LogMatching(Invariant):
     def __init__(self, world: World) -> None:
         super().__init__(world)
         # index -> (term, id, previous term, node): the first entry seen there.
-        self._first: dict[int, tuple[int, int, int, int]] = {}
+        self._first = IndexRecords(4)
         # index -> further records with other terms (uncommitted, overwritten ones).
         self._others: dict[int, list[tuple[int, int, int, int]]] = {}
 
@@ -262,18 +263,36 @@ class LogMatching(Invariant):
         nid = node.node_id
         prev_term = node.term_at(lo - 1)
         first = self._first
+        # Both records' columns are read in place, as shadow.get and first.get
+        # would read them, without a call or a tuple per entry.
+        terms, ids = shadow.cols
+        first_terms, first_ids, first_prevs, _ = first.cols
         for index in range(lo, last + 1):
-            entry = shadow.get(index)
-            if entry is None:  # the view could not say; nothing to compare
-                return None
-            term, entry_id = entry
-            record = first.get(index)
-            if record is None:
-                first[index] = (term, entry_id, prev_term, nid)
-            elif record[0] != term:
-                record = self._other(index, term, entry_id, prev_term, nid)
-            if record is not None and (record[1] != entry_id or record[2] != prev_term):
-                return self._violation(step, node, index, entry, prev_term, record)
+            p = index - shadow.start
+            if 0 <= p < len(terms) and (term := terms[p]) is not None:
+                entry_id = ids[p]
+            else:
+                entry = shadow.get(index) if shadow.far else None
+                if entry is None:  # the view could not say; nothing to compare
+                    return None
+                term, entry_id = entry
+            q = index - first.start
+            if 0 <= q < len(first_terms) and first_terms[q] == term:
+                agrees = first_ids[q] == entry_id and first_prevs[q] == prev_term
+            else:
+                record = first.get(index)
+                if record is None:
+                    first.put(index, (term, entry_id, prev_term, nid))
+                elif record[0] != term:
+                    record = self._other(index, term, entry_id, prev_term, nid)
+                agrees = record is None or (record[1] == entry_id and record[2] == prev_term)
+            if not agrees:
+                record = first.get(index)
+                assert record is not None
+                if record[0] != term:
+                    record = self._other(index, term, entry_id, prev_term, nid)
+                    assert record is not None
+                return self._violation(step, node, index, (term, entry_id), prev_term, record)
             prev_term = term
         return None
 
@@ -328,7 +347,7 @@ class LogMatching(Invariant):
         )
 
     def prune(self, old: int, new: int) -> None:
-        self._first = prune(self._first, old, new)
+        self._first.keep_above(new)
         self._others = prune(self._others, old, new)
 
     def records(self) -> int:
@@ -385,7 +404,7 @@ class StateMachineSafety(Invariant):
 
     def __init__(self, world: World) -> None:
         super().__init__(world)
-        self._history: dict[int, tuple[int, int, int]] = {}
+        self._history = IndexRecords(3)  # index -> (term, id, node)
 
     def observe(self, step: int, node: NodeState) -> Violation | None:
         history = self._history
@@ -396,7 +415,7 @@ class StateMachineSafety(Invariant):
                 continue
             first = history.get(index)
             if first is None:
-                history[index] = (term, entry_id, nid)
+                history.put(index, (term, entry_id, nid))
             elif first[0] != term or first[1] != entry_id:
                 return Violation(
                     self.name,
@@ -413,7 +432,7 @@ class StateMachineSafety(Invariant):
         return None
 
     def prune(self, old: int, new: int) -> None:
-        self._history = prune(self._history, old, new)
+        self._history.keep_above(new)
 
     def records(self) -> int:
         return len(self._history)

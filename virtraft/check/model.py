@@ -99,6 +99,7 @@ class NodeState:
         "restarted",
         "last_index",
         "last_term",
+        "last_entry",
         "snapshot_index",
         "snapshot_term",
         "shadow",
@@ -126,13 +127,17 @@ class NodeState:
         self.restarted = False  # node_restarted() since the last observation
         self.last_index = 0
         self.last_term = 0  # term of the entry at last_index (-1 if the view hid it)
+        # Invariant: last_entry is shadow.get(last_index), kept apart because
+        # every touched node's last entry is compared after every event.
+        self.last_entry: Entry | None = None
         self.snapshot_index = 0
         # Invariant: snapshot_term is the view's term at snapshot_index as of the
         # last read (0 without a snapshot): read afresh every time, since it can
         # change while snapshot_index stays.
         self.snapshot_term = 0
-        # Invariant: shadow holds exactly the indices (snapshot_index, last_index].
-        self.shadow: dict[int, Entry] = {}
+        # Invariant: shadow holds exactly the indices (snapshot_index, last_index]
+        # (but where the view could not say), each as (term, id).
+        self.shadow = IndexRecords(2)
         self.first_new = 1  # entries first_new..last_index are new or overwritten
         self.removed_index = 0  # lowest index whose entry was overwritten or removed
         self.removed_entry: Entry | None = None  # what was there before
@@ -142,8 +147,8 @@ class NodeState:
     def term_at(self, index: int) -> int:
         """Term of the entry at `index` >= snapshot_index (0 at index 0); -1 if unknown."""
         if index > self.snapshot_index:
-            entry = self.shadow.get(index)
-            return entry[0] if entry is not None else -1
+            term = self.shadow.first_value(index)
+            return term if term is not None else -1
         return self.snapshot_term if index == self.snapshot_index else -1
 
 
@@ -210,6 +215,136 @@ class World:
         self.config_moved = False  # `voters` changed during this step
         # Every member's snapshot covers indices <= watermark: records there are pruned.
         self.watermark = 0
+
+
+FAR = 1 << 16
+"""Holes an `IndexRecords` opens at most to keep a record in its columns."""
+
+
+class IndexRecords:
+    """Records per log index (a tuple of `width` values each), kept column by
+    column in plain lists over a dense range of indices: a slot costs 8 bytes
+    a value, where a dict of tuples costs about 100 bytes a record (its slot
+    and the tuple), and the values are mostly the very ints the node's own
+    log holds. The checker keeps a few records for every index of every log
+    not yet compacted everywhere, so this is most of its memory.
+
+    Column 0 holds None where no record is (a hole: rare, the indices of one
+    log are dense); every other operation is O(1) amortised, except dropping
+    a range, which costs the range once. A record so far from the range that
+    holes would outweigh it (a node reporting a wild index) is kept aside in
+    a dict instead."""
+
+    __slots__ = ("start", "cols", "count", "far")
+
+    def __init__(self, width: int) -> None:
+        assert width >= 1
+        self.start = 0  # the index of position 0
+        self.cols: tuple[list[Any], ...] = tuple([] for _ in range(width))
+        self.count = 0  # records held in the columns (holes not counted)
+        self.far: dict[int, tuple[Any, ...]] = {}  # records outside them
+
+    def __len__(self) -> int:
+        return self.count + len(self.far)
+
+    def get(self, index: int) -> tuple[Any, ...] | None:
+        p = index - self.start
+        cols = self.cols
+        first = cols[0]
+        if p < 0 or p >= len(first) or first[p] is None:
+            return self.far.get(index) if self.far else None
+        if len(cols) == 2:  # a log's (term, id): most reads
+            return (first[p], cols[1][p])
+        return tuple([col[p] for col in cols])
+
+    def first_value(self, index: int) -> Any:
+        """Column 0 at `index` (None where no record is), without a tuple."""
+        p = index - self.start
+        col = self.cols[0]
+        if 0 <= p < len(col) and (value := col[p]) is not None:
+            return value
+        if self.far and (record := self.far.get(index)) is not None:
+            return record[0]
+        return None
+
+    def put(self, index: int, record: tuple[Any, ...]) -> None:
+        assert record[0] is not None
+        cols = self.cols
+        first = cols[0]
+        p = index - self.start
+        if 0 <= p < len(first):  # inside the range: most writes
+            if first[p] is None:
+                self.count += 1
+                if self.far:
+                    self.far.pop(index, None)
+            for col, value in zip(cols, record, strict=True):
+                col[p] = value
+            return
+        if p == len(first) and p and not self.far:  # the next index: appends
+            self.count += 1
+            for col, value in zip(cols, record, strict=True):
+                col.append(value)
+            return
+        self._put_outside(index, record)
+
+    def _put_outside(self, index: int, record: tuple[Any, ...]) -> None:
+        """Open the range up to `index` (with holes), or keep it aside."""
+        cols = self.cols
+        size = len(cols[0])
+        if not size:
+            self.start = index
+        p = index - self.start
+        if (p < 0 and -p > FAR) or p - size > FAR:
+            self.far[index] = record
+            return
+        if self.far:
+            self.far.pop(index, None)
+        if p < 0:  # below the range (a snapshot went back): open it downwards
+            for col in cols:
+                col[:0] = [None] * -p
+            self.start = index
+            p = 0
+        else:
+            for col in cols:
+                col.extend([None] * (p - size + 1))
+        self.count += 1
+        for col, value in zip(cols, record, strict=True):
+            col[p] = value
+
+    def keep_above(self, index: int) -> None:
+        """Drop every record at or below `index`."""
+        if self.far:
+            self.far = {i: r for i, r in self.far.items() if i > index}
+        cut = min(index - self.start + 1, len(self.cols[0]))
+        if cut <= 0:
+            return
+        first = self.cols[0]
+        self.count -= cut - first[:cut].count(None)
+        for col in self.cols:
+            del col[:cut]
+        self.start += cut
+
+    def keep_through(self, index: int) -> None:
+        """Drop every record above `index`."""
+        if self.far:
+            self.far = {i: r for i, r in self.far.items() if i <= index}
+        cut = max(index - self.start + 1, 0)
+        first = self.cols[0]
+        if cut >= len(first):
+            return
+        self.count -= len(first) - cut - first[cut:].count(None)
+        for col in self.cols:
+            del col[cut:]
+
+    def lowest_in(self, low: int, high: int) -> tuple[int, tuple[Any, ...]] | None:
+        """The lowest index in [low, high] with a record, and the record."""
+        found = [(i, r) for i, r in self.far.items() if low <= i <= high]
+        first = self.cols[0]
+        for p in range(max(low - self.start, 0), min(high - self.start + 1, len(first))):
+            if first[p] is not None:
+                found.append((self.start + p, tuple([col[p] for col in self.cols])))
+                break
+        return min(found) if found else None
 
 
 def prune(records: dict[int, Any], old: int, new: int) -> dict[int, Any]:

@@ -11,7 +11,7 @@ import argparse
 import json
 import shlex
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -77,7 +77,7 @@ def _factory(args: argparse.Namespace) -> str:
 
 
 def _save_trace(
-    args: argparse.Namespace, failed: bool, name: str, lines: Callable[[], list[str]]
+    args: argparse.Namespace, failed: bool, name: str, lines: Callable[[], Iterable[str]]
 ) -> str | None:
     """Write the trace where --trace says, or under --out when the run failed."""
     path = args.trace
@@ -136,7 +136,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         result, profile = profiled(run)
     else:
         result = run()
-    trace_path = _save_trace(args, result.failed, f"seed-{args.seed}", result.trace_lines)
+    trace_path = _save_trace(args, result.failed, f"seed-{args.seed}", result.iter_trace_lines)
     print_run(console, result, reproduce=reproduce_command(args, args.seed))
     if trace_path is not None:
         console.print(Text.assemble("trace: ", shown(trace_path)))
@@ -549,7 +549,7 @@ def cmd_scenarios(args: argparse.Namespace, console: Console) -> int:
 def cmd_bench(args: argparse.Namespace, console: Console) -> int:
     chosen = args.workload or [w.name for w in bench.WORKLOADS]
     workloads = [w for w in (*bench.WORKLOADS, *bench.PEER_WORKLOADS) if w.name in chosen]
-    report = bench.run_bench(args.events, args.long, workloads)
+    report = bench.run_bench(args.events, args.long, workloads, memory=args.memory)
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
     else:

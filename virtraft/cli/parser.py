@@ -580,6 +580,12 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--long", action="store_true", help="also compare a 10,000- and a 200,000-event run"
     )
     bench.add_argument(
+        "--memory",
+        action="store_true",
+        help="also run the first workload for 10^4, 10^5 and 10^6 events, each in a fresh "
+        "process: peak memory (maximum resident set) and events/s as the run grows",
+    )
+    bench.add_argument(
         "--workload",
         action="append",
         default=None,

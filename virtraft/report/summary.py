@@ -245,6 +245,26 @@ def print_bench(console: Console, report: dict[str, Any]) -> None:
                 f" {lg['tolerance']:.0%})",
             )
         )
+    if "memory" in report:
+        _print_memory(console, report["memory"])
+
+
+def _print_memory(console: Console, memory: dict[str, Any]) -> None:
+    """`virtraft bench --memory`: peak memory and events/s as a run grows."""
+    for run in memory["runs"]:
+        console.print(
+            f"{memory['workload']}, checker on, a fresh process: {run['events']:,} events at "
+            f"{run['events_per_s']:,}/s, peak {run['peak_rss_mb']:.1f} MB resident "
+            f"({run['rss_before_mb']:.1f} MB before the run)"
+        )
+    if "peak_ratio" in memory:
+        ok = "within" if memory["peak_within_tolerance"] else "NOT within"
+        console.print(
+            f"  peak memory, 10^6 over 10^5 events: {memory['peak_ratio']:.2f} ({ok} 20%)"
+        )
+    if "rate_ratio" in memory:
+        ok = "at least" if memory["rate_at_floor"] else "NOT at least"
+        console.print(f"  events/s, 10^6 over 10^4 events: {memory['rate_ratio']:.2f} ({ok} 0.95)")
 
 
 def print_profile(console: Console, profile: Profile) -> None:

@@ -26,7 +26,10 @@ recovery, not throughput.
 from __future__ import annotations
 
 import gc
+import multiprocessing
 import platform
+import resource
+import sys
 import time
 import tracemalloc
 from collections.abc import Sequence
@@ -273,8 +276,62 @@ def bench_long(workload: Workload) -> dict[str, Any]:
     }
 
 
+MEMORY_EVENTS = (10_000, 100_000, 1_000_000)
+"""--memory: run lengths whose peak memory and events/s are compared."""
+
+MEMORY_TOLERANCE = 0.20
+"""--memory: the peak at 10^6 events should be within 20% of the peak at 10^5."""
+
+RATE_FLOOR = 0.95
+"""--memory: events/s at 10^6 events should be at least 0.95 of the rate at 10^4."""
+
+
+def _child_run(options: SimOptions, events: int) -> dict[str, Any]:
+    """One checked run in a fresh process: its CPU time and its memory's
+    high-water mark (the process's maximum resident set, before and after)."""
+    run_once(options, 2_000, check=True)  # first calls paid for, as run_bench does
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes there, KiB here
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+    sample, result = run_once(options, events, check=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+    del result
+    return {
+        **sample.json(),
+        "rss_before_mb": round(before / 1e6, 1),
+        "peak_rss_mb": round(peak / 1e6, 1),
+    }
+
+
+def bench_memory(workload: Workload, counts: Sequence[int] = MEMORY_EVENTS) -> dict[str, Any]:
+    """Runs of growing length, each in a fresh process (so one run's heap is
+    not the next one's): does a run's memory, or its cost per event, grow
+    with its length? Peak memory is the process's maximum resident set (all
+    of it: the interpreter and the imports too, `rss_before_mb`), which,
+    unlike tracemalloc, does not slow the run, so the same runs are timed."""
+    context = multiprocessing.get_context("spawn")
+    runs = []
+    for count in counts:
+        with context.Pool(1) as pool:
+            runs.append(pool.apply(_child_run, (workload.options, count)))
+    by_events = {run["events"]: run for run in runs}
+    report: dict[str, Any] = {"workload": workload.name, "runs": runs}
+    short, middle, longest = (by_events.get(c) for c in MEMORY_EVENTS)
+    if middle is not None and longest is not None:
+        ratio = longest["peak_rss_mb"] / middle["peak_rss_mb"]
+        report["peak_ratio"] = round(ratio, 3)
+        report["peak_within_tolerance"] = ratio <= 1 + MEMORY_TOLERANCE
+    if short is not None and longest is not None:
+        ratio = longest["events_per_s"] / short["events_per_s"]
+        report["rate_ratio"] = round(ratio, 3)
+        report["rate_at_floor"] = ratio >= RATE_FLOOR
+    return report
+
+
 def run_bench(
-    events: int | None = None, long: bool = False, workloads: Sequence[Workload] = WORKLOADS
+    events: int | None = None,
+    long: bool = False,
+    workloads: Sequence[Workload] = WORKLOADS,
+    memory: bool = False,
 ) -> dict[str, Any]:
     """Every workload, and with `long` the short/long comparison; plain JSON."""
     # Warm up (the first run in a process pays for first calls), then set the
@@ -293,6 +350,8 @@ def run_bench(
         }
         if long:
             report["long"] = bench_long(workloads[0])
+        if memory:
+            report["memory"] = bench_memory(workloads[0])
     finally:
         gc.unfreeze()
     return report

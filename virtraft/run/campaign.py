@@ -146,7 +146,9 @@ def _run_seed(seed: int, spec: CampaignSpec, **run_options: Any) -> tuple[SeedRe
     result = run_seed(
         seed, spec.options, factory=spec.factory, swarm=spec.swarm, keep=spec.keep, **run_options
     )
-    lines = result.trace_lines()
+    # The lines are kept only where they are written: a passing seed's trace
+    # is digested a line at a time.
+    lines = result.trace_lines() if result.failed else []
     lin = result.linearizability
     # The failure to name: a safety violation, else a linearizability one.
     violation = result.violation or linearizability_violation(result.sim, lin)
@@ -161,7 +163,7 @@ def _run_seed(seed: int, spec: CampaignSpec, **run_options: Any) -> tuple[SeedRe
         liveness_name=result.liveness.name,
         liveness_took_ms=result.liveness.took_ms,
         steps=result.sim.step,
-        digest=digest(lines),
+        digest=digest(lines or result.iter_trace_lines()),
         trace=None,
         seconds=time.perf_counter() - started,
         linearizability="skipped" if lin is None else lin.verdict,

@@ -8,7 +8,7 @@ follows.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,7 @@ from virtraft.sim.options import SWARM_FIELDS, SimOptions, options_swarm
 from virtraft.sim.scheduler import Scheduler
 from virtraft.sim.seeds import liveness_rng, scheduler_rng, swarm_rng
 from virtraft.sim.simulation import Simulation
-from virtraft.trace.format import digest, trace_lines
+from virtraft.trace.format import digest, iter_trace_lines
 
 
 @dataclass(slots=True)
@@ -51,17 +51,23 @@ class RunResult:
         return self.violation is None and self.liveness.verdict == "slow"
 
     @property
-    def events(self) -> list[Event]:
+    def events(self) -> Sequence[Event]:
         return self.sim.events
 
     def verdict(self) -> dict[str, Any]:
         return verdict_of(self.sim, self.violation, self.liveness, self.linearizability)
 
     def trace_lines(self) -> list[str]:
-        return trace_lines(self.seed, self.options, self.factory, self.sim.events, self.verdict())
+        return list(self.iter_trace_lines())
+
+    def iter_trace_lines(self) -> Iterator[str]:
+        """The trace one line at a time, for writing or digesting a long run."""
+        return iter_trace_lines(
+            self.seed, self.options, self.factory, self.sim.events, self.verdict()
+        )
 
     def digest(self) -> str:
-        return digest(self.trace_lines())
+        return digest(self.iter_trace_lines())
 
 
 def verdict_of(

@@ -31,6 +31,7 @@ from virtraft.adapter import (
 )
 from virtraft.check.checker import Checker, Violation
 from virtraft.sim.clients import Clients
+from virtraft.sim.eventlog import EventLog
 from virtraft.sim.events import (
     ChangeMembership,
     ClientInvoke,
@@ -126,7 +127,8 @@ class Simulation:
         self.clock_ms = 0
         self.step = 0
         self.stats = SimStats()
-        self.events: list[Event] = []
+        # Every event applied, compactly: a long run's memory is not its events'.
+        self.events = EventLog()
         self.violation: Violation | None = None
         # Shrinking only: a message event whose exact message is gone takes the
         # newest in flight on the same link and of the same type instead.

@@ -12,7 +12,7 @@ import os
 import platform
 import stat
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,19 @@ def trace_lines(
     verdict: dict[str, Any],
     extra: dict[str, Any] | None = None,
 ) -> list[str]:
+    return list(iter_trace_lines(seed, options, factory, events, verdict, extra))
+
+
+def iter_trace_lines(
+    seed: int,
+    options: SimOptions,
+    factory: str,
+    events: Iterable[Event],
+    verdict: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> Iterator[str]:
+    """The trace's lines one at a time: a long run's trace is written or
+    digested without ever being held whole."""
     header = {
         "type": "header",
         "format": FORMAT_VERSION,
@@ -61,13 +74,12 @@ def trace_lines(
     if extra:
         header.update(extra)
     dumps = json.dumps
-    lines = [dumps(header, sort_keys=True)]
+    yield dumps(header, sort_keys=True)
     for step, event in enumerate(events, start=1):
         record = event_to_json(event)
         record["step"] = step
-        lines.append(dumps(record, separators=(",", ":")))
-    lines.append(dumps({"type": "verdict", **verdict}, sort_keys=True))
-    return lines
+        yield dumps(record, separators=(",", ":"))
+    yield dumps({"type": "verdict", **verdict}, sort_keys=True)
 
 
 def digest(lines: Iterable[str]) -> str:
@@ -79,7 +91,11 @@ def digest(lines: Iterable[str]) -> str:
 
 
 def write_trace(path: str | Path, lines: Iterable[str]) -> None:
-    Path(path).write_text("".join(line + "\n" for line in lines))
+    """Write line by line (buffered), so `lines` may be a generator."""
+    with Path(path).open("w") as file:
+        for line in lines:
+            file.write(line)
+            file.write("\n")
 
 
 def read_trace(path: str | Path) -> Trace:
