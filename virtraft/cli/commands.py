@@ -61,7 +61,6 @@ from virtraft.scenario.script import ScenarioError, list_scenarios, load_scenari
 from virtraft.sim.simulation import Simulation
 from virtraft.trace.format import Trace, TraceError, read_trace, write_trace
 from virtraft.trace.replay import replay_events
-from virtraft.zoo import hunt
 
 __all__ = ["EXIT_OK", "EXIT_USAGE", "EXIT_VIOLATION", "UsageError", "main"]
 
@@ -571,6 +570,10 @@ def cmd_lincheck(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_zoo(args: argparse.Namespace, console: Console) -> int:
+    # Imported here: the zoo brings Hypothesis, half of the command line's
+    # start-up time and memory, which no other command needs.
+    from virtraft.zoo import hunt
+
     return hunt.main(args, console)
 
 
