@@ -175,7 +175,7 @@ LIVENESS_SEEDS: dict[str, tuple[int, str] | tuple[None, str]] = {
     "snapshot_send_never_retried": (115, "CoreCaughtUp"),
     "heartbeat_commit_ignored": (0, "CoreCaughtUp"),
     "check_quorum_never_steps_down": (3, "LeaderElected"),
-    "precandidate_keeps_leader": (None, "converges late: slow, not stuck"),
+    "precandidate_keeps_leader": (1, "LeaderElected"),
 }
 UNCAUGHT_HUNT_SEEDS = range(20)
 
