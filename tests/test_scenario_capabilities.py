@@ -29,7 +29,8 @@ def importable_tests():
 def needed(name: str) -> set[str]:
     """What a shipped file asks for, read from the TOML itself: membership
     actions need membership; snapshot actions and via_snapshot expectations
-    need snapshots; every option in [raft] must be honoured."""
+    need snapshots; a power cut needs a disk that loses writes; every option
+    in [raft] must be honoured."""
     data = tomllib.loads((SCENARIO_DIR / f"{name}.toml").read_text())
     needs = set(data.get("raft", {}))
     for phase in data.get("phases", []):
@@ -37,6 +38,8 @@ def needed(name: str) -> set[str]:
             needs.add("membership")
         if phase.get("action") == "snapshot" or phase.get("via_snapshot"):
             needs.add("snapshots")
+        if phase.get("action") == "crash" and phase.get("power_cut"):
+            needs.add("lossy_disk")
     return needs
 
 

@@ -105,6 +105,10 @@ class Capabilities:
     # serves read(), and reports what it told clients through answers().
     # Without it, clients only write, through submit() with (key, value).
     clients: bool = False
+    # A server may be numbered 0, so swarm testing may start the ids there
+    # (`if node_id:` where `is not None` was meant); some libraries keep id 0
+    # for "nobody" and refuse it.
+    zero_node_id: bool = False
 
 
 @dataclass(frozen=True, slots=True)

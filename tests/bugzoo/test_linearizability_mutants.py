@@ -16,8 +16,8 @@ from virtraft.zoo import hunt, mutants
 # Seed ranges the zoo's profiles catch each mutant in (measured; see the note).
 CAUGHT = {
     "read_before_term_commit": range(0, 1),
-    "retried_write_applied_twice": range(4, 5),
-    "read_without_heartbeat_round": range(43, 44),
+    "retried_write_applied_twice": range(5, 6),
+    "read_without_heartbeat_round": range(6, 7),
     "lease_without_confirmation": range(60, 61),
 }
 

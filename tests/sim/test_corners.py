@@ -89,3 +89,54 @@ def test_first_node_id_must_be_a_whole_number() -> None:
     from virtraft.cli.commands import main
 
     assert main(["run", "--first-node-id", "-1"]) == 2
+
+
+def test_swarm_numbers_servers_from_0_only_for_nodes_that_take_a_server_0() -> None:
+    """Swarm starts the ids at 0 on some seeds (and at 2 on others) for
+    raftcore; for nodes that refuse id 0 (canonical/raft: its raft_id 0 is
+    'nobody') the same seeds number from 1, and every other draw is the same."""
+    import dataclasses
+
+    from virtraft.nodes.canonical import CanonicalNode
+    from virtraft.nodes.raftcore import RaftcoreNode, factory
+    from virtraft.run.seed import resolve_options
+
+    takes_zero = factory()
+    refuses_zero = factory()
+    refuses_zero.capabilities = dataclasses.replace(  # type: ignore[attr-defined]
+        RaftcoreNode.capabilities, zero_node_id=False
+    )
+    assert RaftcoreNode.capabilities.zero_node_id
+    assert not CanonicalNode.capabilities.zero_node_id
+    base = SimOptions()
+    seeds = range(100)
+    taken = [resolve_options(s, base, True, factory=takes_zero) for s in seeds]
+    refused = [resolve_options(s, base, True, factory=refuses_zero) for s in seeds]
+    assert {o.first_node_id for o in taken} == {0, 1, 2}
+    assert {o.first_node_id for o in refused} == {1, 2}
+    for a, b in zip(taken, refused, strict=True):
+        assert a.replace(first_node_id=b.first_node_id) == b
+        assert b.first_node_id == (a.first_node_id or 1)
+    # A --first-node-id the user gives is kept for every seed.
+    keep = swarm_keeps(["fuzz", "--first-node-id", "5"])
+    assert keep == {"first_node_id"}
+    kept = base.replace(first_node_id=5)
+    assert {resolve_options(s, kept, True, keep, takes_zero).first_node_id for s in seeds} == {5}
+
+
+def test_swarm_seeds_that_number_from_0_run_clean_on_raftcore() -> None:
+    from virtraft.run.factory import load_factory
+    from virtraft.run.seed import DEFAULT_FACTORY, resolve_options
+
+    make = load_factory(DEFAULT_FACTORY)
+    zero = [
+        s
+        for s in range(40)
+        if resolve_options(s, SimOptions(), True, factory=make).first_node_id == 0
+    ]
+    assert zero
+    for seed in zero[:4]:
+        result = run_seed(seed, SimOptions(steps=3000), swarm=True)
+        assert result.options.first_node_id == 0
+        assert result.violation is None, result.violation
+        assert result.liveness.verdict != "failed", result.liveness

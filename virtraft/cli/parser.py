@@ -313,6 +313,7 @@ SWARM_DESTS = {
     "crash_rate": "crash_rate",
     "lossy_crash": "lossy_crash_probability",
     "servers": "servers",
+    "first_node_id": "first_node_id",
     "min_voters": "min_voters",
     "client_rate": "client_rate",
     "member_rate": "member_rate",

@@ -489,6 +489,7 @@ class PySyncObjNode(NodeAdapter):
         membership=True,
         snapshots=True,
         options=frozenset({"election_timeout_ms", "request_timeout_ms"}),
+        zero_node_id=True,
     )
     alive = False
     recent_applied: list[tuple[int, int, int]] = []

@@ -153,6 +153,7 @@ class RaftcoreNode(NodeAdapter):
         options=NODE_OPTION_NAMES,
         lossy_disk=True,
         clients=True,
+        zero_node_id=True,
     )
     refusals = (RaftError,)
     # Plain fields, not properties: read for every touched node after every event.

@@ -339,6 +339,7 @@ class WillemtNode(NativeNode):
         membership=True,
         snapshots=True,
         options=frozenset({"election_timeout_ms", "request_timeout_ms", "max_entries_per_msg"}),
+        zero_node_id=True,
     )
     # Finish a snapshot at the next tick, as a server writing it in the
     # background would (commits may move in between); False: at once.

@@ -102,14 +102,16 @@ def resolve_options(
 ) -> SimOptions:
     """The options a seed runs with: under swarm, drawn from the seed except
     for the fields in `keep` and the Raft options the factory's nodes say
-    they ignore (varying those would only make the trace's header lie)."""
+    they ignore (varying those would only make the trace's header lie);
+    ids from 0 only for nodes that say they take a server 0."""
     if not swarm:
         return options
     capabilities = capabilities_of(factory) if factory is not None else None
     if capabilities is not None:
         ignored = {f"node.{name}" for name in NODE_OPTION_NAMES - capabilities.options}
         keep = keep | (ignored & set(SWARM_FIELDS))
-    return options_swarm(swarm_rng(seed), options, keep)
+    zero = capabilities is not None and capabilities.zero_node_id
+    return options_swarm(swarm_rng(seed), options, keep, zero_node_id=zero)
 
 
 def run_seed(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from virtraft.adapter import MembershipChange, NodeAdapter
 from virtraft.scenario.fields import MAX_PHASE_REPEATS, PhaseTable, Ref, ScenarioError
@@ -331,14 +331,24 @@ class _OnNodes(Action):
 
     @classmethod
     def read(cls, t: PhaseTable) -> _OnNodes:
+        own = cls.read_own(t)
         if not t.has("nodes"):
-            return cls(node=t.ref("node"))
+            return cls(node=t.ref("node"), **own)
         if t.has("node"):
             t.fail("nodes", "node or nodes, not both", t.data["nodes"])
         nodes = t.data["nodes"]
         given = "all" if nodes == "all" else tuple(t.refs("nodes"))
         t.read.add("nodes")
-        return cls(nodes=given)
+        return cls(nodes=given, **own)
+
+    @classmethod
+    def read_own(cls, t: PhaseTable) -> dict[str, Any]:
+        """The action's fields besides the nodes it names (none by default)."""
+        return {}
+
+    def event_for(self, node: int) -> Event:
+        """The event the action applies to one node."""
+        return type(self).event(node)
 
     @property
     def named(self) -> Ref | None:
@@ -357,15 +367,46 @@ class _OnNodes(Action):
         else:
             refs = (self.node,) if self.node is not None else self.nodes
             ids = [stage.resolve(r) for r in refs]
-        return Plan(tuple(type(self).event(n) for n in ids), ids[0] if len(ids) == 1 else None)
+        return Plan(tuple(self.event_for(n) for n in ids), ids[0] if len(ids) == 1 else None)
 
 
 @dataclass(frozen=True, slots=True)
 class CrashAction(_OnNodes):
-    """Servers lose power: volatile state gone, durable state kept."""
+    """Servers crash: volatile state gone, durable state kept. With
+    `power_cut = true` the writes they had not synced are lost too, all but
+    the first `keep` share of them (0 unless told): what a server that
+    replies before it syncs must not survive."""
 
     name: ClassVar[str] = "crash"
     event: ClassVar[Callable[[int], Event]] = Crash
+    power_cut: bool = False
+    keep: float = 0.0
+
+    @classmethod
+    def read_own(cls, t: PhaseTable) -> dict[str, Any]:
+        power_cut = t.flag("power_cut", False)
+        if t.has("keep") and not power_cut:
+            t.fail("keep", "it only with power_cut = true", t.data["keep"])
+        keep = t.get(
+            "keep",
+            "the share of unsynced writes that survive, a number in [0, 1]",
+            lambda v: type(v) in (int, float) and 0.0 <= v <= 1.0,
+            0.0,
+        )
+        return {"power_cut": power_cut, "keep": float(keep)}
+
+    @property
+    def needs(self) -> str | None:  # type: ignore[override]
+        return "lossy_disk" if self.power_cut else None
+
+    def describe(self) -> str:
+        words = _OnNodes.describe(self)
+        if not self.power_cut:
+            return words
+        return f"{words} (power cut, {self.keep:.0%} of unsynced writes kept)"
+
+    def event_for(self, node: int) -> Event:
+        return Crash(node, self.keep if self.power_cut else None)
 
 
 @dataclass(frozen=True, slots=True)

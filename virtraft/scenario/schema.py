@@ -73,8 +73,9 @@ class Phase:
 @dataclass(frozen=True, slots=True)
 class Need:
     """Something a scenario needs of the implementation, and where the file
-    asks for it: a capability (membership, snapshots), or a Raft option its
-    [raft] table sets, which the implementation must honour."""
+    asks for it: a capability (membership, snapshots, a disk that loses
+    unsynced writes), or a Raft option its [raft] table sets, which the
+    implementation must honour."""
 
     capability: str  # a field of virtraft.adapter.Capabilities
     where: str  # "phase 3 add_member"; for an option, its name
@@ -85,6 +86,8 @@ class Need:
             return capabilities.membership
         if self.capability == "snapshots":
             return capabilities.snapshots
+        if self.capability == "lossy_disk":
+            return capabilities.lossy_disk
         assert self.capability == "options" and self.option is not None
         return self.option in capabilities.options
 

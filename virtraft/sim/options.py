@@ -249,6 +249,7 @@ def _validate_node(node: NodeOptions) -> None:
 
 SWARM_FIELDS = (
     "servers",
+    "first_node_id",
     "drop_probability",
     "duplicate_probability",
     "reorder",
@@ -269,6 +270,10 @@ SWARM_FIELDS = (
 """What swarm testing draws; "node." names are fields of NodeOptions."""
 _TIMERS = ("node.election_timeout_ms", "node.request_timeout_ms")
 
+SWARM_FIRST_NODE_IDS = (1, 1, 1, 1, 1, 0, 0, 2)
+"""Where a seed's server ids start: mostly 1; a quarter of the seeds from 0
+(a server whose id is falsy), some from 2 (ids that are not list indexes)."""
+
 SWARM_PROFILES = ("mixed", "elections", "membership", "snapshots")
 """What a seed's fault mix favours (swarm testing draws one per seed): a
 broad mix; leader changes (fast timers, three or five servers, one entry per
@@ -278,7 +283,11 @@ caught up by snapshot transfer)."""
 
 
 def options_swarm(
-    rng: random.Random, base: SimOptions, keep: frozenset[str] = frozenset()
+    rng: random.Random,
+    base: SimOptions,
+    keep: frozenset[str] = frozenset(),
+    *,
+    zero_node_id: bool = True,
 ) -> SimOptions:
     """Swarm testing: draw the fault mix from the seed (Groce et al., 2012).
 
@@ -288,12 +297,13 @@ def options_swarm(
     many different mixes. The fields named in `keep` (the user set them)
     keep their value from `base`; both timers stay as given when either is
     kept, so they stay in order. Everything is drawn all the same, so a kept
-    field changes no other draw.
+    field changes no other draw. A server numbered 0 is drawn only when
+    `zero_node_id` says the implementation takes one (its capabilities).
     """
     unknown = sorted(keep - set(SWARM_FIELDS))
     if unknown:
         raise OptionsError(f"swarm cannot keep {', '.join(unknown)}: it does not draw them")
-    drawn = _draw_swarm(rng, base)
+    drawn = _draw_swarm(rng, base, zero_node_id)
     if keep & set(_TIMERS):
         keep = keep | set(_TIMERS)
     top = {name: getattr(base, name) for name in keep if not name.startswith("node.")}
@@ -301,7 +311,7 @@ def options_swarm(
     return drawn.replace(**top, node=dataclasses.replace(drawn.node, **node))
 
 
-def _draw_swarm(rng: random.Random, base: SimOptions) -> SimOptions:
+def _draw_swarm(rng: random.Random, base: SimOptions, zero_node_id: bool) -> SimOptions:
 
     def maybe(rate_max: float, off: float = 0.3) -> float:
         return 0.0 if rng.random() < off else round(rng.uniform(0.0, rate_max), 4)
@@ -363,4 +373,8 @@ def _draw_swarm(rng: random.Random, base: SimOptions) -> SimOptions:
         options = options.replace(member_rate=some(0.005, 0.03), min_voters=rng.choice((1, 2)))
     elif profile == "snapshots":
         options = options.replace(snapshot_rate=some(0.005, 0.03), crash_rate=some(0.001, 0.01))
-    return options
+    # Drawn last, so that every draw above keeps the value it had before ids
+    # were drawn (and a seed that numbers from 1 runs as it did). For an
+    # implementation that refuses id 0 the draw stays, and numbers from 1.
+    first = rng.choice(SWARM_FIRST_NODE_IDS)
+    return options.replace(first_node_id=first if first or zero_node_id else 1)

@@ -724,27 +724,39 @@ class CheckQuorumNeverStepsDown(Mutant):
 
 class PrecandidateKeepsLeader(Mutant):
     """Liveness: a server whose election timer fired becomes a pre-candidate
-    but keeps the old leader's id, so for a whole election timeout it still
-    believes itself in that leader's lease and refuses the other
-    pre-candidates' pre-votes; pre-candidates refuse each other and
-    elections drag on. etcd-io/etcd#8334 ("raft: set lead to none when
-    becomePreCandidate"), reported as etcd-io/etcd#9586 ("No leader using
-    prevote feature"); ported as tikv/raft-rs#84 ("Make peace between
-    Prevote and Check Quorum").
+    but keeps the old leader's id, so for a whole election timeout after each
+    of its pre-vote rounds it still believes itself in that leader's lease and
+    refuses the other pre-candidates' pre-votes. etcd-io/etcd#8334 ("raft:
+    set lead to none when becomePreCandidate"), reported as etcd-io/etcd#9586
+    ("No leader using prevote feature"); ported as tikv/raft-rs#84 ("Make
+    peace between Prevote and Check Quorum").
 
-    Caught by: a bound on how long an election takes, in election timeouts
-    (it converges, late); today's phase only on seeds where it takes longer
-    than the bound.
+    Ported as etcd had it: its becomePreCandidate did not call reset(), so a
+    pre-candidate keeps the randomized timeout it drew as a follower and
+    fires at a fixed period. Pre-candidates whose periods and phases leave
+    each one outside the others' grant windows (its timer past the election
+    timeout, not yet fired) refuse each other for ever: no leader. (Drawing
+    a fresh timeout each round, as raftcore does, hides it: a later round
+    lands in a window by chance, and elections are only slow.)
+
+    Caught by: LeaderElected (stuck: pre-candidates in the core, no leader).
     """
 
     kind = "liveness"
     mutated = "become_precandidate"
 
     def become_precandidate(self) -> None:
-        leader = self.leader_id
-        super().become_precandidate()
-        if self.role is Role.PRECANDIDATE:
-            self.leader_id = leader  # BUG: the old leader's lease still holds
+        # etcd's becomePreCandidate before the fix: the role, the votes and the
+        # pre-vote round change; the timer restarts (tickElection zeroes
+        # electionElapsed) but keeps the randomized timeout it had (no reset()).
+        self.role = Role.PRECANDIDATE
+        # BUG: no `self.leader_id = None`: the old leader's lease still holds.
+        self._votes = {self.node_id}
+        self._election_elapsed_ms = 0
+        if self._won_election():
+            self.become_candidate()
+            return
+        self._request_votes(prevote=True)
 
 
 class LaggardNeverSentSnapshot(Mutant):
