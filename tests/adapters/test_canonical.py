@@ -21,7 +21,8 @@ from tests.adapters.common import (
     findings,
     trace_bytes,
 )
-from virtraft.adapter import NodeOptions
+from virtraft.adapter import MembershipChange, NodeOptions, Role, Submitted
+from virtraft.check.checker import Checker
 from virtraft.nodes import canonical_build
 from virtraft.nodes.canonical import (
     COMMAND,
@@ -31,10 +32,13 @@ from virtraft.nodes.canonical import (
     RequestVoteResult,
     sync_io,
 )
-from virtraft.run.seed import run_seed
+from virtraft.run.factory import load_factory
+from virtraft.run.seed import continue_with_liveness, run_seed
 from virtraft.sim.events import CompleteIO
 from virtraft.sim.options import SimOptions
+from virtraft.sim.simulation import Simulation
 from virtraft.trace.format import read_trace
+from virtraft.trace.replay import replay_events
 
 FINDINGS = findings("canonical")
 FACTORY = "virtraft.nodes.canonical:factory"
@@ -182,6 +186,19 @@ def test_a_fatal_signal_in_the_library_is_an_exception_and_the_process_lives() -
     assert _node().alive
 
 
+def _routed_by_hand(ids: tuple[int, ...], options: NodeOptions):  # type: ignore[no-untyped-def]
+    """Servers `ids` of the three voters 1-3, on a synchronous disk, whose
+    sends collect as (src, dst, message) in one outbox the test routes."""
+    members = ((1, True), (2, True), (3, True))
+    outbox: list[tuple[int, int, object]] = []
+
+    def server(i: int):  # type: ignore[no-untyped-def]
+        send = functools.partial(lambda src, dst, m: outbox.append((src, dst, m)), i)
+        return sync_io(i, members, send, random.Random(i), options)
+
+    return {i: server(i) for i in ids}, outbox
+
+
 @needs_library
 def test_a_pre_vote_answer_hides_a_higher_term_and_two_servers_never_elect() -> None:
     # docs/findings.md, "A pre-vote answer carries the request's term": swarm
@@ -189,21 +206,14 @@ def test_a_pre_vote_answer_hides_a_higher_term_and_two_servers_never_elect() -> 
     # shorter log, server 3 in term 2 with the longer one; 1 refuses 3's
     # pre-vote for its term but answers with 3's term, so 3 never learns
     # term 4, and 3 refuses 1's pre-vote for its log. Raft would elect 3.
-    members = ((1, True), (2, True), (3, True))
-    outbox: list[tuple[int, int, object]] = []
-
-    def server(i: int):  # type: ignore[no-untyped-def]
-        send = functools.partial(lambda src, dst, m: outbox.append((src, dst, m)), i)
-        return sync_io(i, members, send, random.Random(i), NodeOptions())
-
-    one, three = server(1), server(3)
+    servers, outbox = _routed_by_hand((1, 3), NodeOptions())
+    one, three = servers[1], servers[3]
     one.deliver(2, RequestVote(4, 2, 1, 1, disrupt_leader=False, pre_vote=False))
     command = (7).to_bytes(8, "little") + bytes(8) + b"k"
     three.deliver(2, AppendEntries(2, 1, 1, 1, (Entry(2, COMMAND, command),)))
     assert (one.term, one.last_index, three.term, three.last_index) == (4, 1, 2, 2)
     outbox.clear()
     answers_to_three = []
-    servers = {1: one, 3: three}
     for _ in range(6000):  # 60 s of virtual time, 60 election timeouts
         for s in servers.values():
             s.tick(10)
@@ -217,6 +227,102 @@ def test_a_pre_vote_answer_hides_a_higher_term_and_two_servers_never_elect() -> 
     assert all(m.term == 3 and not m.vote_granted for m in answers_to_three)
     assert one.term == 4 and three.term == 2
     assert one.leader_hint() is None and three.leader_hint() is None
+
+
+# The campaigns' seeds that end with every server stuck in pre-vote: the
+# servers with the longest logs are in a lower term, and the others' refusals
+# carry the request's term, not theirs (docs/findings.md).
+PRE_VOTE_SEEDS = {
+    "swarm seed 270": (270, SimOptions(steps=3000), frozenset()),
+    "snapshots seed 83": (
+        83,
+        SimOptions(steps=3000, snapshot_rate=0.01),
+        frozenset({"snapshot_rate"}),
+    ),
+}
+
+
+@needs_library
+@pytest.mark.parametrize("name", sorted(PRE_VOTE_SEEDS))
+def test_a_stuck_pre_vote_seed_elects_at_once_with_the_answers_own_term(name: str) -> None:
+    # The same servers, as the safety phase left them, run the same liveness
+    # phase twice: as the library is, no leader for the whole phase; with a
+    # refused pre-vote answered with the responder's higher term (the
+    # `prevote_own_term` door) from the phase's first step, a leader at once.
+    seed, options, keep = PRE_VOTE_SEEDS[name]
+    stuck = run_seed(seed, options, factory=FACTORY, swarm=True, keep=keep)
+    assert (stuck.violation, stuck.liveness.name) == (None, "LeaderElected")
+    assert stuck.sim.options.node.prevote
+    phase = stuck.liveness.phase
+    assert phase is not None
+    sim = Simulation(stuck.sim.options, seed, load_factory(FACTORY), checker=Checker())
+    violation, diverged, _why = replay_events(sim, list(stuck.events)[: phase["first_step"] - 1])
+    assert (violation, diverged) == (None, None)
+    for node in sim.nodes.values():
+        node.own_prevote_term = True  # type: ignore[attr-defined]
+    liveness, violation = continue_with_liveness(sim, seed)
+    assert violation is None and liveness.verdict == "ok", liveness
+    assert liveness.leader_at_ms is not None
+    assert liveness.leader_at_ms - phase["stable_until_ms"] < phase["bound_ms"]
+
+
+@needs_library
+def test_a_server_outside_its_own_configuration_never_votes_and_a_majority_never_elects() -> None:
+    # docs/findings.md, "A server its own configuration leaves out never
+    # votes": leader 1 removes itself (an entry only it holds), 3 then leads
+    # term 4 and commits its own entry at that index with 2, and crashes.
+    # 1 and 2, a majority of the committed configuration, never elect: 2's
+    # log is the more up to date, 1 follows its terms and refuses every vote.
+    servers, outbox = _routed_by_hand((1, 2, 3), NodeOptions(prevote=False))
+    answers: list[tuple[int, RequestVoteResult]] = []
+
+    def run(ms: int, ticking: tuple[int, ...], cut: int = 0) -> None:
+        for _ in range(ms // 10):
+            for i in ticking:
+                servers[i].tick(10)
+            while outbox:
+                src, dst, message = outbox.pop(0)
+                if cut in (src, dst) or not servers[dst].alive:
+                    continue
+                if src == 1 and isinstance(message, RequestVoteResult):
+                    answers.append((servers[1].term, message))
+                servers[dst].deliver(src, message)
+
+    one = servers[1]
+    while one.role is not Role.LEADER:
+        run(10, (1,))
+    assert one.term == 2
+    assert one.change_membership(MembershipChange.REMOVE, 1) == Submitted(2, 2)
+    while not any(servers[i].role is Role.LEADER for i in (2, 3)):
+        run(10, (1, 2, 3), cut=1)
+    leader = next(i for i in (2, 3) if servers[i].role is Role.LEADER)
+    assert isinstance(servers[leader].submit(1, ("k", 1)), Submitted)
+    run(200, (1, 2, 3), cut=1)
+    voter = servers[5 - leader]
+    assert voter.commit_index == 2 and voter.entry(2)[0] > 2  # type: ignore[index]
+    assert (one.members, one.entry(2)) == (((2, True), (3, True)), (2, 0))
+    servers[leader].crash()
+    answers.clear()
+    run(60_000, (1, 5 - leader))  # 60 election timeouts
+    assert voter.role is Role.CANDIDATE and one.role is Role.FOLLOWER
+    assert len(answers) > 20 and one.term == voter.term
+    assert all(not m.vote_granted and m.term == term for term, m in answers)
+
+
+@needs_library
+def test_membership_seed_68_is_two_servers_out_of_their_own_configurations() -> None:
+    # The seed's end: 1 removed itself and 3 demoted itself, each by an
+    # uncommitted entry only it holds; 2, a voter everywhere, is refused by both.
+    options = SimOptions(steps=3000, member_rate=0.01)
+    result = run_seed(68, options, factory=FACTORY, swarm=True, keep=frozenset({"member_rate"}))
+    assert (result.violation, result.liveness.name) == (None, "LeaderElected")
+    assert not result.sim.options.node.prevote
+    nodes = result.sim.nodes
+    assert nodes[2].role is Role.CANDIDATE
+    assert nodes[1].members == ((2, True), (3, True))
+    assert nodes[3].members == ((1, True), (2, True), (3, False))
+    assert nodes[2].members == ((1, True), (2, True), (3, True))
+    assert nodes[2].entry(nodes[2].last_index)[0] > nodes[1].entry(nodes[1].last_index)[0]  # type: ignore[index]
 
 
 @needs_library

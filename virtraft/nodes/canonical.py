@@ -36,7 +36,8 @@ for the simulator:
   ratio), not after its fixed 30 s.
 - Diagnosis doors: `clamped_acks` and `corrected` are this adapter with
   the shipped findings corrected where messages cross the door, so that a
-  campaign through them tells a known failure from a new one.
+  campaign through them tells a known failure from a new one;
+  `prevote_own_term` does the same for the pre-vote answer's term.
 - A fatal signal inside the library is `NativeFault` through the door (a
   finding); the library converting itself to RAFT_UNAVAILABLE after an
   error (it found a leader contradicting its committed entries, or a
@@ -79,6 +80,7 @@ __all__ = [
     "clamped_acks",
     "corrected",
     "factory",
+    "prevote_own_term",
     "sync_io",
 ]
 
@@ -539,6 +541,11 @@ class CanonicalNode(NativeNode):
     # (True), or hand it over whole (False, the library as it is; see
     # docs/findings.md, an AppendEntries that starts inside the snapshot).
     trim_appends = False
+    # Answer a refused pre-vote with this server's term when it is higher
+    # than the request's (True, Raft's rule for every reply), or always with
+    # the request's (False, the library as it is; see docs/findings.md, a
+    # pre-vote answer carries the request's term).
+    own_prevote_term = False
 
     def __init__(
         self,
@@ -703,6 +710,8 @@ class CanonicalNode(NativeNode):
         message = wire.from_c(self._ffi, getattr(m, wire.member))
         if self.clamp_acks and isinstance(message, AppendEntriesResult) and not message.rejected:
             message = self._clamped(message)
+        if self.own_prevote_term and isinstance(message, RequestVoteResult):
+            message = self._own_term(message)
         self._sent.append(req)
         self._send(m.server_id, message)
 
@@ -713,6 +722,13 @@ class CanonicalNode(NativeNode):
         if self._covers is None or result.last_log_index <= self._covers:
             return result
         return dataclasses.replace(result, last_log_index=self._covers)
+
+    def _own_term(self, result: RequestVoteResult) -> RequestVoteResult:
+        """A refused pre-vote answered with this server's higher term, so
+        that the candidate learns it (the library answers with the request's)."""
+        if result.pre_vote != 1 or result.vote_granted or result.term >= self.term:
+            return result
+        return dataclasses.replace(result, term=self.term)
 
     def _trimmed(self, message: AppendEntries) -> AppendEntries:
         """The entries this server's snapshot already covers cut off: they
@@ -1118,4 +1134,20 @@ corrected = native.node_factory(
     "canonical_corrected",
     MESSAGES,
     "canonical/raft with the shipped findings corrected at the door.",
+)
+
+
+class OwnPrevoteTermNode(CanonicalNode):
+    """The library with one answer corrected: a refused pre-vote carries the
+    responder's term when it is higher. The failures it removes are the
+    pre-vote answer that carries the request's term (docs/findings.md)."""
+
+    own_prevote_term = True
+
+
+prevote_own_term = native.node_factory(
+    OwnPrevoteTermNode,
+    "canonical_prevote_own_term",
+    MESSAGES,
+    "canonical/raft with a refused pre-vote answered with the responder's higher term.",
 )
