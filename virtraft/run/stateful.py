@@ -528,13 +528,14 @@ class RaftMachine(RuleBasedStateMachine):
             if not moved:
                 return
 
-    def _on_link(self, src: int, dst: int, kind: MessageRole) -> list[Envelope]:
-        """The messages of one role in flight from `src` to `dst`, oldest first."""
+    def _on_link(self, src: int, dst: int, kind: MessageRole | None = None) -> list[Envelope]:
+        """The messages (of one role, if given) in flight from `src` to
+        `dst`, oldest first."""
         role = self.sim.messages.role
         return [
             e
             for e in self.sim.network.pool
-            if (e.src, e.dst) == (src, dst) and role(e.message) is kind
+            if (e.src, e.dst) == (src, dst) and (kind is None or role(e.message) is kind)
         ]
 
     def _vote_round(self, node: int) -> None:
@@ -591,11 +592,10 @@ class RaftMachine(RuleBasedStateMachine):
         heard: list[str] = []
         link = (src, dst)
         for _ in range(rounds):
-            envelopes = [e for e in self.sim.network.pool if (e.src, e.dst) == link]
+            envelopes = self._on_link(*link)
             if envelopes:
                 heard.append(f"{link[0]}->{link[1]} {len(envelopes)}")
-            for env in envelopes:
-                self._apply(self._envelope_event(Deliver, env))
+            self._deliver_all(envelopes)
             link = (link[1], link[0])
         return heard
 
@@ -839,6 +839,58 @@ class RaftMachine(RuleBasedStateMachine):
         chosen = _pick(node, self._compactable())
         self._apply(TakeSnapshot(chosen))
         self._done("snapshot", node=chosen)
+
+    @precondition(
+        lambda self: self._on("snapshot") and self.sim.leader() is not None and self._lagging()
+    )
+    @rule(
+        node=_NODE,
+        commands=st.integers(min_value=2, max_value=4),
+        behind=st.integers(min_value=1, max_value=3),
+    )
+    def compact_while_lagging(self, node: int, commands: int = 3, behind: int = 2) -> None:
+        """The leader compacts its log while `node` lags behind its pipeline
+        (Raft §7; dissertation Figure 5.3 step 6: a follower keeps what
+        follows a snapshot that matches its log). The leader takes `commands`
+        commands; every other follower gets what is in flight to it but the
+        newest `behind` messages, and answers; the leader snapshots through
+        what it committed. Then `node`'s link reorders once: its newest
+        message first (a gap: it rejects), the rejection goes back (the
+        leader, having compacted what `node` lacks, sends its snapshot),
+        then the rest oldest first (the stale batch, its commit index below
+        the snapshot, before the snapshot) and `node`'s replies."""
+        leader = self.sim.leader()
+        assert leader is not None
+        lead = leader.node_id
+        lagging = _pick(node, self._lagging())
+        for _ in range(commands):
+            self._submit(lead)
+        for other in self._lagging():
+            if other != lagging:
+                sent = self._on_link(lead, other)
+                self._deliver_all(sent[: max(0, len(sent) - behind)])
+                self._deliver_all(self._on_link(other, lead))
+        if lead in self._compactable():
+            self._apply(TakeSnapshot(lead))
+        self._deliver_all(self._on_link(lead, lagging)[-1:])
+        self._deliver_all(self._on_link(lagging, lead))
+        heard = self._link_rounds(lead, lagging, 2)
+        self._done(
+            "compact_while_lagging",
+            "; ".join(heard),
+            node=lagging,
+            commands=commands,
+            behind=behind,
+        )
+
+    def _lagging(self) -> list[int]:
+        """The running servers that could lag behind the leader: the others."""
+        leader = self.sim.leader()
+        return [n for n in self._followers() if leader is None or n != leader.node_id]
+
+    def _deliver_all(self, envelopes: Sequence[Envelope]) -> None:
+        for env in envelopes:
+            self._apply(self._envelope_event(Deliver, env))
 
     def _compactable(self) -> list[int]:
         """The running servers that committed entries their snapshot lacks."""

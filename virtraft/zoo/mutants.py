@@ -172,10 +172,11 @@ class StaleVoteResponseCounted(Mutant):
 
     Caught by: ElectionSafety (two leaders in one term) or LeaderCompleteness
     (the stale voter would not have voted for its log: a leader without a
-    committed entry).
+    committed entry), or CommittedNeverLost (that leader's first entry
+    overwrites a committed one on a follower before anyone sees it lead).
     """
 
-    expected_invariant = ("ElectionSafety", "LeaderCompleteness")
+    expected_invariant = ("ElectionSafety", "LeaderCompleteness", "CommittedNeverLost")
     mutated = "_handle_requestvote_response"
 
     def _handle_requestvote_response(self, node_id: int, msg: RequestVoteResponse) -> None:
