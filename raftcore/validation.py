@@ -11,6 +11,7 @@ nothing, the term included.
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Any, Protocol
 
 from raftcore import membership
@@ -58,6 +59,23 @@ Check = Callable[[Receiver, int, Any], None]
 def check_int(value: object, name: str, minimum: int = 0) -> None:
     if type(value) is not int or value < minimum:  # bool is not an index
         raise InvalidMessage(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def index_fields(*names: str) -> Callable[[Any], None]:
+    """A check that the named fields of a message are integers >= 0, as
+    `check_int` for each in turn would make it, with the same error: one
+    read and one loop in the common case, not a call per field. The two
+    AppendEntries messages are most of the traffic, and every one is checked."""
+    read = attrgetter(*names)
+
+    def check(msg: Any) -> None:
+        values = read(msg)
+        for value in values:
+            if type(value) is not int or value < 0:
+                for name, each in zip(names, values, strict=True):
+                    check_int(each, name)  # raises at the first bad field
+
+    return check
 
 
 def check_bool(value: object, name: str) -> None:
@@ -136,15 +154,16 @@ def check_requestvote_response(receiver: Receiver, node_id: int, msg: RequestVot
     check_bool(msg.prevote, "prevote")
 
 
+_check_appendentries_fields = index_fields(
+    "term", "prev_log_index", "prev_log_term", "leader_commit", "read_round"
+)
+
+
 def check_appendentries(receiver: Receiver, node_id: int, msg: AppendEntries) -> None:
     """Raft dissertation §4.1: a server accepts AppendEntries from a leader
     not (yet) in its configuration, so a lagging member can catch up."""
     check_int(node_id, "node_id")
-    check_int(msg.term, "term")
-    check_int(msg.prev_log_index, "prev_log_index")
-    check_int(msg.prev_log_term, "prev_log_term")
-    check_int(msg.leader_commit, "leader_commit")
-    check_int(msg.read_round, "read_round")
+    _check_appendentries_fields(msg)
     if msg.leader_id != node_id:
         raise InvalidMessage(f"leader_id {msg.leader_id!r} is not the sender {node_id}")
     if not isinstance(msg.entries, tuple):
@@ -174,6 +193,9 @@ def check_committed_entries_kept(receiver: Receiver, msg: AppendEntries) -> None
             )
 
 
+_check_appendentries_response_fields = index_fields("rejected_index", "hint_index", "read_round")
+
+
 def check_appendentries_response(
     receiver: Receiver, node_id: int, msg: AppendEntriesResponse
 ) -> None:
@@ -181,9 +203,7 @@ def check_appendentries_response(
     check_int(msg.term, "term")
     check_int(msg.match_index, "match_index")
     check_bool(msg.success, "success")
-    check_int(msg.rejected_index, "rejected_index")
-    check_int(msg.hint_index, "hint_index")
-    check_int(msg.read_round, "read_round")
+    _check_appendentries_response_fields(msg)
 
 
 def check_readindex_request(receiver: Receiver, node_id: int, msg: ReadIndexRequest) -> None:

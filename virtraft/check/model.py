@@ -277,11 +277,19 @@ class IndexRecords:
                 self.count += 1
                 if self.far:
                     self.far.pop(index, None)
+            if len(cols) == 2:  # a log's (term, id): most writes, no zip
+                first[p], cols[1][p] = record
+                return
             for col, value in zip(cols, record, strict=True):
                 col[p] = value
             return
         if p == len(first) and p and not self.far:  # the next index: appends
             self.count += 1
+            if len(cols) == 2:
+                term, entry_id = record
+                first.append(term)
+                cols[1].append(entry_id)
+                return
             for col, value in zip(cols, record, strict=True):
                 col.append(value)
             return
