@@ -25,7 +25,8 @@ from tests.adapters.common import (
     trace_bytes,
 )
 from virtraft.adapter import MembershipChange, NodeOptions, Redirect, Role, Submitted  # noqa: E402
-from virtraft.nodes.pysyncobj import Message, factory  # noqa: E402
+from virtraft.cli.commands import main as cli_main  # noqa: E402
+from virtraft.nodes.pysyncobj import Message, corrected, factory  # noqa: E402
 
 FINDINGS = findings("pysyncobj")
 FACTORY = "virtraft.nodes.pysyncobj:factory"
@@ -35,11 +36,11 @@ class Cluster:
     """Three PySyncObj nodes wired by hand: each message is delivered at
     once, in order, so a test says exactly what happens."""
 
-    def __init__(self, size: int = 3) -> None:
+    def __init__(self, size: int = 3, make=factory) -> None:  # type: ignore[no-untyped-def]
         members = tuple((i, True) for i in range(1, size + 1))
         self.queue: list[tuple[int, int, object]] = []
         self.nodes = {
-            i: factory(i, members, self._sender(i), random.Random(i), NodeOptions())
+            i: make(i, members, self._sender(i), random.Random(i), NodeOptions())
             for i in range(1, size + 1)
         }
 
@@ -192,3 +193,107 @@ def test_each_finding_replays_to_its_verdict(path: Path) -> None:
 
 def test_findings_are_shipped() -> None:
     assert FINDINGS, "tests/findings/ holds the shrunk PySyncObj findings"
+
+
+# ------------------------------------------------- the corrected door
+# `corrected` corrects findings 1, 2, 3, 4 and 6 where messages, calls and
+# the disk cross the door. Each test below shows one correction at work
+# (the released library fails the same steps), and the clean runs show
+# that none of them changes a run that does not need it.
+
+BOTH = pytest.mark.parametrize("make", [factory, corrected], ids=["released", "corrected"])
+
+
+def _led(make):  # type: ignore[no-untyped-def]
+    """Three servers through `make`, run until one leads."""
+    cluster = Cluster(3, make)
+    cluster.run(3000)
+    return cluster, cluster.leader()
+
+
+def _messages_to(cluster: Cluster, dst: int, kind: str) -> list[tuple[int, int, object]]:
+    held = [m for m in cluster.queue if m[1] == dst and m[2].kind == kind]  # type: ignore[attr-defined]
+    cluster.queue = [m for m in cluster.queue if m not in held]
+    return held
+
+
+@BOTH
+def test_a_copied_vote_is_one_vote_through_the_corrected_door(make) -> None:  # type: ignore[no-untyped-def]
+    # Finding 1: of five servers, candidate 1 has its own vote and node 2's,
+    # delivered twice; only the released library takes that for a majority.
+    cluster = Cluster(5, make)
+    for _ in range(1000):
+        cluster.nodes[1].tick(10)
+        if cluster.nodes[1].role is Role.CANDIDATE:
+            break
+    assert cluster.nodes[1].role is Role.CANDIDATE
+    (request,) = _messages_to(cluster, 2, "request_vote")
+    cluster.queue = []
+    cluster.nodes[2].deliver(1, request[2])
+    (vote,) = _messages_to(cluster, 1, "response_vote")
+    cluster.nodes[1].deliver(2, vote[2])
+    cluster.nodes[1].deliver(2, vote[2])
+    leads = cluster.nodes[1].role is Role.LEADER
+    assert leads is (make is factory)
+
+
+@BOTH
+def test_a_stale_heartbeat_keeps_the_log_through_the_corrected_door(make) -> None:  # type: ignore[no-untyped-def]
+    # Finding 2: a heartbeat the leader sent before entry i existed arrives
+    # after node 2 has entry i; only the released library cuts it off.
+    cluster, leader = _led(make)
+    follower = next(i for i in cluster.nodes if i != leader.node_id)
+    leader.tick(1000)
+    stale = _messages_to(cluster, follower, "append_entries")
+    assert stale
+    submitted = leader.submit(1, ("k", 1))
+    assert isinstance(submitted, Submitted)
+    cluster.run(1000)
+    node = cluster.nodes[follower]
+    assert node.last_index >= submitted.index
+    for src, _, message in stale:
+        node.deliver(src, message)
+    kept = node.last_index >= submitted.index
+    assert kept is (make is corrected)
+
+
+@BOTH
+def test_a_second_membership_change_waits_through_the_corrected_door(make) -> None:  # type: ignore[no-untyped-def]
+    # Finding 3: the library accepts a second change while the first is in flight.
+    cluster, leader = _led(make)
+    first = leader.change_membership(MembershipChange.REMOVE, 3)
+    assert isinstance(first, Submitted)
+    second = leader.change_membership(MembershipChange.ADD_NONVOTING, 4)
+    assert isinstance(second, Submitted) is (make is factory)
+
+
+@BOTH
+def test_a_restart_between_dump_and_compaction_keeps_the_entries_after_it(make) -> None:  # type: ignore[no-untyped-def]
+    # Finding 6: the leader dumps at one tick and would compact at the next;
+    # it crashes in between, with an entry after the dump.
+    cluster, leader = _led(make)
+    leader.submit(1, ("a", 1))
+    cluster.run(300)
+    assert leader.take_snapshot()
+    leader.tick(10)  # the dump is written
+    assert leader.snapshot_index == leader.last_applied
+    submitted = leader.submit(2, ("b", 2))
+    assert isinstance(submitted, Submitted)
+    leader.crash()
+    leader.restart()
+    leader.tick(10)  # the library loads its dump at the first tick
+    kept = leader.last_index == submitted.index
+    assert kept is (make is corrected)
+
+
+def _events(tmp_path: Path, seed: int, factory_name: str) -> list[str]:
+    out = tmp_path / f"{seed}-{factory_name.rsplit(':', 1)[1]}.jsonl"
+    cli_main(["run", "--seed", str(seed), "--steps", "3000", "--quiet", "--trace", str(out),
+              "--node-factory", factory_name])  # fmt: skip
+    return out.read_text().splitlines()[1:-1]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_corrected_door_leaves_a_clean_run_unchanged(tmp_path: Path, seed: int) -> None:
+    corrected_events = _events(tmp_path, seed, "virtraft.nodes.pysyncobj:corrected")
+    assert corrected_events == _events(tmp_path, seed, FACTORY)
