@@ -18,6 +18,7 @@ pytest.importorskip("pysyncobj", reason="pysyncobj is not installed (extra [pysy
 from pysyncobj import syncobj as library  # noqa: E402
 
 from tests.adapters.common import (
+    ROOT,
     assert_clean_seed_holds,
     assert_replays_to_its_verdict,
     failing_clean_seeds,
@@ -25,8 +26,12 @@ from tests.adapters.common import (
     trace_bytes,
 )
 from virtraft.adapter import MembershipChange, NodeOptions, Redirect, Role, Submitted  # noqa: E402
+from virtraft.check.checker import Checker  # noqa: E402
 from virtraft.cli.commands import main as cli_main  # noqa: E402
 from virtraft.nodes.pysyncobj import Message, corrected, factory  # noqa: E402
+from virtraft.sim.simulation import Simulation  # noqa: E402
+from virtraft.trace.format import read_trace  # noqa: E402
+from virtraft.trace.replay import replay_events  # noqa: E402
 
 FINDINGS = findings("pysyncobj")
 FACTORY = "virtraft.nodes.pysyncobj:factory"
@@ -191,6 +196,19 @@ def test_each_finding_replays_to_its_verdict(path: Path) -> None:
     assert_replays_to_its_verdict(path)
 
 
+def test_the_late_snapshot_shrunk_through_the_corrected_door_fails_the_released_library() -> None:
+    # Finding 5 was shrunk through `corrected` (so the shrink kept off
+    # finding 2); its events end in the same violation without the door.
+    path = ROOT / "tests" / "findings" / "pysyncobj-late-snapshot-replaces-longer-log.jsonl"
+    trace = read_trace(path)
+    assert trace.factory == "virtraft.nodes.pysyncobj:corrected"
+    sim = Simulation(trace.options, trace.seed, factory, checker=Checker())
+    violation, diverged, why = replay_events(sim, trace.events)
+    assert diverged is None, why
+    assert violation is not None
+    assert (violation.invariant, violation.step) == ("CommitMonotonic", trace.verdict["violation"]["step"])
+
+
 def test_findings_are_shipped() -> None:
     assert FINDINGS, "tests/findings/ holds the shrunk PySyncObj findings"
 
@@ -284,6 +302,21 @@ def test_a_restart_between_dump_and_compaction_keeps_the_entries_after_it(make) 
     leader.tick(10)  # the library loads its dump at the first tick
     kept = leader.last_index == submitted.index
     assert kept is (make is corrected)
+
+
+@BOTH
+def test_a_restart_keeps_the_configuration_of_its_log_through_the_corrected_door(make) -> None:  # type: ignore[no-untyped-def]
+    # Finding 7: node 3 is removed; a follower restarted with its first node
+    # list counts node 3 as a voter again on the released library.
+    cluster, leader = _led(make)
+    assert isinstance(leader.change_membership(MembershipChange.REMOVE, 3), Submitted)
+    cluster.run(500)
+    follower = next(n for i, n in cluster.nodes.items() if i not in (3, leader.node_id))
+    assert follower.members == ((1, True), (2, True))
+    follower.crash()
+    follower.restart()
+    forgot = (3, True) in follower.members
+    assert forgot is (make is factory)
 
 
 def _events(tmp_path: Path, seed: int, factory_name: str) -> list[str]:

@@ -38,7 +38,7 @@ door's `tick(msec)`. What the adapter replaces, and why:
   serializes at its next tick and compacts the tick after, and sends the
   dump to a lagging follower in chunks, as it does.
 - Diagnosis door: `corrected` is this adapter with shipped findings 1, 2,
-  3, 4 and 6 (docs/findings.md) corrected where messages, calls and the
+  3, 4, 6 and 7 (docs/findings.md) corrected where messages, calls and the
   disk cross the door, never inside the library, so that a campaign or a
   shrink through it tells a known failure from a new one. Each correction
   is one named method of `CorrectedNode`; none fires on a clean network.
@@ -820,12 +820,13 @@ factory = native.node_factory(
 
 
 class CorrectedNode(PySyncObjNode):
-    """PySyncObj with shipped findings 1, 2, 3, 4 and 6 corrected at the door.
+    """PySyncObj with shipped findings 1, 2, 3, 4, 6 and 7 corrected at the door.
 
     Each correction is one method below and changes only what crosses the
     door: a message is dropped or rewritten before the library reads it, a
-    call is refused, or the disk is compacted as the library would have
-    done at its next tick. A failure found through this door is therefore
+    call is refused, the disk is compacted as the library would have done
+    at its next tick, or a restart is given the node list of the server's
+    latest configuration. A failure found through this door is therefore
     another cause (findings 5 and 8 were shrunk through it). None of the
     corrections acts on a clean network; `corrections` counts each one's
     uses, so a test can tell that a run never needed them.
@@ -946,25 +947,41 @@ class CorrectedNode(PySyncObjNode):
         )
 
     def restart(self) -> None:
+        self._compact_dumped_journal()
+        self._start_with_latest_configuration()
+        super().restart()
+
+    def _compact_dumped_journal(self) -> None:
         """Finding 6: a restart finds the dump inside a journal not yet
         compacted; compacting it first, as the library's next tick would
         have, keeps the entries after the dump that the library clears."""
         disk = self.disk
-        if disk.dump is not None:
-            data = _pickle.loads(disk.dump)
-            dumped = (tuple(data[2]), tuple(data[1]))
-            for position in range(1, len(disk.entries) - 1):
-                if tuple(disk.entries[position : position + 2]) == dumped:
-                    self._corrected("uncompacted_restart")
-                    del disk.entries[:position]
-                    del disk.ids[:position]
-                    break
-        super().restart()
+        if disk.dump is None:
+            return
+        data = _pickle.loads(disk.dump)
+        dumped = (tuple(data[2]), tuple(data[1]))
+        for position in range(1, len(disk.entries) - 1):
+            if tuple(disk.entries[position : position + 2]) == dumped:
+                self._corrected("uncompacted_restart")
+                del disk.entries[:position]
+                del disk.ids[:position]
+                return
+
+    def _start_with_latest_configuration(self) -> None:
+        """Finding 7: a server's configuration is the latest membership entry
+        in its log (dissertation §4.1). The library applies one when it
+        appends it and again only when it applies it after a restart, so the
+        configuration it had at the crash is its log's; it restarts with that
+        node list instead of the one it was first started with."""
+        latest = tuple(sorted(n for n, _ in self._last_members if n != self.node_id))
+        if latest != self._started_with:
+            self._corrected("restart_configuration")
+            self._started_with = latest
 
 
 corrected = native.node_factory(
     CorrectedNode,
     "pysyncobj_corrected",
     MESSAGES,
-    "PySyncObj with shipped findings 1, 2, 3, 4 and 6 corrected at the door.",
+    "PySyncObj with shipped findings 1, 2, 3, 4, 6 and 7 corrected at the door.",
 )
