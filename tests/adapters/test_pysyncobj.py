@@ -28,7 +28,12 @@ from tests.adapters.common import (
 from virtraft.adapter import MembershipChange, NodeOptions, Redirect, Role, Submitted  # noqa: E402
 from virtraft.check.checker import Checker  # noqa: E402
 from virtraft.cli.commands import main as cli_main  # noqa: E402
-from virtraft.nodes.pysyncobj import Message, corrected, factory  # noqa: E402
+from virtraft.nodes.pysyncobj import (  # noqa: E402
+    Message,
+    corrected,
+    corrected_snapshots,
+    factory,
+)
 from virtraft.sim.simulation import Simulation  # noqa: E402
 from virtraft.trace.format import read_trace  # noqa: E402
 from virtraft.trace.replay import replay_events  # noqa: E402
@@ -206,7 +211,21 @@ def test_the_late_snapshot_shrunk_through_the_corrected_door_fails_the_released_
     violation, diverged, why = replay_events(sim, trace.events)
     assert diverged is None, why
     assert violation is not None
-    assert (violation.invariant, violation.step) == ("CommitMonotonic", trace.verdict["violation"]["step"])
+    assert (violation.invariant, violation.step) == (
+        "CommitMonotonic",
+        trace.verdict["violation"]["step"],
+    )
+
+
+def test_the_late_snapshot_holds_with_finding_5_corrected_too() -> None:
+    # The same events through `corrected_snapshots`: node 2 drops the older
+    # dump's last chunk, keeps its log and commit index, and nothing fails.
+    path = ROOT / "tests" / "findings" / "pysyncobj-late-snapshot-replaces-longer-log.jsonl"
+    trace = read_trace(path)
+    sim = Simulation(trace.options, trace.seed, corrected_snapshots, checker=Checker())
+    violation, diverged, why = replay_events(sim, trace.events)
+    assert (violation, diverged) == (None, None), why
+    assert sim.nodes[2].corrections.get("older_snapshot") == 1
 
 
 def test_findings_are_shipped() -> None:
@@ -326,7 +345,10 @@ def _events(tmp_path: Path, seed: int, factory_name: str) -> list[str]:
     return out.read_text().splitlines()[1:-1]
 
 
+@pytest.mark.parametrize("door", ["corrected", "corrected_snapshots"])
 @pytest.mark.parametrize("seed", range(3))
-def test_the_corrected_door_leaves_a_clean_run_unchanged(tmp_path: Path, seed: int) -> None:
-    corrected_events = _events(tmp_path, seed, "virtraft.nodes.pysyncobj:corrected")
+def test_the_corrected_door_leaves_a_clean_run_unchanged(
+    tmp_path: Path, seed: int, door: str
+) -> None:
+    corrected_events = _events(tmp_path, seed, f"virtraft.nodes.pysyncobj:{door}")
     assert corrected_events == _events(tmp_path, seed, FACTORY)

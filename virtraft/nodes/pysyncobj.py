@@ -378,6 +378,12 @@ class DurableDump:
         """A transmission's first chunk has arrived and its last has not."""
         return self._incoming is not None
 
+    @property
+    def received(self) -> bytes:
+        """The chunks of the transmission under way, so far."""
+        assert self._incoming is not None
+        return self._incoming
+
     def cancelTransmisstion(self, id: Any) -> None:
         self._transmissions.pop(id, None)
 
@@ -832,6 +838,8 @@ class CorrectedNode(PySyncObjNode):
     uses, so a test can tell that a run never needed them.
     """
 
+    drop_older_snapshots = False
+
     def __init__(
         self,
         node_id: int,
@@ -853,6 +861,8 @@ class CorrectedNode(PySyncObjNode):
             return
         fields = _pickle.loads(message.body)
         if message.kind == "response_vote" and self._second_vote(src, fields):
+            return
+        if message.kind == "append_entries" and self._older_snapshot(fields):
             return
         if message.kind == "append_entries":
             fields = self._checked_append(fields)
@@ -917,6 +927,26 @@ class CorrectedNode(PySyncObjNode):
             self._corrected("unchecked_commit")
             fixed = {**fixed, "commit_index": end}
         return fixed
+
+    def _older_snapshot(self, fields: dict[str, Any]) -> bool:
+        """Finding 5, corrected only through `corrected_snapshots`: the last
+        chunk of a dump at or below this server's commit index describes a
+        prefix of its log, which Raft keeps (§7); the library replaces the
+        log with it, so the chunk is dropped here."""
+        serialized = fields.get("serialized")
+        if (
+            not self.drop_older_snapshots
+            or "prevLogIdx" in fields
+            or not self._installs(serialized)
+        ):
+            return False
+        assert self._dump is not None and self._obj is not None
+        chunk = _pickle.to_bytes(serialized[0])
+        blob = chunk if serialized[1] else self._dump.received + chunk
+        if _pickle.loads(blob)[1][1] > self._obj.raftCommitIndex:
+            return False
+        self._corrected("older_snapshot")
+        return True
 
     def _serializer(self, *args: Any) -> DurableDump:
         self._dump = super()._serializer(*args)
@@ -984,4 +1014,20 @@ corrected = native.node_factory(
     "pysyncobj_corrected",
     MESSAGES,
     "PySyncObj with shipped findings 1, 2, 3, 4, 6 and 7 corrected at the door.",
+)
+
+
+class SnapshotCorrectedNode(CorrectedNode):
+    """`CorrectedNode` with finding 5 corrected too (an older snapshot is
+    dropped): the door that finding 8 was looked for through, since finding
+    5 is most of what fails through `corrected`."""
+
+    drop_older_snapshots = True
+
+
+corrected_snapshots = native.node_factory(
+    SnapshotCorrectedNode,
+    "pysyncobj_corrected_snapshots",
+    MESSAGES,
+    "PySyncObj with shipped findings 1 to 7 corrected at the door.",
 )
