@@ -42,6 +42,7 @@ door's `tick(msec)`. What the adapter replaces, and why:
   disk cross the door, never inside the library, so that a campaign or a
   shrink through it tells a known failure from a new one. Each correction
   is one named method of `CorrectedNode`; none fires on a clean network.
+  `corrected_snapshots` corrects finding 5 as well.
 """
 
 from __future__ import annotations
@@ -833,7 +834,7 @@ class CorrectedNode(PySyncObjNode):
     call is refused, the disk is compacted as the library would have done
     at its next tick, or a restart is given the node list of the server's
     latest configuration. A failure found through this door is therefore
-    another cause (findings 5 and 8 were shrunk through it). None of the
+    another cause (finding 5 was shrunk through it). None of the
     corrections acts on a clean network; `corrections` counts each one's
     uses, so a test can tell that a run never needed them.
     """
