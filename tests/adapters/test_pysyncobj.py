@@ -18,6 +18,7 @@ pytest.importorskip("pysyncobj", reason="pysyncobj is not installed (extra [pysy
 from pysyncobj import syncobj as library  # noqa: E402
 
 from tests.adapters.common import (
+    ROOT,
     assert_clean_seed_holds,
     assert_replays_to_its_verdict,
     failing_clean_seeds,
@@ -25,7 +26,17 @@ from tests.adapters.common import (
     trace_bytes,
 )
 from virtraft.adapter import MembershipChange, NodeOptions, Redirect, Role, Submitted  # noqa: E402
-from virtraft.nodes.pysyncobj import Message, factory  # noqa: E402
+from virtraft.check.checker import Checker  # noqa: E402
+from virtraft.cli.commands import main as cli_main  # noqa: E402
+from virtraft.nodes.pysyncobj import (  # noqa: E402
+    Message,
+    corrected,
+    corrected_snapshots,
+    factory,
+)
+from virtraft.sim.simulation import Simulation  # noqa: E402
+from virtraft.trace.format import read_trace  # noqa: E402
+from virtraft.trace.replay import replay_events  # noqa: E402
 
 FINDINGS = findings("pysyncobj")
 FACTORY = "virtraft.nodes.pysyncobj:factory"
@@ -35,11 +46,11 @@ class Cluster:
     """Three PySyncObj nodes wired by hand: each message is delivered at
     once, in order, so a test says exactly what happens."""
 
-    def __init__(self, size: int = 3) -> None:
+    def __init__(self, size: int = 3, make=factory) -> None:  # type: ignore[no-untyped-def]
         members = tuple((i, True) for i in range(1, size + 1))
         self.queue: list[tuple[int, int, object]] = []
         self.nodes = {
-            i: factory(i, members, self._sender(i), random.Random(i), NodeOptions())
+            i: make(i, members, self._sender(i), random.Random(i), NodeOptions())
             for i in range(1, size + 1)
         }
 
@@ -190,5 +201,154 @@ def test_each_finding_replays_to_its_verdict(path: Path) -> None:
     assert_replays_to_its_verdict(path)
 
 
+def test_the_late_snapshot_shrunk_through_the_corrected_door_fails_the_released_library() -> None:
+    # Finding 5 was shrunk through `corrected` (so the shrink kept off
+    # finding 2); its events end in the same violation without the door.
+    path = ROOT / "tests" / "findings" / "pysyncobj-late-snapshot-replaces-longer-log.jsonl"
+    trace = read_trace(path)
+    assert trace.factory == "virtraft.nodes.pysyncobj:corrected"
+    sim = Simulation(trace.options, trace.seed, factory, checker=Checker())
+    violation, diverged, why = replay_events(sim, trace.events)
+    assert diverged is None, why
+    assert violation is not None
+    assert (violation.invariant, violation.step) == (
+        "CommitMonotonic",
+        trace.verdict["violation"]["step"],
+    )
+
+
+def test_the_late_snapshot_holds_with_finding_5_corrected_too() -> None:
+    # The same events through `corrected_snapshots`: node 2 drops the older
+    # dump's last chunk, keeps its log and commit index, and nothing fails.
+    path = ROOT / "tests" / "findings" / "pysyncobj-late-snapshot-replaces-longer-log.jsonl"
+    trace = read_trace(path)
+    sim = Simulation(trace.options, trace.seed, corrected_snapshots, checker=Checker())
+    violation, diverged, why = replay_events(sim, trace.events)
+    assert (violation, diverged) == (None, None), why
+    assert sim.nodes[2].corrections.get("older_snapshot") == 1
+
+
 def test_findings_are_shipped() -> None:
     assert FINDINGS, "tests/findings/ holds the shrunk PySyncObj findings"
+
+
+# ------------------------------------------------- the corrected door
+# `corrected` corrects findings 1, 2, 3, 4 and 6 where messages, calls and
+# the disk cross the door. Each test below shows one correction at work
+# (the released library fails the same steps), and the clean runs show
+# that none of them changes a run that does not need it.
+
+BOTH = pytest.mark.parametrize("make", [factory, corrected], ids=["released", "corrected"])
+
+
+def _led(make):  # type: ignore[no-untyped-def]
+    """Three servers through `make`, run until one leads."""
+    cluster = Cluster(3, make)
+    cluster.run(3000)
+    return cluster, cluster.leader()
+
+
+def _messages_to(cluster: Cluster, dst: int, kind: str) -> list[tuple[int, int, object]]:
+    held = [m for m in cluster.queue if m[1] == dst and m[2].kind == kind]  # type: ignore[attr-defined]
+    cluster.queue = [m for m in cluster.queue if m not in held]
+    return held
+
+
+@BOTH
+def test_a_copied_vote_is_one_vote_through_the_corrected_door(make) -> None:  # type: ignore[no-untyped-def]
+    # Finding 1: of five servers, candidate 1 has its own vote and node 2's,
+    # delivered twice; only the released library takes that for a majority.
+    cluster = Cluster(5, make)
+    for _ in range(1000):
+        cluster.nodes[1].tick(10)
+        if cluster.nodes[1].role is Role.CANDIDATE:
+            break
+    assert cluster.nodes[1].role is Role.CANDIDATE
+    (request,) = _messages_to(cluster, 2, "request_vote")
+    cluster.queue = []
+    cluster.nodes[2].deliver(1, request[2])
+    (vote,) = _messages_to(cluster, 1, "response_vote")
+    cluster.nodes[1].deliver(2, vote[2])
+    cluster.nodes[1].deliver(2, vote[2])
+    leads = cluster.nodes[1].role is Role.LEADER
+    assert leads is (make is factory)
+
+
+@BOTH
+def test_a_stale_heartbeat_keeps_the_log_through_the_corrected_door(make) -> None:  # type: ignore[no-untyped-def]
+    # Finding 2: a heartbeat the leader sent before entry i existed arrives
+    # after node 2 has entry i; only the released library cuts it off.
+    cluster, leader = _led(make)
+    follower = next(i for i in cluster.nodes if i != leader.node_id)
+    leader.tick(1000)
+    stale = _messages_to(cluster, follower, "append_entries")
+    assert stale
+    submitted = leader.submit(1, ("k", 1))
+    assert isinstance(submitted, Submitted)
+    cluster.run(1000)
+    node = cluster.nodes[follower]
+    assert node.last_index >= submitted.index
+    for src, _, message in stale:
+        node.deliver(src, message)
+    kept = node.last_index >= submitted.index
+    assert kept is (make is corrected)
+
+
+@BOTH
+def test_a_second_membership_change_waits_through_the_corrected_door(make) -> None:  # type: ignore[no-untyped-def]
+    # Finding 3: the library accepts a second change while the first is in flight.
+    cluster, leader = _led(make)
+    first = leader.change_membership(MembershipChange.REMOVE, 3)
+    assert isinstance(first, Submitted)
+    second = leader.change_membership(MembershipChange.ADD_NONVOTING, 4)
+    assert isinstance(second, Submitted) is (make is factory)
+
+
+@BOTH
+def test_a_restart_between_dump_and_compaction_keeps_the_entries_after_it(make) -> None:  # type: ignore[no-untyped-def]
+    # Finding 6: the leader dumps at one tick and would compact at the next;
+    # it crashes in between, with an entry after the dump.
+    cluster, leader = _led(make)
+    leader.submit(1, ("a", 1))
+    cluster.run(300)
+    assert leader.take_snapshot()
+    leader.tick(10)  # the dump is written
+    assert leader.snapshot_index == leader.last_applied
+    submitted = leader.submit(2, ("b", 2))
+    assert isinstance(submitted, Submitted)
+    leader.crash()
+    leader.restart()
+    leader.tick(10)  # the library loads its dump at the first tick
+    kept = leader.last_index == submitted.index
+    assert kept is (make is corrected)
+
+
+@BOTH
+def test_a_restart_keeps_the_configuration_of_its_log_through_the_corrected_door(make) -> None:  # type: ignore[no-untyped-def]
+    # Finding 7: node 3 is removed; a follower restarted with its first node
+    # list counts node 3 as a voter again on the released library.
+    cluster, leader = _led(make)
+    assert isinstance(leader.change_membership(MembershipChange.REMOVE, 3), Submitted)
+    cluster.run(500)
+    follower = next(n for i, n in cluster.nodes.items() if i not in (3, leader.node_id))
+    assert follower.members == ((1, True), (2, True))
+    follower.crash()
+    follower.restart()
+    forgot = (3, True) in follower.members
+    assert forgot is (make is factory)
+
+
+def _events(tmp_path: Path, seed: int, factory_name: str) -> list[str]:
+    out = tmp_path / f"{seed}-{factory_name.rsplit(':', 1)[1]}.jsonl"
+    cli_main(["run", "--seed", str(seed), "--steps", "3000", "--quiet", "--trace", str(out),
+              "--node-factory", factory_name])  # fmt: skip
+    return out.read_text().splitlines()[1:-1]
+
+
+@pytest.mark.parametrize("door", ["corrected", "corrected_snapshots"])
+@pytest.mark.parametrize("seed", range(3))
+def test_the_corrected_door_leaves_a_clean_run_unchanged(
+    tmp_path: Path, seed: int, door: str
+) -> None:
+    corrected_events = _events(tmp_path, seed, f"virtraft.nodes.pysyncobj:{door}")
+    assert corrected_events == _events(tmp_path, seed, FACTORY)

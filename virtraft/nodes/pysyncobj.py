@@ -37,6 +37,12 @@ door's `tick(msec)`. What the adapter replaces, and why:
 - Snapshots: `take_snapshot` is `forceLogCompaction`; the library
   serializes at its next tick and compacts the tick after, and sends the
   dump to a lagging follower in chunks, as it does.
+- Diagnosis door: `corrected` is this adapter with shipped findings 1, 2,
+  3, 4, 6 and 7 (docs/findings.md) corrected where messages, calls and the
+  disk cross the door, never inside the library, so that a campaign or a
+  shrink through it tells a known failure from a new one. Each correction
+  is one named method of `CorrectedNode`; none fires on a clean network.
+  `corrected_snapshots` corrects finding 5 as well.
 """
 
 from __future__ import annotations
@@ -368,6 +374,17 @@ class DurableDump:
         self._disk.store_dump(blob)
         return True
 
+    @property
+    def receiving(self) -> bool:
+        """A transmission's first chunk has arrived and its last has not."""
+        return self._incoming is not None
+
+    @property
+    def received(self) -> bytes:
+        """The chunks of the transmission under way, so far."""
+        assert self._incoming is not None
+        return self._incoming
+
     def cancelTransmisstion(self, id: Any) -> None:
         self._transmissions.pop(id, None)
 
@@ -603,6 +620,12 @@ class PySyncObjNode(NodeAdapter):
             assert self._transport is not None
             self._call(self._transport.receive, src, message)
 
+    def _log_term(self, index: int) -> int | None:
+        """The term of the journal's entry at `index` (the two entries the
+        dump covers included); None when the journal does not hold it."""
+        position = self._position(index, compacted=True)
+        return None if position is None else self.disk.entries[position][2]
+
     def tick(self, msec: int) -> None:
         self._now_s += msec / 1000
         if self._obj is not None:
@@ -797,4 +820,215 @@ class PySyncObjNode(NodeAdapter):
 
 factory = native.node_factory(
     PySyncObjNode, "pysyncobj", MESSAGES, "A PySyncObj server (the installed `pysyncobj` package)."
+)
+
+
+# ------------------------------------------------------- diagnosis door
+
+
+class CorrectedNode(PySyncObjNode):
+    """PySyncObj with shipped findings 1, 2, 3, 4, 6 and 7 corrected at the door.
+
+    Each correction is one method below and changes only what crosses the
+    door: a message is dropped or rewritten before the library reads it, a
+    call is refused, the disk is compacted as the library would have done
+    at its next tick, or a restart is given the node list of the server's
+    latest configuration. A failure found through this door is therefore
+    another cause (finding 5 was shrunk through it). None of the
+    corrections acts on a clean network; `corrections` counts each one's
+    uses, so a test can tell that a run never needed them.
+    """
+
+    drop_older_snapshots = False
+
+    def __init__(
+        self,
+        node_id: int,
+        members: Membership,
+        send: Send,
+        rng: random.Random,
+        options: NodeOptions,
+    ) -> None:
+        self._voters: tuple[int, frozenset[int]] = (-1, frozenset())
+        self.corrections: dict[str, int] = {}
+        self._dump: DurableDump | None = None
+        super().__init__(node_id, members, send, rng, options)
+
+    def _corrected(self, name: str) -> None:
+        self.corrections[name] = self.corrections.get(name, 0) + 1
+
+    def deliver(self, src: int, message: object) -> None:
+        if self._obj is None or not isinstance(message, Message):
+            return
+        fields = _pickle.loads(message.body)
+        if message.kind == "response_vote" and self._second_vote(src, fields):
+            return
+        if message.kind == "append_entries" and self._older_snapshot(fields):
+            return
+        if message.kind == "append_entries":
+            fields = self._checked_append(fields)
+            message = _wrap(fields) if fields is not None else message
+        super().deliver(src, message)
+
+    def _second_vote(self, src: int, fields: dict[str, Any]) -> bool:
+        """Finding 1: a candidate counts each voter once (Raft, Figure 2);
+        the library counts responses of its term, so a second one from the
+        same voter is dropped here."""
+        obj = self._obj
+        assert obj is not None
+        term = obj.raftCurrentTerm
+        if fields.get("term") != term:
+            return False  # the library ignores it
+        voted_term, voters = self._voters
+        if voted_term != term:
+            voters = frozenset()
+        if src not in voters:
+            self._voters = (term, voters | {src})
+            return False
+        self._corrected("second_vote")
+        return True
+
+    def _checked_append(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Findings 2 and 4: what an AppendEntries may do to this log.
+
+        A snapshot chunk (no `prevLogIdx`) checks nothing, so its commit
+        index must not move this server's (finding 4). A regular one whose
+        entries this server already holds, followed by entries of the
+        message's own term, is older than what its leader has since sent:
+        Raft keeps those entries (Figure 2, AppendEntries rule 3), the
+        library deletes them (finding 2), so it becomes a heartbeat at the
+        end of that suffix. Either way the commit index given to the
+        library covers only entries known to be the leader's (rule 5)."""
+        obj = self._obj
+        assert obj is not None
+        commit = fields["commit_index"]
+        if "prevLogIdx" not in fields:
+            if commit > obj.raftCommitIndex and not self._installs(fields.get("serialized")):
+                self._corrected("snapshot_chunk_commit")
+                return {**fields, "commit_index": 0}
+            return fields
+        if "transmission" in fields:
+            return fields
+        prev = fields["prevLogIdx"]
+        if self._log_term(prev) != fields["prevLogTerm"]:
+            return fields  # the library rejects it
+        entries = fields.get("entries", [])
+        covered = prev + len(entries)
+        if any(self._log_term(idx) not in (None, term) for _, idx, term in entries):
+            return fields  # a conflict: the library's truncation is Raft's
+        term = fields["term"]
+        end = covered
+        while self._log_term(end + 1) == term:
+            end += 1
+        fixed = fields
+        if end > covered:
+            self._corrected("stale_append")
+            fixed = {**fields, "prevLogIdx": end, "prevLogTerm": term, "entries": []}
+        if commit > end and self._log_term(end + 1) is not None:
+            self._corrected("unchecked_commit")
+            fixed = {**fixed, "commit_index": end}
+        return fixed
+
+    def _older_snapshot(self, fields: dict[str, Any]) -> bool:
+        """Finding 5, corrected only through `corrected_snapshots`: the last
+        chunk of a dump at or below this server's commit index describes a
+        prefix of its log, which Raft keeps (§7); the library replaces the
+        log with it, so the chunk is dropped here."""
+        serialized = fields.get("serialized")
+        if (
+            not self.drop_older_snapshots
+            or "prevLogIdx" in fields
+            or not self._installs(serialized)
+        ):
+            return False
+        assert self._dump is not None and self._obj is not None
+        chunk = _pickle.to_bytes(serialized[0])
+        blob = chunk if serialized[1] else self._dump.received + chunk
+        if _pickle.loads(blob)[1][1] > self._obj.raftCommitIndex:
+            return False
+        self._corrected("older_snapshot")
+        return True
+
+    def _serializer(self, *args: Any) -> DurableDump:
+        self._dump = super()._serializer(*args)
+        return self._dump
+
+    def _installs(self, serialized: Any) -> bool:
+        """Whether this chunk completes a transmission, so the library loads
+        the dump (and its commit index then covers only the dump)."""
+        if not serialized or not serialized[2]:
+            return False
+        assert self._dump is not None
+        return bool(serialized[1]) or self._dump.receiving
+
+    def change_membership(self, change: MembershipChange, node: int) -> SubmitResult:
+        """Finding 3: one membership change at a time (dissertation §4.1);
+        the library's own guard never fires."""
+        obj = self._obj
+        if obj is not None and self._change_in_flight(obj.raftCommitIndex):
+            self._corrected("second_change")
+            return Refused("a membership change is still in flight")
+        return super().change_membership(change, node)
+
+    def _change_in_flight(self, commit_index: int) -> bool:
+        return any(
+            command[:1] == bytes([MEMBERSHIP])
+            for command, index, _ in self.disk.entries
+            if index > commit_index
+        )
+
+    def restart(self) -> None:
+        self._compact_dumped_journal()
+        self._start_with_latest_configuration()
+        super().restart()
+
+    def _compact_dumped_journal(self) -> None:
+        """Finding 6: a restart finds the dump inside a journal not yet
+        compacted; compacting it first, as the library's next tick would
+        have, keeps the entries after the dump that the library clears."""
+        disk = self.disk
+        if disk.dump is None:
+            return
+        data = _pickle.loads(disk.dump)
+        dumped = (tuple(data[2]), tuple(data[1]))
+        for position in range(1, len(disk.entries) - 1):
+            if tuple(disk.entries[position : position + 2]) == dumped:
+                self._corrected("uncompacted_restart")
+                del disk.entries[:position]
+                del disk.ids[:position]
+                return
+
+    def _start_with_latest_configuration(self) -> None:
+        """Finding 7: a server's configuration is the latest membership entry
+        in its log (dissertation §4.1). The library applies one when it
+        appends it and again only when it applies it after a restart, so the
+        configuration it had at the crash is its log's; it restarts with that
+        node list instead of the one it was first started with."""
+        latest = tuple(sorted(n for n, _ in self._last_members if n != self.node_id))
+        if latest != self._started_with:
+            self._corrected("restart_configuration")
+            self._started_with = latest
+
+
+corrected = native.node_factory(
+    CorrectedNode,
+    "pysyncobj_corrected",
+    MESSAGES,
+    "PySyncObj with shipped findings 1, 2, 3, 4, 6 and 7 corrected at the door.",
+)
+
+
+class SnapshotCorrectedNode(CorrectedNode):
+    """`CorrectedNode` with finding 5 corrected too (an older snapshot is
+    dropped): the door that finding 8 was looked for through, since finding
+    5 is most of what fails through `corrected`."""
+
+    drop_older_snapshots = True
+
+
+corrected_snapshots = native.node_factory(
+    SnapshotCorrectedNode,
+    "pysyncobj_corrected_snapshots",
+    MESSAGES,
+    "PySyncObj with shipped findings 1 to 7 corrected at the door.",
 )
