@@ -352,3 +352,20 @@ def test_the_corrected_door_leaves_a_clean_run_unchanged(
 ) -> None:
     corrected_events = _events(tmp_path, seed, f"virtraft.nodes.pysyncobj:{door}")
     assert corrected_events == _events(tmp_path, seed, FACTORY)
+
+
+def test_a_leader_that_lists_a_forgotten_server_is_not_asked_to_change_it() -> None:
+    """Swarm seed 220: node 0's removal committed and the simulation forgot
+    it, then leader 4 listed it again (its restart took the start-up list,
+    finding 7). The scheduler drew a change naming node 0 and the harness
+    raised instead of running on; now a change names only servers it runs."""
+    from virtraft.run.factory import load_factory
+    from virtraft.run.seed import resolve_options, run_seed
+    from virtraft.sim.options import SimOptions
+
+    base = SimOptions(steps=3000)  # as `virtraft fuzz` runs it
+    options = resolve_options(220, base, True, factory=load_factory(FACTORY))
+    assert options.first_node_id == 0 and options.member_rate > 0
+    result = run_seed(220, options, factory=FACTORY)
+    # It raised at step 2186; now it runs on to a verdict of the library's.
+    assert len(result.events) > 2186

@@ -202,8 +202,11 @@ class Scheduler:
         if leader is None:
             return None
         members = dict(leader.members)
-        voters = sorted(n for n, voting in members.items() if voting)
-        learners = sorted(n for n, voting in members.items() if not voting)
+        # A change names only servers the simulation still runs: a leader may
+        # list one it forgot (a removal that committed, then a server that
+        # lost it, as PySyncObj's restart does), and that one is gone for good.
+        voters = sorted(n for n, voting in members.items() if voting and n in sim.nodes)
+        learners = sorted(n for n, voting in members.items() if not voting and n in sim.nodes)
         told = leader.caught_up
         caught_up = [n for n in (learners if told is None else told) if n in learners]
         rng = self.rng
