@@ -31,7 +31,7 @@ from virtraft.sim.events import (
     message_event,
 )
 from virtraft.sim.options import SimOptions
-from virtraft.sim.seeds import below, fast_bits
+from virtraft.sim.seeds import index_drawer
 from virtraft.sim.simulation import Simulation
 
 KEYS = tuple(f"k{i}" for i in range(8))
@@ -73,9 +73,9 @@ class Scheduler:
         self._ticks: dict[tuple[int, int], Tick] = {}
         # The per-step draws, as random.Random's choice() makes them (the same
         # numbers from the same calls to getrandbits) in one call, not three
-        # (seeds.below): half of all steps draw a message, the other half a tick.
+        # (seeds.index_drawer): half of all steps draw a message, the other half a tick.
         self._random = rng.random
-        self._bits = fast_bits(rng)
+        self._index = index_drawer(rng)
         self._tick_ms_min = o.tick_ms_min
 
     def next_event(self, sim: Simulation) -> Event:
@@ -97,12 +97,7 @@ class Scheduler:
                 return CompleteIO(node, rng.randrange(pending))
         pool = sim.network.pool
         if pool and self._random() < self._deliver_share:
-            if not self._reorder:
-                env = pool[0]
-            elif (bits := self._bits) is None:
-                env = rng.choice(pool)
-            else:
-                env = pool[below(bits, len(pool))]
+            env = pool[self._index(len(pool))] if self._reorder else pool[0]
             x = self._random()
             kind = Deliver if x >= self._dup_threshold else Drop if x < self._drop else Duplicate
             return message_event(kind, env.src, env.dst, env.kind, env.key, env.id)
@@ -110,13 +105,8 @@ class Scheduler:
 
     def tick(self, sim: Simulation) -> Tick:
         nodes = sim.alive_ids_view() or sim.node_ids
-        bits = self._bits
-        if bits is None:
-            node = self.rng.choice(nodes)
-            ms = self.rng.choice(self._tick_ms)
-        else:
-            node = nodes[below(bits, len(nodes))]
-            ms = self._tick_ms_min + below(bits, len(self._tick_ms))
+        node = nodes[self._index(len(nodes))]
+        ms = self._tick_ms_min + self._index(len(self._tick_ms))
         tick = self._ticks.get((node, ms))
         if tick is None:
             tick = self._ticks[node, ms] = Tick(node, ms)

@@ -12,21 +12,24 @@ import random
 from collections.abc import Callable
 
 
-def fast_bits(rng: random.Random) -> Callable[[int], int] | None:
-    """`rng.getrandbits` when `below` draws what `rng.choice` would (a plain
-    random.Random), else None: then call `rng.choice` itself."""
-    return rng.getrandbits if type(rng) is random.Random else None
+def index_drawer(rng: random.Random) -> Callable[[int], int]:
+    """A function `n -> i`: the index `rng.choice(seq)` would pick in a
+    sequence of `n > 0` items, from the same calls to the generator. For a
+    plain random.Random it calls getrandbits itself, one call instead of the
+    three choice() makes (the scheduler draws on every step); any other
+    generator is asked through its own choice()."""
+    if type(rng) is not random.Random:
+        return lambda n: rng.choice(range(n))
+    bits = rng.getrandbits
 
-
-def below(bits: Callable[[int], int], n: int) -> int:
-    """What `choice(seq)` of a plain random.Random picks as an index into a
-    sequence of `n > 0` items: the same getrandbits calls, the same number,
-    one call instead of three (the scheduler draws on every step)."""
-    k = n.bit_length()
-    r = bits(k)
-    while r >= n:
+    def below(n: int) -> int:
+        k = n.bit_length()
         r = bits(k)
-    return r
+        while r >= n:
+            r = bits(k)
+        return r
+
+    return below
 
 
 def sub_rng(seed: int, component: str, *parts: int) -> random.Random:

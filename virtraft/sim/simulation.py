@@ -51,7 +51,7 @@ from virtraft.sim.events import (
 )
 from virtraft.sim.network import Envelope, Network
 from virtraft.sim.options import SimOptions
-from virtraft.sim.seeds import below, delays_rng, fast_bits, node_rng
+from virtraft.sim.seeds import delays_rng, index_drawer, node_rng
 
 T = TypeVar("T")
 
@@ -141,7 +141,7 @@ class Simulation:
         # choice() over the range draws what randint(min, max) would, for less.
         self._delays_ms = range(options.delay_ms_min, options.delay_ms_max + 1)
         self._delay_max = options.delay_ms_max
-        self._delay_bits = fast_bits(self._delay_rng)  # choice() for less (seeds.below)
+        self._delay_index = index_drawer(self._delay_rng)  # choice() for less
         self.nodes: dict[int, NodeAdapter] = {}
         self.node_ids: list[int] = []
         # The nodes in id order, rebuilt only when a node joins or is forgotten.
@@ -208,10 +208,7 @@ class Simulation:
             delay = 0
             if self._delay_max:
                 delays = self._delays_ms
-                if self._delay_bits is None:
-                    delay = self._delay_rng.choice(delays)
-                else:
-                    delay = delays.start + below(self._delay_bits, len(delays))
+                delay = delays.start + self._delay_index(len(delays))
             self.network.send(src, dst, message, self.clock_ms, delay)
         except Exception as exc:
             raise HarnessError(f"sending a message failed: {type(exc).__name__}: {exc}") from exc
@@ -443,10 +440,12 @@ class Simulation:
                 elif verdict and node_id in self.nodes:
                     self._leaving.setdefault(node_id, self.clock_ms)
             self._removals = waiting
+        if not self._leaving:
+            return
         linger = self.options.removed_linger_ms
-        assert linger is not None or not self._leaving
+        assert linger is not None  # removals are followed only when servers are forgotten
         for node_id, since in list(self._leaving.items()):
-            if linger is not None and self.clock_ms - since >= linger:
+            if self.clock_ms - since >= linger:
                 del self._leaving[node_id]
                 if node_id in self.nodes:
                     self._forget_node(node_id)
