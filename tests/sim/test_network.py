@@ -1,5 +1,9 @@
 """The simulated network: pool, delays, partitions, holds (DESIGN: Network)."""
 
+import networkx as nx
+from hypothesis import given
+from hypothesis import strategies as st
+
 from virtraft.sim.network import Network
 
 
@@ -72,6 +76,44 @@ def test_find_newest_takes_the_latest_of_a_type_on_the_link():
     net.duplicate(net.find_newest(1, 2, "str"))  # a copy of "new"...
     net.duplicate(net.pool[0])  # ...and one of "old": as old as "old" itself
     assert net.find_newest(1, 2, "str").message == "new"
+
+
+_IDS = st.integers(0, 6)
+_LINKS = st.lists(st.tuples(_IDS, _IDS).filter(lambda link: link[0] != link[1]), max_size=20)
+
+
+@given(
+    st.sets(_IDS, min_size=1),
+    _LINKS,
+    _LINKS,
+    st.sets(_IDS, max_size=2),
+    st.lists(_IDS, min_size=1, max_size=7),
+)
+def test_link_queries_answer_what_a_graph_of_the_up_links_answers(
+    nodes: set[int],
+    down: list[tuple[int, int]],
+    held: list[tuple[int, int]],
+    forgotten: set[int],
+    voters: list[int],
+) -> None:
+    """The network keeps only the links down and held; a directed graph of
+    every up link between present servers is the model it must agree with."""
+    net = Network(sorted(nodes))
+    net.set_partition(down, held)
+    for node in sorted(forgotten):
+        net.remove_node(node)
+    present = nodes - forgotten
+    graph = nx.DiGraph()
+    graph.add_nodes_from(present)
+    cut = set(down) | set(held)
+    graph.add_edges_from((a, b) for a in present for b in present if a != b and (a, b) not in cut)
+    for a in range(-1, 8):
+        for b in range(-1, 8):
+            assert net.has_link(a, b) == graph.has_edge(a, b), (a, b)
+    voters = sorted(set(voters))
+    both_ways = graph.subgraph(voters).to_undirected(reciprocal=True)
+    need = len(voters) // 2 + 1
+    assert net.connected_majority(voters) == any(d + 1 >= need for _n, d in both_ways.degree())
 
 
 def test_connected_majority_is_a_graph_query():

@@ -124,13 +124,13 @@ def stable_group(sim: Simulation) -> tuple[int, ...] | None:
     voters = voters_agreed(sim)
     if not voters:
         return None
-    graph = sim.network.graph
+    link = sim.network.has_link
     alive = [n for n in voters if n in sim.nodes and sim.nodes[n].alive]
     need = majority(len(voters))
     group: tuple[int, ...] | None = None
     for size in range(len(alive), need - 1, -1):
         for members in combinations(alive, size):
-            if all(graph.has_edge(a, b) for a in members for b in members if a != b):
+            if all(link(a, b) for a in members for b in members if a != b):
                 group = members
                 break
         if group is not None:
@@ -143,7 +143,7 @@ def stable_group(sim: Simulation) -> tuple[int, ...] | None:
     for other in sim.alive_ids():
         if other in group or other in learners:
             continue
-        if any(graph.has_edge(other, m) for m in group):
+        if any(link(other, m) for m in group):
             return None  # it can reach the majority: without pre-vote its terms depose
     return group
 
@@ -151,7 +151,7 @@ def stable_group(sim: Simulation) -> tuple[int, ...] | None:
 def blocked_witness(sim: Simulation, nodes: tuple[int, ...]) -> dict[str, Any]:
     """What the nodes look like while progress is blocked: each one's role,
     term and vote, and who is cut off from them."""
-    graph = sim.network.graph
+    link = sim.network.has_link
     state = {}
     for n in nodes:
         node = sim.nodes.get(n)
@@ -168,7 +168,7 @@ def blocked_witness(sim: Simulation, nodes: tuple[int, ...]) -> dict[str, Any]:
     cut = sorted(
         n
         for n in sim.node_ids
-        if n not in nodes and not any(graph.has_edge(n, m) or graph.has_edge(m, n) for m in nodes)
+        if n not in nodes and not any(link(n, m) or link(m, n) for m in nodes)
     )
     down = sorted(n for n in sim.node_ids if n not in nodes and not sim.nodes[n].alive)
     return {"nodes": state, "cut_off": cut, "down": down}

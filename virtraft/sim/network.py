@@ -3,8 +3,11 @@
 A sent message waits `delay_ms` in `_future`, then joins `pool`, from which
 the scheduler picks what to deliver, drop or duplicate (any of them: that is
 how reordering happens). A message on a link that is down is lost; on a held
-(clogged) link it waits until the link is released. Link state also lives in
-a networkx graph so that connectivity questions are graph queries.
+(clogged) link it waits until the link is released. Link state is the set of
+links down and the set held: every other link between two servers is up
+(`has_link`). That is all connectivity questions need (Raft asks for direct
+links, never paths), so the run does not load a graph library (about 20 MB,
+more than a whole peer-w2 run).
 """
 
 from __future__ import annotations
@@ -13,8 +16,6 @@ import heapq
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-
-import networkx as nx
 
 from raftcore import quorum
 from virtraft.adapter import DEFAULT_MESSAGES, Messages
@@ -62,8 +63,8 @@ class Network:
         self._flying: dict[int, Envelope] = {}
         self._next_id = 0
         self.stats = NetworkStats()
-        self.graph: nx.DiGraph = nx.DiGraph()
         self._nodes: list[int] = []
+        self._node_set: set[int] = set()
         for node in nodes:
             self.add_node(node)
 
@@ -75,12 +76,9 @@ class Network:
 
     def add_node(self, node: int) -> None:
         """A new server joins with links up to and from everyone."""
-        if node in self.graph:
+        if node in self._node_set:
             return
-        self.graph.add_node(node)
-        for other in self._nodes:
-            self.graph.add_edge(node, other)
-            self.graph.add_edge(other, node)
+        self._node_set.add(node)
         self._nodes.append(node)
         self._nodes.sort()
 
@@ -88,9 +86,9 @@ class Network:
         """Forget a node that never joined or is gone for good (its id is not
         used again): what was on its way to it is lost, its links go from the
         partition; what it sent before is still delivered, as a real network would."""
-        if node not in self.graph:
+        if node not in self._node_set:
             return
-        self.graph.remove_node(node)
+        self._node_set.discard(node)
         self._nodes.remove(node)
         self._down = {link for link in self._down if node not in link}
         self._held_links = {link for link in self._held_links if node not in link}
@@ -121,12 +119,6 @@ class Network:
         self.heal()
         self._down = set(down)
         self._held_links = set(held) - self._down
-        for src, dst in self._down:
-            if self.graph.has_edge(src, dst):
-                self.graph.remove_edge(src, dst)
-        for src, dst in self._held_links:
-            if self.graph.has_edge(src, dst):
-                self.graph.remove_edge(src, dst)
         kept: list[Envelope] = []
         for env in self.pool:
             self._route(env, kept)
@@ -145,9 +137,6 @@ class Network:
 
     def heal(self) -> None:
         """All links up again; held messages rejoin the pool in send order."""
-        for src, dst in sorted(self._down | self._held_links):
-            if src in self.graph and dst in self.graph:
-                self.graph.add_edge(src, dst)
         self._down.clear()
         self._held_links.clear()
         released = [env for link in sorted(self._held) for env in self._held[link]]
@@ -155,13 +144,28 @@ class Network:
         self._held.clear()
         self.pool.extend(released)
 
+    def has_link(self, src: int, dst: int) -> bool:
+        """Is the link from `src` to `dst` up (neither down nor held)? A server
+        has no link to itself, and none to or from a server the network forgot."""
+        link = (src, dst)
+        return (
+            src != dst
+            and src in self._node_set
+            and dst in self._node_set
+            and link not in self._down
+            and link not in self._held_links
+        )
+
     def connected_majority(self, voters: Sequence[int]) -> bool:
         """Could some voter lead? True when one voter has two-way links to
         enough others to make a majority with itself (Raft needs direct
         links from the leader, not paths)."""
         need = quorum.majority(len(voters))
-        both_ways = self.graph.subgraph(voters).to_undirected(reciprocal=True)
-        return any(degree + 1 >= need for _node, degree in both_ways.degree())
+        present = [v for v in voters if v in self._node_set]
+        return any(
+            1 + sum(1 for w in present if self.has_link(v, w) and self.has_link(w, v)) >= need
+            for v in present
+        )
 
     # -------------------------------------------------------------- messages
 
