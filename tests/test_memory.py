@@ -1,6 +1,7 @@
 """What keeps a long run's memory small gives back exactly what it was given:
-the checker's per-index records (`IndexRecords`) against a plain dict, and
-the run's event log (`EventLog`) against a plain list, across chunk seams."""
+the checker's per-index records (`IndexRecords`) and a server's durable log
+(`EntryRun`) against a plain dict, and the run's event log (`EventLog`)
+against a plain list, across chunk seams."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from hypothesis import strategies as st
 
 from virtraft.adapter import MembershipChange
 from virtraft.check.model import FAR, IndexRecords
+from virtraft.nodes.disk import EntryRun
 from virtraft.run.seed import run_seed
 from virtraft.sim.eventlog import CHUNK, EventLog
 from virtraft.sim.events import (
@@ -34,6 +36,39 @@ _OPS = st.lists(
     ),
     max_size=60,
 )
+
+
+_RUN_INDEX = st.one_of(st.integers(0, 12), st.integers(60, 200))
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["set", "del", "del_front", "del_back"]), _RUN_INDEX),
+        max_size=300,
+    )
+)
+def test_an_entry_run_holds_what_a_dict_holds(ops: list[tuple[str, int]]) -> None:
+    run = EntryRun()
+    model: dict[int, object] = {}
+    for step, (op, index) in enumerate(ops):
+        if op == "del_front" and model:
+            index = min(model)
+        elif op == "del_back" and model:
+            index = max(model)
+        if op == "set":
+            run[index] = model[index] = ("entry", step)  # type: ignore[assignment]
+        elif index in model:
+            del run[index], model[index]
+        else:
+            try:
+                del run[index]
+            except KeyError:
+                pass
+            else:
+                raise AssertionError(f"deleted {index}, which it did not hold")
+        assert len(run) == len(model)
+    for index in range(-2, 205):
+        assert run.get(index) == model.get(index), index
 
 
 @given(_OPS)
@@ -111,3 +146,22 @@ def test_every_kind_of_event_survives_sealing() -> None:
     assert list(log) == events
     assert log[events.index(odd)].ref is None
     assert [getattr(e, "ref", None) for e in log[: len(kinds)]] == [None] * len(kinds)
+
+
+def test_an_entry_run_compacted_from_the_front_keeps_the_rest() -> None:
+    """Compaction polls from the front, one entry at a time, past the bulk cut."""
+    run = EntryRun()
+    for index in range(1, 1001):
+        run[index] = ("entry", index)  # type: ignore[assignment]
+    for index in range(1, 901):
+        del run[index]
+        assert run.get(index) is None and run.get(index + 1) == ("entry", index + 1)
+    assert len(run) == 100
+    run[1001] = ("entry", 1001)  # type: ignore[assignment]
+    assert [run.get(i) for i in (900, 901, 1000, 1001, 1002)] == [
+        None,
+        ("entry", 901),
+        ("entry", 1000),
+        ("entry", 1001),
+        None,
+    ]

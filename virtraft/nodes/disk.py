@@ -20,13 +20,79 @@ from typing import Any
 
 from raftcore import Entry, Snapshot
 
+_HOLE: Any = object()
+
+
+class EntryRun:
+    """Log entries by index, held as a dict of them would hold them, in a list.
+
+    A log is a run of consecutive indices, so a list from `start` costs 8
+    bytes an entry where a dict costs about 80 (its slot and an int key):
+    every server of a long run that never compacts keeps its whole log here.
+    Indices outside the run open holes (a dict has no order to keep); polls
+    from the front are holes counted in `_lead` and cut off in bulk, so
+    compaction stays linear."""
+
+    __slots__ = ("_items", "_lead", "_size", "_start")
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []  # _items[p] is the entry at _start + p, or _HOLE
+        self._start = 0
+        self._lead = 0  # holes at the front of _items
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def get(self, index: int) -> Entry | None:
+        p = index - self._start
+        if 0 <= p < len(self._items):
+            item = self._items[p]
+            return None if item is _HOLE else item
+        return None
+
+    def __setitem__(self, index: int, entry: Entry) -> None:
+        items = self._items
+        if not self._size:
+            items.clear()
+            self._start, self._lead = index, 0
+        p = index - self._start
+        if p < 0:  # before the run: open holes downwards
+            items[:0] = [_HOLE] * -p
+            self._start, self._lead, p = index, self._lead - p, 0
+        elif p >= len(items):
+            items.extend([_HOLE] * (p - len(items) + 1))
+        if items[p] is _HOLE:
+            self._size += 1
+            if p < self._lead:
+                self._lead = p
+        items[p] = entry
+
+    def __delitem__(self, index: int) -> None:
+        items = self._items
+        p = index - self._start
+        if not 0 <= p < len(items) or items[p] is _HOLE:
+            raise KeyError(index)
+        items[p] = _HOLE
+        self._size -= 1
+        while items and items[-1] is _HOLE:
+            items.pop()
+        lead = self._lead if items else 0
+        while lead < len(items) and items[lead] is _HOLE:
+            lead += 1
+        if lead > 64 and 2 * lead > len(items):
+            del items[:lead]
+            self._start += lead
+            lead = 0
+        self._lead = lead
+
 
 @dataclass(slots=True)
 class Disk:
     term: int = 0
     voted_for: int | None = None
     # Log entries by index, after the snapshot (if any).
-    entries: dict[int, Entry] = field(default_factory=dict)
+    entries: EntryRun = field(default_factory=EntryRun)
     last_index: int = 0
     snapshot: Snapshot | None = None
     # Writes asked for, synced or not (for reports).
@@ -120,4 +186,7 @@ class Disk:
     def log(self) -> list[Entry]:
         """The entries after the snapshot, in index order."""
         first = self.snapshot_index + 1
-        return [self.entries[i] for i in range(first, self.last_index + 1)]
+        get = self.entries.get
+        log = [get(i) for i in range(first, self.last_index + 1)]
+        assert None not in log, f"the disk's log has holes after index {first - 1}"
+        return log  # type: ignore[return-value]
