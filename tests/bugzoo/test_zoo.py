@@ -103,6 +103,8 @@ def test_safety_mutant_is_caught_by_fuzz_with_its_invariant(name: str) -> None:
     assert finding.verdict in cls.expected_invariant, finding
     assert result is not None and result.violation is not None
     assert result.violation.invariant == finding.verdict
+    if runs > 1:  # at least one whole seed ran before: it cost CPU time
+        assert finding.cpu_seconds > 0, finding
 
 
 def test_shrinking_cuts_the_median_counterexample_below_a_tenth(tmp_path) -> None:

@@ -148,7 +148,7 @@ class Finding:
     seconds: float  # wall seconds from the start of the hunt until it was found
     runs: int  # seeds (or examples) run until then
     command: str
-    cpu_seconds: float = 0.0  # this process's CPU seconds until then (the machine's hunt)
+    cpu_seconds: float = 0.0  # CPU seconds of the hunt's process until then
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +181,7 @@ def hunt_seeds(
     options = {p: profile_options(p) for p in profiles}
     swarm = {p: _swarm(p) for p in profiles}
     started = time.perf_counter()
+    cpu_started = time.process_time()
     runs = 0
     for seed in seeds:
         for profile in profiles:
@@ -207,6 +208,7 @@ def hunt_seeds(
                 round(seconds, 2),
                 runs,
                 fuzz_command(profile, spec, f"{seed}:{seed + 1}"),
+                round(time.process_time() - cpu_started, 2),
             )
             return finding, runs, seconds, result
     return None, runs, time.perf_counter() - started, None
