@@ -15,6 +15,7 @@ import pytest
 
 pytest.importorskip("pysyncobj", reason="pysyncobj is not installed (extra [pysyncobj])")
 
+from pysyncobj import pickle as _pickle  # noqa: E402
 from pysyncobj import syncobj as library  # noqa: E402
 
 from tests.adapters.common import (
@@ -32,6 +33,7 @@ from virtraft.nodes.pysyncobj import (  # noqa: E402
     Message,
     corrected,
     corrected_snapshots,
+    corrected_terms,
     factory,
 )
 from virtraft.sim.simulation import Simulation  # noqa: E402
@@ -241,9 +243,9 @@ def test_findings_are_shipped() -> None:
 BOTH = pytest.mark.parametrize("make", [factory, corrected], ids=["released", "corrected"])
 
 
-def _led(make):  # type: ignore[no-untyped-def]
-    """Three servers through `make`, run until one leads."""
-    cluster = Cluster(3, make)
+def _led(make, size: int = 3):  # type: ignore[no-untyped-def]
+    """`size` servers through `make`, run until one leads."""
+    cluster = Cluster(size, make)
     cluster.run(3000)
     return cluster, cluster.leader()
 
@@ -338,6 +340,64 @@ def test_a_restart_keeps_the_configuration_of_its_log_through_the_corrected_door
     assert forgot is (make is factory)
 
 
+@pytest.mark.parametrize(
+    "make", [factory, corrected_snapshots, corrected_terms], ids=["released", "snapshots", "terms"]
+)
+def test_an_acknowledgement_from_an_earlier_term_is_not_counted_through_the_corrected_door(
+    make,  # type: ignore[no-untyped-def]
+) -> None:
+    # Finding 8: leader A's term-1 entries reach only B, whose reply is held;
+    # A crashes, a leader of term 2 (B down too) overwrites them on every
+    # log, and A leads term 3 with entries of its own up to the held reply's
+    # index. The reply (no term in it) arrives: the library counts B as
+    # holding them, and with D's real acknowledgement commits an entry two
+    # of five servers hold.
+    cluster, a = _led(make, size=5)
+    b, c, d, e = (i for i in cluster.nodes if i != a.node_id)
+    for command in range(3):
+        assert isinstance(a.submit(command, (f"k{command}", command)), Submitted)
+    a.tick(250)
+    for src, _, message in _messages_to(cluster, b, "append_entries"):
+        cluster.nodes[b].deliver(src, message)
+    ((_, _, held),) = _messages_to(cluster, a.node_id, "next_node_idx")
+    assert "term" not in _pickle.loads(held.body)  # the library's reply has none
+    stale_match = a.last_index
+    cluster.queue = []
+    a.crash()
+    for _ in range(300):
+        cluster.run(10, down=frozenset({a.node_id, b}))
+        if any(cluster.nodes[i].role is Role.LEADER for i in (c, d, e)):
+            break
+    a.restart()
+    cluster.run(500)  # the term-2 leader overwrites A's and B's entries
+    assert {n.last_index for n in cluster.nodes.values()} == {stale_match - 2}
+    deposed = next(i for i in (c, d, e) if cluster.nodes[i].role is Role.LEADER)
+    cluster.nodes[deposed].crash()
+    for _ in range(1000):
+        a.tick(10)
+        cluster.flush(down=frozenset({deposed}))
+        if a.role is Role.LEADER:
+            break
+    assert a.role is Role.LEADER and a.term == 3
+    assert isinstance(a.submit(9, ("x", 9)), Submitted)
+    assert a.last_index == stale_match
+    a.tick(250)
+    follower = next(i for i in (c, d, e) if i != deposed)
+    for src, _, message in _messages_to(cluster, follower, "append_entries"):
+        cluster.nodes[follower].deliver(src, message)
+    for src, _, message in _messages_to(cluster, a.node_id, "next_node_idx"):
+        a.deliver(src, message)
+    cluster.queue = []
+    assert a.commit_index < stale_match
+    a.deliver(b, held)
+    a.tick(10)
+    holders = [i for i, n in cluster.nodes.items() if n.entry(stale_match) == a.entry(stale_match)]
+    assert sorted(holders) == sorted([a.node_id, follower])
+    counted = a.commit_index == stale_match
+    assert counted is (make is not corrected_terms)
+    assert getattr(a, "corrections", {}).get("earlier_term_ack", 0) == (not counted)
+
+
 def _events(tmp_path: Path, seed: int, factory_name: str) -> list[str]:
     out = tmp_path / f"{seed}-{factory_name.rsplit(':', 1)[1]}.jsonl"
     cli_main(["run", "--seed", str(seed), "--steps", "3000", "--quiet", "--trace", str(out),
@@ -345,7 +405,7 @@ def _events(tmp_path: Path, seed: int, factory_name: str) -> list[str]:
     return out.read_text().splitlines()[1:-1]
 
 
-@pytest.mark.parametrize("door", ["corrected", "corrected_snapshots"])
+@pytest.mark.parametrize("door", ["corrected", "corrected_snapshots", "corrected_terms"])
 @pytest.mark.parametrize("seed", range(3))
 def test_the_corrected_door_leaves_a_clean_run_unchanged(
     tmp_path: Path, seed: int, door: str
