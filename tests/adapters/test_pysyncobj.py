@@ -2,7 +2,8 @@
 
 These run the installed `pysyncobj` package (extra `virtraft[pysyncobj]`)
 and skip without it. The findings under tests/findings/pysyncobj-*.jsonl
-replay to their recorded verdict (docs/findings.md tells each story).
+replay to their recorded verdict (docs/findings.md tells each story), and
+those shrunk through a corrected door fail the released library too.
 """
 
 from __future__ import annotations
@@ -203,31 +204,51 @@ def test_each_finding_replays_to_its_verdict(path: Path) -> None:
     assert_replays_to_its_verdict(path)
 
 
-def test_the_late_snapshot_shrunk_through_the_corrected_door_fails_the_released_library() -> None:
-    # Finding 5 was shrunk through `corrected` (so the shrink kept off
-    # finding 2); its events end in the same violation without the door.
-    path = ROOT / "tests" / "findings" / "pysyncobj-late-snapshot-replaces-longer-log.jsonl"
-    trace = read_trace(path)
-    assert trace.factory == "virtraft.nodes.pysyncobj:corrected"
+# Findings shrunk through a corrected door (so the shrink could not drift
+# to a finding the door corrects): the door each was shrunk through, the
+# door that corrects it as well, the correction, and the server it acts at.
+# Finding 5 was shrunk through `corrected`; finding 8 through
+# `corrected_snapshots`.
+SHRUNK_THROUGH_DOORS = {
+    "pysyncobj-late-snapshot-replaces-longer-log": (
+        "corrected",
+        corrected_snapshots,
+        "older_snapshot",
+        2,
+    ),
+    "pysyncobj-stale-term-ack-commits-on-a-minority": (
+        "corrected_snapshots",
+        corrected_terms,
+        "earlier_term_ack",
+        2,
+    ),
+}
+
+
+@pytest.mark.parametrize("stem", sorted(SHRUNK_THROUGH_DOORS))
+def test_a_finding_shrunk_through_a_corrected_door_fails_the_released_library(stem: str) -> None:
+    # The same events end in the same violation without the door.
+    trace = read_trace(ROOT / "tests" / "findings" / f"{stem}.jsonl")
+    assert trace.factory == f"virtraft.nodes.pysyncobj:{SHRUNK_THROUGH_DOORS[stem][0]}"
     sim = Simulation(trace.options, trace.seed, factory, checker=Checker())
     violation, diverged, why = replay_events(sim, trace.events)
     assert diverged is None, why
     assert violation is not None
-    assert (violation.invariant, violation.step) == (
-        "CommitMonotonic",
-        trace.verdict["violation"]["step"],
-    )
+    recorded = trace.verdict["violation"]
+    assert (violation.invariant, violation.step) == (recorded["invariant"], recorded["step"])
 
 
-def test_the_late_snapshot_holds_with_finding_5_corrected_too() -> None:
-    # The same events through `corrected_snapshots`: node 2 drops the older
-    # dump's last chunk, keeps its log and commit index, and nothing fails.
-    path = ROOT / "tests" / "findings" / "pysyncobj-late-snapshot-replaces-longer-log.jsonl"
-    trace = read_trace(path)
-    sim = Simulation(trace.options, trace.seed, corrected_snapshots, checker=Checker())
+@pytest.mark.parametrize("stem", sorted(SHRUNK_THROUGH_DOORS))
+def test_a_finding_shrunk_through_a_corrected_door_holds_with_it_corrected_too(stem: str) -> None:
+    # Finding 5 through `corrected_snapshots`: node 2 drops the older dump's
+    # last chunk and keeps its log and commit index. Finding 8 through
+    # `corrected_terms`: leader 2 of term 3 drops node 1's reply of term 1.
+    _, door, correction, node = SHRUNK_THROUGH_DOORS[stem]
+    trace = read_trace(ROOT / "tests" / "findings" / f"{stem}.jsonl")
+    sim = Simulation(trace.options, trace.seed, door, checker=Checker())
     violation, diverged, why = replay_events(sim, trace.events)
     assert (violation, diverged) == (None, None), why
-    assert sim.nodes[2].corrections.get("older_snapshot") == 1
+    assert sim.nodes[node].corrections.get(correction) == 1
 
 
 def test_findings_are_shipped() -> None:
