@@ -2,7 +2,8 @@
 
 These run the installed `pysyncobj` package (extra `virtraft[pysyncobj]`)
 and skip without it. The findings under tests/findings/pysyncobj-*.jsonl
-replay to their recorded verdict (docs/findings.md tells each story).
+replay to their recorded verdict (docs/findings.md tells each story), and
+those shrunk through a corrected door fail the released library too.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 
 pytest.importorskip("pysyncobj", reason="pysyncobj is not installed (extra [pysyncobj])")
 
+from pysyncobj import pickle as _pickle  # noqa: E402
 from pysyncobj import syncobj as library  # noqa: E402
 
 from tests.adapters.common import (
@@ -32,6 +34,7 @@ from virtraft.nodes.pysyncobj import (  # noqa: E402
     Message,
     corrected,
     corrected_snapshots,
+    corrected_terms,
     factory,
 )
 from virtraft.sim.simulation import Simulation  # noqa: E402
@@ -201,31 +204,49 @@ def test_each_finding_replays_to_its_verdict(path: Path) -> None:
     assert_replays_to_its_verdict(path)
 
 
-def test_the_late_snapshot_shrunk_through_the_corrected_door_fails_the_released_library() -> None:
-    # Finding 5 was shrunk through `corrected` (so the shrink kept off
-    # finding 2); its events end in the same violation without the door.
-    path = ROOT / "tests" / "findings" / "pysyncobj-late-snapshot-replaces-longer-log.jsonl"
-    trace = read_trace(path)
-    assert trace.factory == "virtraft.nodes.pysyncobj:corrected"
+# Findings shrunk through a corrected door (so the shrink could not drift
+# to a finding the door corrects): the door each was shrunk through and,
+# for those a door corrects as well, that door, the correction and the
+# server it acts at. Finding 5 was shrunk through `corrected`; findings 8
+# and 11 through `corrected_snapshots`; no door corrects 11.
+SHRUNK_THROUGH_DOORS = {
+    "pysyncobj-late-snapshot-replaces-longer-log": (
+        "corrected",
+        (corrected_snapshots, "older_snapshot", 2),
+    ),
+    "pysyncobj-stale-term-ack-commits-on-a-minority": (
+        "corrected_snapshots",
+        (corrected_terms, "earlier_term_ack", 2),
+    ),
+    "pysyncobj-applied-membership-entry-undoes-a-later-one": ("corrected_snapshots", None),
+}
+CORRECTED_TOO = sorted(stem for stem, (_, door) in SHRUNK_THROUGH_DOORS.items() if door)
+
+
+@pytest.mark.parametrize("stem", sorted(SHRUNK_THROUGH_DOORS))
+def test_a_finding_shrunk_through_a_corrected_door_fails_the_released_library(stem: str) -> None:
+    # The same events end in the same violation without the door.
+    trace = read_trace(ROOT / "tests" / "findings" / f"{stem}.jsonl")
+    assert trace.factory == f"virtraft.nodes.pysyncobj:{SHRUNK_THROUGH_DOORS[stem][0]}"
     sim = Simulation(trace.options, trace.seed, factory, checker=Checker())
     violation, diverged, why = replay_events(sim, trace.events)
     assert diverged is None, why
     assert violation is not None
-    assert (violation.invariant, violation.step) == (
-        "CommitMonotonic",
-        trace.verdict["violation"]["step"],
-    )
+    recorded = trace.verdict["violation"]
+    assert (violation.invariant, violation.step) == (recorded["invariant"], recorded["step"])
 
 
-def test_the_late_snapshot_holds_with_finding_5_corrected_too() -> None:
-    # The same events through `corrected_snapshots`: node 2 drops the older
-    # dump's last chunk, keeps its log and commit index, and nothing fails.
-    path = ROOT / "tests" / "findings" / "pysyncobj-late-snapshot-replaces-longer-log.jsonl"
-    trace = read_trace(path)
-    sim = Simulation(trace.options, trace.seed, corrected_snapshots, checker=Checker())
+@pytest.mark.parametrize("stem", CORRECTED_TOO)
+def test_a_finding_shrunk_through_a_corrected_door_holds_with_it_corrected_too(stem: str) -> None:
+    # Finding 5 through `corrected_snapshots`: node 2 drops the older dump's
+    # last chunk and keeps its log and commit index. Finding 8 through
+    # `corrected_terms`: leader 2 of term 3 drops node 1's reply of term 1.
+    _, (door, correction, node) = SHRUNK_THROUGH_DOORS[stem]
+    trace = read_trace(ROOT / "tests" / "findings" / f"{stem}.jsonl")
+    sim = Simulation(trace.options, trace.seed, door, checker=Checker())
     violation, diverged, why = replay_events(sim, trace.events)
     assert (violation, diverged) == (None, None), why
-    assert sim.nodes[2].corrections.get("older_snapshot") == 1
+    assert sim.nodes[node].corrections.get(correction) == 1
 
 
 def test_findings_are_shipped() -> None:
@@ -241,9 +262,9 @@ def test_findings_are_shipped() -> None:
 BOTH = pytest.mark.parametrize("make", [factory, corrected], ids=["released", "corrected"])
 
 
-def _led(make):  # type: ignore[no-untyped-def]
-    """Three servers through `make`, run until one leads."""
-    cluster = Cluster(3, make)
+def _led(make, size: int = 3):  # type: ignore[no-untyped-def]
+    """`size` servers through `make`, run until one leads."""
+    cluster = Cluster(size, make)
     cluster.run(3000)
     return cluster, cluster.leader()
 
@@ -338,6 +359,64 @@ def test_a_restart_keeps_the_configuration_of_its_log_through_the_corrected_door
     assert forgot is (make is factory)
 
 
+@pytest.mark.parametrize(
+    "make", [factory, corrected_snapshots, corrected_terms], ids=["released", "snapshots", "terms"]
+)
+def test_an_acknowledgement_from_an_earlier_term_is_not_counted_through_the_corrected_door(
+    make,  # type: ignore[no-untyped-def]
+) -> None:
+    # Finding 8: leader A's term-1 entries reach only B, whose reply is held;
+    # A crashes, a leader of term 2 (B down too) overwrites them on every
+    # log, and A leads term 3 with entries of its own up to the held reply's
+    # index. The reply (no term in it) arrives: the library counts B as
+    # holding them, and with D's real acknowledgement commits an entry two
+    # of five servers hold.
+    cluster, a = _led(make, size=5)
+    b, c, d, e = (i for i in cluster.nodes if i != a.node_id)
+    for command in range(3):
+        assert isinstance(a.submit(command, (f"k{command}", command)), Submitted)
+    a.tick(250)
+    for src, _, message in _messages_to(cluster, b, "append_entries"):
+        cluster.nodes[b].deliver(src, message)
+    ((_, _, held),) = _messages_to(cluster, a.node_id, "next_node_idx")
+    assert "term" not in _pickle.loads(held.body)  # the library's reply has none
+    stale_match = a.last_index
+    cluster.queue = []
+    a.crash()
+    for _ in range(300):
+        cluster.run(10, down=frozenset({a.node_id, b}))
+        if any(cluster.nodes[i].role is Role.LEADER for i in (c, d, e)):
+            break
+    a.restart()
+    cluster.run(500)  # the term-2 leader overwrites A's and B's entries
+    assert {n.last_index for n in cluster.nodes.values()} == {stale_match - 2}
+    deposed = next(i for i in (c, d, e) if cluster.nodes[i].role is Role.LEADER)
+    cluster.nodes[deposed].crash()
+    for _ in range(1000):
+        a.tick(10)
+        cluster.flush(down=frozenset({deposed}))
+        if a.role is Role.LEADER:
+            break
+    assert a.role is Role.LEADER and a.term == 3
+    assert isinstance(a.submit(9, ("x", 9)), Submitted)
+    assert a.last_index == stale_match
+    a.tick(250)
+    follower = next(i for i in (c, d, e) if i != deposed)
+    for src, _, message in _messages_to(cluster, follower, "append_entries"):
+        cluster.nodes[follower].deliver(src, message)
+    for src, _, message in _messages_to(cluster, a.node_id, "next_node_idx"):
+        a.deliver(src, message)
+    cluster.queue = []
+    assert a.commit_index < stale_match
+    a.deliver(b, held)
+    a.tick(10)
+    holders = [i for i, n in cluster.nodes.items() if n.entry(stale_match) == a.entry(stale_match)]
+    assert sorted(holders) == sorted([a.node_id, follower])
+    counted = a.commit_index == stale_match
+    assert counted is (make is not corrected_terms)
+    assert getattr(a, "corrections", {}).get("earlier_term_ack", 0) == (not counted)
+
+
 def _events(tmp_path: Path, seed: int, factory_name: str) -> list[str]:
     out = tmp_path / f"{seed}-{factory_name.rsplit(':', 1)[1]}.jsonl"
     cli_main(["run", "--seed", str(seed), "--steps", "3000", "--quiet", "--trace", str(out),
@@ -345,7 +424,7 @@ def _events(tmp_path: Path, seed: int, factory_name: str) -> list[str]:
     return out.read_text().splitlines()[1:-1]
 
 
-@pytest.mark.parametrize("door", ["corrected", "corrected_snapshots"])
+@pytest.mark.parametrize("door", ["corrected", "corrected_snapshots", "corrected_terms"])
 @pytest.mark.parametrize("seed", range(3))
 def test_the_corrected_door_leaves_a_clean_run_unchanged(
     tmp_path: Path, seed: int, door: str

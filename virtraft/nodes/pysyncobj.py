@@ -42,11 +42,14 @@ door's `tick(msec)`. What the adapter replaces, and why:
   disk cross the door, never inside the library, so that a campaign or a
   shrink through it tells a known failure from a new one. Each correction
   is one named method of `CorrectedNode`; none fires on a clean network.
-  `corrected_snapshots` corrects finding 5 as well.
+  `corrected_snapshots` corrects finding 5 as well, and `corrected_terms`
+  finding 8 on top of that (the door notes each AppendEntries reply's term
+  on its envelope, since the library's reply has none).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import zlib
@@ -137,6 +140,9 @@ class Message:
     entries: int = 0
     snapshot: bool = False
     last_chunk: bool = False
+    # The sender's term, noted beside the library's dict (never inside it)
+    # by a door that reads it: `corrected_terms`, on `next_node_idx`.
+    term: int | None = None
 
 
 _ROLES = {
@@ -398,7 +404,7 @@ class _SimTransport(Transport):
 
     def __init__(self, node: PySyncObjNode, others: Sequence[Node]) -> None:
         super().__init__(None, None, None)
-        self._send = node._send
+        self._node = node
         self.partners: dict[int, Node] = {n.id: n for n in others}
         self._ready = False
 
@@ -423,7 +429,7 @@ class _SimTransport(Transport):
         self._onNodeDisconnected(node)
 
     def send(self, node: Node, message: dict[str, Any]) -> bool:
-        self._send(node.id, _wrap(message))
+        self._node._outgoing(node.id, message)
         return True
 
     def receive(self, src: int, message: Message) -> None:
@@ -619,6 +625,10 @@ class PySyncObjNode(NodeAdapter):
         if self._obj is not None and isinstance(message, Message):
             assert self._transport is not None
             self._call(self._transport.receive, src, message)
+
+    def _outgoing(self, dst: int, message: dict[str, Any]) -> None:
+        """A message the library sends, onto the simulated network."""
+        self._send(dst, _wrap(message))
 
     def _log_term(self, index: int) -> int | None:
         """The term of the journal's entry at `index` (the two entries the
@@ -1031,4 +1041,47 @@ corrected_snapshots = native.node_factory(
     "pysyncobj_corrected_snapshots",
     MESSAGES,
     "PySyncObj with shipped findings 1 to 7 corrected at the door.",
+)
+
+
+class TermCorrectedNode(SnapshotCorrectedNode):
+    """`SnapshotCorrectedNode` with finding 8 corrected too: a leader drops
+    an AppendEntries reply sent in another term.
+
+    `next_node_idx` carries no term, so the door notes the sender's term on
+    the envelope (beside the library's dict, which reaches the receiver
+    unchanged) and the receiving leader's door reads it there."""
+
+    def _outgoing(self, dst: int, message: dict[str, Any]) -> None:
+        if message["type"] != "next_node_idx":
+            super()._outgoing(dst, message)
+            return
+        # The follower answers after taking the AppendEntries' term, so its
+        # own term is the term of the request it answers.
+        self._send(dst, dataclasses.replace(_wrap(message), term=self.term))
+
+    def deliver(self, src: int, message: object) -> None:
+        if isinstance(message, Message) and self._earlier_term_ack(message):
+            return
+        super().deliver(src, message)
+
+    def _earlier_term_ack(self, message: Message) -> bool:
+        """Finding 8: a leader ignores replies of other terms (Raft, Figure
+        2; the reply carries the term). The library takes any `next_node_idx`
+        as about its current term, so a match from its earlier leadership
+        counts for entries the follower may since have lost; it is dropped
+        here."""
+        if message.kind != "next_node_idx" or message.term is None:
+            return False
+        if self.role is not Role.LEADER or message.term == self.term:
+            return False
+        self._corrected("earlier_term_ack")
+        return True
+
+
+corrected_terms = native.node_factory(
+    TermCorrectedNode,
+    "pysyncobj_corrected_terms",
+    MESSAGES,
+    "PySyncObj with shipped findings 1 to 8 corrected at the door.",
 )
