@@ -37,6 +37,8 @@ from virtraft.nodes.pysyncobj import (  # noqa: E402
     corrected_terms,
     factory,
 )
+from virtraft.run.factory import load_factory  # noqa: E402
+from virtraft.run.liveness import rejudge  # noqa: E402
 from virtraft.sim.simulation import Simulation  # noqa: E402
 from virtraft.trace.format import read_trace  # noqa: E402
 from virtraft.trace.replay import replay_events  # noqa: E402
@@ -199,9 +201,66 @@ def test_the_same_seed_gives_the_same_trace_bytes_under_any_hash_seed(tmp_path) 
     assert stats["snapshots_taken"] > 0 and stats["snapshots_installed"] > 0, stats
 
 
-@pytest.mark.parametrize("path", FINDINGS, ids=[p.stem for p in FINDINGS])
+# Liveness findings whose leader stays (CoreCaughtUp): their verdict is
+# judged again from the events, as `virtraft replay` does, rather than read
+# off as "no leader".
+JUDGED_AGAIN = ("pysyncobj-unadded-server-campaigns-for-ever",)
+REPLAYED = [p for p in FINDINGS if p.stem not in JUDGED_AGAIN]
+
+
+@pytest.mark.parametrize("path", REPLAYED, ids=[p.stem for p in REPLAYED])
 def test_each_finding_replays_to_its_verdict(path: Path) -> None:
     assert_replays_to_its_verdict(path)
+
+
+@pytest.mark.parametrize("stem", JUDGED_AGAIN)
+def test_a_liveness_finding_is_judged_again_to_its_verdict(stem: str) -> None:
+    trace = read_trace(ROOT / "tests" / "findings" / f"{stem}.jsonl")
+    recorded = trace.verdict["liveness"]
+    sim = Simulation(trace.options, trace.seed, load_factory(trace.factory), checker=Checker())
+    judged, violation, diverged, why = rejudge(sim, trace.events, recorded)
+    assert (violation, diverged) == (None, None), why
+    assert judged is not None
+    assert (judged.verdict, judged.name) == ("failed", recorded["name"])
+
+
+def test_an_unadded_server_keeps_a_follower_behind_leader_after_leader() -> None:
+    # Finding 10 (swarm seed 159, shrunk through `corrected_snapshots`):
+    # node 0 appended "add 7" as leader of term 1 and crashed; its restart
+    # lists node 7 (correction 7, as its log does), so node 7's vote
+    # requests reach it, and it ends behind with commit index 1 while
+    # leader 4 of term 19 and the others hold 18 or more.
+    trace = read_trace(ROOT / "tests" / "findings" / f"{JUDGED_AGAIN[0]}.jsonl")
+    sim = Simulation(trace.options, trace.seed, corrected_snapshots, checker=Checker())
+    violation, diverged, why = replay_events(sim, trace.events)
+    assert (violation, diverged) == (None, None), why
+    leader = sim.leader()
+    assert leader is not None and (leader.node_id, leader.term) == (4, 19)
+    assert sim.nodes[0].commit_index == 1
+    assert min(sim.nodes[n].commit_index for n in (1, 2, 3, 4)) >= 18
+    assert 7 not in {node for node, _voting in leader.members}
+    assert 7 in {node for node, _voting in sim.nodes[0].members}
+    assert dict(sim.nodes[0].corrections) == {"restart_configuration": 1}
+
+
+# Shrunk through `corrected_snapshots`, these need its restart corrections:
+# the released library's restart forgets the configuration (finding 7) or
+# clears the journal (finding 6), and the run goes elsewhere.
+NEEDS_THE_DOOR = {
+    "pysyncobj-unadded-server-campaigns-for-ever": 879,
+    "pysyncobj-restart-takes-configuration-from-its-dump": 29,
+}
+
+
+@pytest.mark.parametrize("stem", sorted(NEEDS_THE_DOOR))
+def test_a_finding_that_needs_the_doors_restart_diverges_on_the_released_library(
+    stem: str,
+) -> None:
+    trace = read_trace(ROOT / "tests" / "findings" / f"{stem}.jsonl")
+    assert trace.factory == "virtraft.nodes.pysyncobj:corrected_snapshots"
+    sim = Simulation(trace.options, trace.seed, factory, checker=Checker())
+    violation, diverged, _why = replay_events(sim, trace.events)
+    assert (violation, diverged) == (None, NEEDS_THE_DOOR[stem])
 
 
 # Findings shrunk through a corrected door (so the shrink could not drift
