@@ -3,7 +3,8 @@
 These run the installed `pysyncobj` package (extra `virtraft[pysyncobj]`)
 and skip without it. The findings under tests/findings/pysyncobj-*.jsonl
 replay to their recorded verdict (docs/findings.md tells each story), and
-those shrunk through a corrected door fail the released library too.
+those shrunk through a corrected door fail the released library too, but
+for the two that need the door's restart corrections (they diverge there).
 """
 
 from __future__ import annotations
