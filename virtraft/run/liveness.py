@@ -186,6 +186,16 @@ class Plan:
             "faults": [[n, f] for n, f in self.faults],
         }
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Plan:
+        """The plan a trace's phase recorded (`to_json`), for `rejudge`."""
+        core = data.get("core")
+        return cls(
+            str(data.get("shape", "heal")),
+            None if core is None else tuple(core),
+            tuple((int(n), str(f)) for n, f in data.get("faults") or ()),
+        )
+
 
 HEAL = Plan("heal")
 
@@ -435,6 +445,9 @@ def liveness_phase(
     )
     first_step = sim.step + 1
     started_ms = sim.clock_ms
+    # The judge sees the network only once the plan is set up: a leader the
+    # openings find (say a stale one, about to step down at its next tick)
+    # is not one the calm network elected. `rejudge` starts it there too.
     for event in opening_events(sim, plan):
         if (violation := sim.apply(event)) is not None:
             return SKIPPED, violation
@@ -497,11 +510,14 @@ def rejudge(
     phase = recorded.get("phase")
     monitor = ProgressMonitor(sim.options) if recorded.get("monitored") else None
     first = phase.get("first_step") if isinstance(phase, dict) else None
+    plan = Plan.from_json(phase.get("plan") or {}) if isinstance(phase, dict) else HEAL
+    judged_from = None  # the step after the phase's openings, as `liveness_phase` judges
     judge = None
     for step, event in enumerate(events, start=1):
-        if first is not None and step == first:
-            core = (phase.get("plan") or {}).get("core")
-            judge = Convergence(tuple(core) if core is not None else None)
+        if step == first:
+            judged_from = first + len(opening_events(sim, plan))
+        if step == judged_from:
+            judge = Convergence(plan.core)
         try:
             violation = sim.apply(event)
         except NotApplicable as exc:
@@ -510,7 +526,11 @@ def rejudge(
             return None, violation, None, None
         if judge is not None:
             judge.observe(sim, event)
-        elif monitor is not None and (stuck := monitor.observe(sim, event)) is not None:
+        elif (
+            monitor is not None
+            and judged_from is None
+            and (stuck := monitor.observe(sim, event)) is not None
+        ):
             return stuck_liveness(stuck, monitor), None, None, None
     if judge is None or not isinstance(phase, dict):
         return None, None, None, None
