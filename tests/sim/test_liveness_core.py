@@ -206,3 +206,23 @@ def test_a_liveness_shrink_whose_proof_fails_says_so_in_one_sentence(monkeypatch
             STALE_SEED, STALE, CAMPAIGNS_ONCE, list(sim.events), liveness.to_json(), max_replays=1
         )
     assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("plan", "words"),
+    [
+        ("text", "plan is not an object"),
+        ({"shape": "core", "core": 5, "faults": []}, "names no list of servers"),
+        ({"shape": "core", "core": [1], "faults": [7]}, "names no list of servers"),
+        ({"shape": "core", "core": [1, 99], "faults": []}, "servers not in the run"),
+    ],
+)
+def test_a_recorded_plan_that_is_no_plan_is_a_divergence_in_words(plan, words):
+    # The replay rebuilds the plan to find where the phase's openings end.
+    sim, liveness = _stale_leader_run()
+    recorded = liveness.to_json()
+    recorded["phase"] = {**recorded["phase"], "plan": plan}
+    replay = Simulation(STALE, STALE_SEED, load_factory(CAMPAIGNS_ONCE), checker=Checker())
+    again, violation, diverged, why = rejudge(replay, list(sim.events), recorded)
+    assert (again, violation) == (None, None)
+    assert diverged is not None and why is not None and words in why

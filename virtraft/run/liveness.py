@@ -187,14 +187,26 @@ class Plan:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Plan:
-        """The plan a trace's phase recorded (`to_json`), for `rejudge`."""
-        core = data.get("core")
-        return cls(
-            str(data.get("shape", "heal")),
-            None if core is None else tuple(core),
-            tuple((int(n), str(f)) for n, f in data.get("faults") or ()),
-        )
+    def from_json(cls, data: Any) -> Plan:
+        """The plan a trace's phase recorded (`to_json`), for `rejudge`; a
+        ValueError, in words, if the trace holds something else there."""
+        if not isinstance(data, dict):
+            raise ValueError("the liveness phase's plan is not an object")
+        core, faults = data.get("core"), data.get("faults") or ()
+        try:
+            return cls(
+                str(data.get("shape", "heal")),
+                None if core is None else tuple(_node_id(n) for n in core),
+                tuple((_node_id(n), str(f)) for n, f in faults),
+            )
+        except (TypeError, ValueError):
+            raise ValueError("the liveness phase's plan names no list of servers") from None
+
+
+def _node_id(value: Any) -> int:
+    if type(value) is not int:
+        raise ValueError(value)
+    return value
 
 
 HEAL = Plan("heal")
@@ -510,11 +522,16 @@ def rejudge(
     phase = recorded.get("phase")
     monitor = ProgressMonitor(sim.options) if recorded.get("monitored") else None
     first = phase.get("first_step") if isinstance(phase, dict) else None
-    plan = Plan.from_json(phase.get("plan") or {}) if isinstance(phase, dict) else HEAL
+    try:
+        plan = Plan.from_json(phase.get("plan") or {}) if isinstance(phase, dict) else HEAL
+    except ValueError as exc:
+        return None, None, first if type(first) is int else 1, str(exc)
     judged_from = None  # the step after the phase's openings, as `liveness_phase` judges
     judge = None
     for step, event in enumerate(events, start=1):
         if step == first:
+            if plan.core is not None and not set(plan.core) <= set(sim.nodes):
+                return None, None, step, "the liveness phase's core names servers not in the run"
             judged_from = first + len(opening_events(sim, plan))
         if step == judged_from:
             judge = Convergence(plan.core)
