@@ -4,11 +4,13 @@ shrinking a liveness failure (issue 13, items 1-3)."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
 from virtraft.adapter import NodeOptions
 from virtraft.check.checker import Checker
+from virtraft.nodes import canonical_build
 from virtraft.run import shrink
 from virtraft.run.factory import load_factory
 from virtraft.run.liveness import STANDING_FAULTS, Liveness, Plan, bound_ms, rejudge
@@ -17,7 +19,10 @@ from virtraft.run.shrink import ShrinkError, shrink_liveness
 from virtraft.sim.events import Deliver, Heal, Tick
 from virtraft.sim.options import SimOptions
 from virtraft.sim.simulation import Simulation
+from virtraft.trace.format import read_trace
+from virtraft.trace.replay import replay_events
 
+REPO = Path(__file__).resolve().parents[2]
 FACTORIES = "tests.sim.factories"
 MUTANTS = "virtraft.zoo.mutants"
 
@@ -226,3 +231,38 @@ def test_a_recorded_plan_that_is_no_plan_is_a_divergence_in_words(plan, words):
     again, violation, diverged, why = rejudge(replay, list(sim.events), recorded)
     assert (again, violation) == (None, None)
     assert diverged is not None and why is not None and words in why
+
+
+SIX_SERVERS = REPO / "tests/findings/canonical-pre-vote-answer-hides-higher-term-six-servers.jsonl"
+CANONICAL_MISSING = canonical_build.installed()
+
+
+@pytest.mark.skipif(CANONICAL_MISSING is not None, reason=CANONICAL_MISSING or "")
+@pytest.mark.slow
+def test_the_six_server_pre_vote_trace_shrinks_again_to_a_trace_that_replays():
+    # docs/findings.md, canonical/raft: shrinking this trace again keeps a
+    # safety phase that ends on a stale leader (220 events, from 221), whose
+    # proof the shrinker refused with an AssertionError before the replay
+    # judged from where the run does. About 10 s of CPU.
+    trace = read_trace(SIX_SERVERS)
+    outcome = shrink_liveness(
+        trace.seed,
+        trace.options,
+        trace.factory,
+        trace.events,
+        trace.verdict["liveness"],
+        max_seconds=float("inf"),
+        max_replays=400,
+    )
+    recorded = outcome.verdict["liveness"]
+    assert (recorded["verdict"], recorded["name"]) == ("failed", "LeaderElected")
+    first = recorded["phase"]["first_step"]
+    assert first < trace.verdict["liveness"]["phase"]["first_step"]
+    factory = load_factory(trace.factory)
+    safety = Simulation(outcome.options, trace.seed, factory, checker=Checker())
+    assert replay_events(safety, outcome.events[: first - 1]) == (None, None, None)
+    assert safety.leader() is not None  # the stale leader the phase opens on
+    replay = Simulation(outcome.options, trace.seed, factory, checker=Checker())
+    again, violation, diverged, why = rejudge(replay, outcome.events, recorded)
+    assert violation is None and diverged is None, why
+    assert again is not None and (again.verdict, again.name) == ("failed", "LeaderElected")

@@ -33,9 +33,13 @@ liveness stream, to its full stuck bound: that phase is the fair, calm
 schedule the verdict is about, and it is deterministic. The monitor does
 not judge the shortened safety phase (the shrunk trace's options switch it
 off). A candidate still fails when that phase is stuck with the same named
-verdict (LeaderElected, CommandCommitted, CoreCaughtUp). The result is the
-shortened safety phase plus the phase as it ran, and `virtraft replay`
-re-derives its verdict from its events alone (`liveness.rejudge`).
+verdict (LeaderElected, CommandCommitted, CoreCaughtUp). A candidate is
+judged in one place (`_LivenessShrinker.judge`), after the state its trace
+will replay to, and kept with the phase it was judged by. The result is
+the shortened safety phase plus that phase, and `virtraft replay`
+re-derives its verdict from its events alone (`liveness.rejudge`): the
+shrink's last step does just that, and a proof that fails anyway is a
+ShrinkError in words, with nothing written.
 """
 
 from __future__ import annotations
