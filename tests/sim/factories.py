@@ -52,3 +52,19 @@ class NeverElects(SlowElections):
 
 
 never_elects = factory(NeverElects)
+
+
+class CampaignsOnce(RaftServer):
+    """Campaigns only in term 0: after the first election no server ever
+    campaigns again, so a leader that steps down (check-quorum) is the last
+    one. A cluster of them is stuck on LeaderElected after any phase that
+    opens on a leader about to lose its majority."""
+
+    def _start_election(self) -> None:
+        if self.current_term == 0:
+            super()._start_election()
+        else:
+            self._reset_election_timer()
+
+
+campaigns_once = factory(CampaignsOnce)

@@ -186,6 +186,28 @@ class Plan:
             "faults": [[n, f] for n, f in self.faults],
         }
 
+    @classmethod
+    def from_json(cls, data: Any) -> Plan:
+        """The plan a trace's phase recorded (`to_json`), for `rejudge`; a
+        ValueError, in words, if the trace holds something else there."""
+        if not isinstance(data, dict):
+            raise ValueError("the liveness phase's plan is not an object")
+        core, faults = data.get("core"), data.get("faults") or ()
+        try:
+            return cls(
+                str(data.get("shape", "heal")),
+                None if core is None else tuple(_node_id(n) for n in core),
+                tuple((_node_id(n), str(f)) for n, f in faults),
+            )
+        except (TypeError, ValueError):
+            raise ValueError("the liveness phase's plan names no list of servers") from None
+
+
+def _node_id(value: Any) -> int:
+    if type(value) is not int:
+        raise ValueError(value)
+    return value
+
 
 HEAL = Plan("heal")
 
@@ -435,6 +457,9 @@ def liveness_phase(
     )
     first_step = sim.step + 1
     started_ms = sim.clock_ms
+    # The judge sees the network only once the plan is set up: a leader the
+    # openings find (say a stale one, about to step down at its next tick)
+    # is not one the calm network elected. `rejudge` starts it there too.
     for event in opening_events(sim, plan):
         if (violation := sim.apply(event)) is not None:
             return SKIPPED, violation
@@ -497,11 +522,19 @@ def rejudge(
     phase = recorded.get("phase")
     monitor = ProgressMonitor(sim.options) if recorded.get("monitored") else None
     first = phase.get("first_step") if isinstance(phase, dict) else None
+    try:
+        plan = Plan.from_json(phase.get("plan") or {}) if isinstance(phase, dict) else HEAL
+    except ValueError as exc:
+        return None, None, first if type(first) is int else 1, str(exc)
+    judged_from = None  # the step after the phase's openings, as `liveness_phase` judges
     judge = None
     for step, event in enumerate(events, start=1):
-        if first is not None and step == first:
-            core = (phase.get("plan") or {}).get("core")
-            judge = Convergence(tuple(core) if core is not None else None)
+        if step == first:
+            if plan.core is not None and not set(plan.core) <= set(sim.nodes):
+                return None, None, step, "the liveness phase's core names servers not in the run"
+            judged_from = first + len(opening_events(sim, plan))
+        if step == judged_from:
+            judge = Convergence(plan.core)
         try:
             violation = sim.apply(event)
         except NotApplicable as exc:
@@ -510,7 +543,11 @@ def rejudge(
             return None, violation, None, None
         if judge is not None:
             judge.observe(sim, event)
-        elif monitor is not None and (stuck := monitor.observe(sim, event)) is not None:
+        elif (
+            monitor is not None
+            and judged_from is None
+            and (stuck := monitor.observe(sim, event)) is not None
+        ):
             return stuck_liveness(stuck, monitor), None, None, None
     if judge is None or not isinstance(phase, dict):
         return None, None, None, None

@@ -33,9 +33,13 @@ liveness stream, to its full stuck bound: that phase is the fair, calm
 schedule the verdict is about, and it is deterministic. The monitor does
 not judge the shortened safety phase (the shrunk trace's options switch it
 off). A candidate still fails when that phase is stuck with the same named
-verdict (LeaderElected, CommandCommitted, CoreCaughtUp). The result is the
-shortened safety phase plus the phase as it ran, and `virtraft replay`
-re-derives its verdict from its events alone (`liveness.rejudge`).
+verdict (LeaderElected, CommandCommitted, CoreCaughtUp). A candidate is
+judged in one place (`_LivenessShrinker.judge`), after the state its trace
+will replay to, and kept with the phase it was judged by. The result is
+the shortened safety phase plus that phase, and `virtraft replay`
+re-derives its verdict from its events alone (`liveness.rejudge`): the
+shrink's last step does just that, and a proof that fails anyway is a
+ShrinkError in words, with nothing written.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from virtraft.adapter import FactoryError
+from virtraft.adapter import FactoryError, NodeFactory
 from virtraft.check.checker import Checker, Violation
 from virtraft.run.factory import factory_for_trace, load_factory
 from virtraft.run.liveness import Liveness, rejudge
@@ -313,27 +317,63 @@ def _exception_shape(violation: Violation) -> tuple[str, str]:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Judged:
+    """A candidate safety phase that still fails, with the liveness phase it
+    was judged by: together, the shrunk trace."""
+
+    prefix: list[Event]  # the candidate's events that applied, as they applied
+    tail: list[Event]  # the liveness phase run after them
+    liveness: Liveness
+    options: SimOptions
+
+    @property
+    def events(self) -> list[Event]:
+        return [*self.prefix, *self.tail]
+
+
 class _LivenessShrinker(_Shrinker):
     """Shrinks the safety phase in front of a liveness failure; each candidate
     is judged by the liveness phase run again after it (see the module)."""
 
-    tail: list[Event]  # the liveness phase after the current candidate
+    # The kept candidate the shrink stands on: the last one `fails` kept.
+    kept: _Judged | None = None
+    shortest: _Judged | None = None  # for an interrupted shrink
 
     def fails(
         self, events: Sequence[Event], options: SimOptions | None = None
     ) -> list[Event] | None:
+        judged = self.judge(events, options or self.options)
+        if judged is None:
+            return None
+        self.kept = judged
+        if self.shortest is None or len(judged.prefix) < len(self.shortest.prefix):
+            self.shortest = judged
+        return judged.prefix
+
+    def judge(self, events: Sequence[Event], options: SimOptions) -> _Judged | None:
+        """The one judgement of a candidate: its safety phase as the shrunk
+        trace will hold it (the events that applied, replayed strictly), then
+        the liveness phase after it, judged as `virtraft replay` judges it.
+        A lenient replay tells which events apply; when it skipped or
+        re-matched any, what it left differs from a strict replay of the rest
+        (another copy of a message taken, say), so the phase runs after a
+        strict replay instead: never after state the trace will not hold."""
         sim, violation, applied = self.replay_sim(events, options)
         if violation is not None:
             return None
+        if len(applied) != len(events) or any(
+            a is not e for a, e in zip(applied, events, strict=True)
+        ):
+            sim = Simulation(options, self.seed, self.factory, checker=Checker())
+            violation, diverged, _why = replay_events(sim, applied)
+            if violation is not None or diverged is not None:
+                return None
+        sim.match_messages_by_kind = False  # the phase runs as its replay will
         liveness, violation = continue_with_liveness(sim, self.seed)
-        if violation is not None or liveness.verdict != "failed":
+        if violation is not None or (liveness.verdict, liveness.name) != ("failed", self.invariant):
             return None
-        if liveness.name != self.invariant:
-            return None
-        self.tail = sim.events[len(applied) :]
-        if self.best is None or len(applied) < len(self.best[0]):
-            self.best = (applied, options or self.options)
-        return applied
+        return _Judged(applied, list(sim.events[len(applied) :]), liveness, options)
 
     def everything(self, events: list[Event]) -> list[Event]:
         """The whole safety phase at once: many liveness bugs need none of it."""
@@ -392,34 +432,52 @@ def shrink_liveness(
             if on_progress is not None:
                 on_progress(pass_name, len(current))
     except KeyboardInterrupt:
-        assert shrinker.best is not None
-        current, shrinker.options = shrinker.best
+        shrinker.kept = shrinker.shortest
         shrinker.stopped_by = "interrupted"
-    # The proof: the prefix and its phase, replayed strictly and judged again.
-    shrinker.fails(current, shrinker.options)
-    final = [*current, *shrinker.tail]
-    sim = Simulation(shrinker.options, seed, shrinker.factory, checker=Checker())
-    run_sim = Simulation(shrinker.options, seed, shrinker.factory, checker=Checker())
-    _violation, diverged, _why = replay_events(run_sim, current)
-    assert diverged is None
-    liveness, violation = continue_with_liveness(run_sim, seed)
-    assert violation is None and liveness.name == name
-    judged, violation, diverged, _why = rejudge(sim, final, liveness.to_json())
-    assert diverged is None and violation is None and judged is not None
-    assert (judged.verdict, judged.name) == ("failed", name)
+    kept = shrinker.kept
+    assert kept is not None  # the first candidate failed, or the shrink was refused
+    sim, liveness = _prove(seed, shrinker.factory, kept, name)
+    final = strip_refs(kept.events)
     return ShrinkOutcome(
         len(original),
         len(final),
         name,
         len(final),
-        shrinker.options,
+        kept.options,
         tuple(final),
         None,
-        verdict_of(run_sim, None, liveness),
+        verdict_of(sim, None, liveness),
         shrinker.attempts,
         shrinker.stopped_by,
         seed,
         factory,
+    )
+
+
+def _prove(
+    seed: int, factory: NodeFactory, kept: _Judged, name: str
+) -> tuple[Simulation, Liveness]:
+    """The proof that the shrunk trace stands on its own: replayed strictly
+    from its events, as a trace file holds them, and judged again as
+    `virtraft replay` judges it, it is stuck on the same named verdict. The
+    candidate was judged so already; a proof that fails anyway is the
+    shrinker's bug, told in one sentence (no trace is written)."""
+    sim = Simulation(kept.options, seed, factory, checker=Checker())
+    recorded = kept.liveness.to_json()
+    judged, violation, diverged, why = rejudge(sim, strip_refs(kept.events), recorded)
+    if diverged is not None:
+        problem = f"it diverges at step {diverged} ({why})"
+    elif violation is not None:
+        problem = f"it breaks {violation.invariant} at step {violation.step}"
+    elif judged is None or (judged.verdict, judged.name) != ("failed", name):
+        problem = "its liveness is judged " + (
+            "not at all" if judged is None else f"{judged.verdict} ({judged.name})"
+        )
+    else:
+        return sim, kept.liveness
+    raise ShrinkError(
+        f"the shrunk trace does not stand on its own: replayed, {problem}, where its "
+        f"candidate was judged failed ({name}); a shrinker bug, nothing written"
     )
 
 
