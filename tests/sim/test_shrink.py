@@ -277,3 +277,30 @@ def test_a_server_exception_shrinks_to_the_same_exception_not_another():
     assert outcome.after < outcome.before
     assert outcome.violation.witness["exception"] == "RuntimeError"
     assert "delivery" in outcome.violation.witness["message"]
+
+
+@pytest.mark.parametrize(("asked", "given"), [(None, 200), (350, 350), (20, 20)])
+def test_a_liveness_shrink_takes_the_replay_budget_it_is_given(
+    monkeypatch, tmp_path, asked, given
+) -> None:
+    """--max-replays is honoured for a liveness trace too; only when it is not
+    given does a liveness shrink take its own, smaller budget."""
+    pytest.importorskip("pysyncobj")
+    from virtraft.run import shrink
+
+    seen: list[int] = []
+
+    def fake_shrink_liveness(*args, max_replays, **kwargs):
+        seen.append(max_replays)
+        raise ShrinkError("stop here")
+
+    monkeypatch.setattr(shrink, "shrink_liveness", fake_shrink_liveness)
+    trace = REPO / "tests/findings/pysyncobj-unadded-server-campaigns-for-ever.jsonl"
+    with pytest.raises(ShrinkError, match="stop here"):
+        shrink.shrink_file(
+            str(trace),
+            str(tmp_path / "out.jsonl"),
+            node_factory="virtraft.nodes.pysyncobj:corrected_snapshots",
+            max_replays=asked,
+        )
+    assert seen == [given]

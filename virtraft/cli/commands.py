@@ -56,7 +56,7 @@ from virtraft.run.factory import DEFAULT_FACTORY, factory_for_trace, load_factor
 from virtraft.run.liveness import rejudge, rejudges
 from virtraft.run.profile import profiled
 from virtraft.run.seed import RunResult, run_seed
-from virtraft.run.shrink import MAX_REPLAYS, ShrinkError, shrink_file
+from virtraft.run.shrink import ShrinkError, shrink_file
 from virtraft.scenario.script import ScenarioError, list_scenarios, load_scenario, run_scenario
 from virtraft.sim.simulation import Simulation
 from virtraft.trace.format import Trace, TraceError, read_trace, write_trace
@@ -465,7 +465,6 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_shrink(args: argparse.Namespace, console: Console) -> int:
-    max_replays = args.max_replays or MAX_REPLAYS
     max_seconds = args.max_seconds
     if max_seconds is None:  # a replay budget alone is not cut short by the clock
         max_seconds = float("inf") if args.max_replays else SHRINK_SECONDS
@@ -475,7 +474,7 @@ def cmd_shrink(args: argparse.Namespace, console: Console) -> int:
             args.output,
             node_factory=args.node_factory,
             max_seconds=max_seconds,
-            max_replays=max_replays,
+            max_replays=args.max_replays,
             console=console,
         )
     except ShrinkError as exc:

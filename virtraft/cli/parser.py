@@ -564,7 +564,9 @@ def _add_shrink(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         default=None,
         metavar="N",
         help="stop improving after N candidate replays; given alone, the "
-        "same trace always shrinks to the same result (20000)",
+        "same trace always shrinks to the same result (20000 for a safety "
+        "violation; 200 for a liveness failure, each of whose replays runs "
+        "its liveness phase to the stuck bound)",
     )
 
 

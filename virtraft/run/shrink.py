@@ -615,10 +615,13 @@ def shrink_file(
     *,
     node_factory: str | None = None,
     max_seconds: float = float("inf"),
-    max_replays: int = MAX_REPLAYS,
+    max_replays: int | None = None,
     console=None,
 ) -> ShrinkOutcome:
-    """Shrink the trace at `trace_path` and write the result to `output`."""
+    """Shrink the trace at `trace_path` and write the result to `output`.
+    `max_replays` None is each kind's own budget: MAX_REPLAYS for a safety
+    violation, LIVENESS_MAX_REPLAYS for a liveness failure; a number is
+    honoured as given."""
     try:
         trace = read_trace(trace_path)
     except TraceError as exc:
@@ -663,7 +666,7 @@ def shrink_file(
             trace.events,
             liveness,
             max_seconds=max_seconds,
-            max_replays=min(max_replays, LIVENESS_MAX_REPLAYS),
+            max_replays=LIVENESS_MAX_REPLAYS if max_replays is None else max_replays,
             on_progress=progress,
         )
         write_trace(output, outcome.trace_lines(trace_path))
@@ -675,7 +678,7 @@ def shrink_file(
         trace.events,
         recorded["invariant"],
         max_seconds=max_seconds,
-        max_replays=max_replays,
+        max_replays=MAX_REPLAYS if max_replays is None else max_replays,
         on_progress=progress,
     )
     write_trace(output, outcome.trace_lines(trace_path))
