@@ -115,9 +115,9 @@ def settle_process() -> None:
 
     A full pass also waits for a thousand passes of the middle generation, not
     ten: what a run keeps (logs, records, the event log) is acyclic and freed
-    by reference counts, and every full pass walks all of it, so with the
-    default a run slowed as it grew (static-5 at 10^6 events ran at 0.88 of
-    its rate at 10^4)."""
+    by reference counts, and every full pass walks all of it. Measured paired
+    on a shared machine, a modest gain: within the noise for a run of 332,000
+    events, up to a sixth for one of 10^6 (docs/bench.md)."""
     gc.collect()
     gc.freeze()
     young, middle, _full = gc.get_threshold()
