@@ -99,9 +99,14 @@ class FakeNode:
 class Cluster:
     """Fake nodes 1..n plus a checker; one `event` is one simulator step."""
 
-    def __init__(self, n: int = 3, invariants: list[str] | None = None) -> None:
+    def __init__(
+        self, n: int = 3, invariants: list[str] | None = None, *, given_reads: bool = False
+    ) -> None:
         self.nodes = [FakeNode(i) for i in range(1, n + 1)]
         self.checker = Checker(invariants)
+        # Hand observe() the touched nodes' scalars, as the simulator does,
+        # instead of letting the checker read them.
+        self.given_reads = given_reads
         self.step = 0
         self.found: list[Violation] = []
         self.event()  # the checker's first look at the cluster
@@ -112,7 +117,8 @@ class Cluster:
     def event(self, *touched: int) -> list[str]:
         """One step touching `touched`; returns the names of what fired."""
         self.step += 1
-        found = self.checker.observe(self.step, self.nodes, touched)
+        reads = [self[n].scalars() for n in touched] if self.given_reads else ()
+        found = self.checker.observe(self.step, self.nodes, touched, reads)
         for node in self.nodes:
             node.recent_applied.clear()
         for violation in found:
@@ -474,6 +480,24 @@ def test_leader_append_only_leader_overwrites_an_entry() -> None:
     assert c.found[0].witness["index"] == 3
     assert c.found[0].witness["before"] == {"term": 2, "id": 3}
     assert c.found[0].witness["after"] == {"term": 2, "id": 9}
+
+
+@pytest.mark.parametrize("given_reads", [False, True])
+def test_an_entry_replaced_under_unchanged_scalars_is_seen(given_reads: bool) -> None:
+    """A follower's last entry replaced by one of a newer leader: no scalar
+    moves (same length, term, vote, commit), only the entry at the top."""
+    c = Cluster(given_reads=given_reads)
+    c.elect(1, 2, (2,))
+    c[2].append((1, 7))
+    c[2].term = 2
+    assert c.event(2) == []
+    c[2].log[1] = (2, 8)
+    assert c.event(2) == []
+    # Seen: its (term 2, id 8) contradicts the leader's own entry 1 of term 2.
+    # Unseen, node 2 would still hold (term 1, id 7) and nothing would fire.
+    c[1].append((2, 9))
+    assert c.event(1) == ["LogMatching"]
+    assert c.found[0].witness["index"] == 1
 
 
 def test_leader_append_only_silent_on_appends_compaction_and_after_stepping_down() -> None:

@@ -122,22 +122,29 @@ class Checker:
     # ----------------------------------------------------------------- API
 
     def observe(
-        self, step: int, views: Sequence[NodeView], touched: Sequence[int]
+        self,
+        step: int,
+        views: Sequence[NodeView],
+        touched: Sequence[int],
+        reads: Sequence[Scalars] = (),
     ) -> list[Violation]:
-        """Check the invariants after one event; returns what broke at this step."""
+        """Check the invariants after one event; returns what broke at this step.
+        `reads`, when given, holds each touched node's `scalars()` as read
+        after the event (the simulator reads them once, for its statistics
+        too); else the checker reads them itself."""
         found: list[Violation] = []
         changed = 0  # the union of the touched nodes' change masks
         if len(views) != self._n_views:
             self._reindex(views)
         pos = self._pos
-        for nid in touched:
+        for i, nid in enumerate(touched):
             p = pos.get(nid)
             if p is None or p >= len(views) or views[p].node_id != nid:
                 self._reindex(views)
                 p = pos.get(nid)
                 if p is None:
                     continue  # not a node the views show
-            changed |= self._visit(step, views[p], nid, found)
+            changed |= self._visit(step, views[p], nid, found, reads[i] if reads else None)
         if self._unseen:
             nodes = self._world.nodes
             for nid in self._unseen:
@@ -214,16 +221,24 @@ class Checker:
             self._snapshots_moved = True
         self._unseen.extend(nid for nid in pos if nid not in nodes)
 
-    def _visit(self, step: int, view: NodeView, nid: int, found: list[Violation]) -> int:
-        """Refresh one touched node and run the invariants its changes concern;
-        return its change mask."""
+    def _visit(
+        self,
+        step: int,
+        view: NodeView,
+        nid: int,
+        found: list[Violation],
+        read: Scalars | None = None,
+    ) -> int:
+        """Refresh one touched node (from `read`, its scalars, when the caller
+        has them) and run the invariants its changes concern; return its
+        change mask."""
         nodes = self._world.nodes
         node = nodes.get(nid)
         if node is None:
             node = nodes[nid] = NodeState(nid)
             mask = self._first_read(node, view)
         else:
-            mask = self._refresh(node, view)
+            mask = self._refresh(node, view, read)
         if mask:
             if mask & COMMIT:
                 self._maybe_advance_commit(step, node)
@@ -249,32 +264,25 @@ class Checker:
         node.mask = mask = self._refresh(node, view) | NEW | TERM | VOTE | ROLE | COMMIT
         return mask
 
-    def _refresh(self, node: NodeState, view: NodeView) -> int:
-        """Read the view's scalars into `node`, keeping the values from before
-        this event in `prev_*`; return the change mask. This runs for every
-        touched node after every event, hence one read of the view and no
-        other allocation."""
-        mask = 0
-        alive, role, term, vote, commit, last, snap = node.read(view)
-        prev = node.prev_alive = node.alive
-        if alive != prev:
-            node.alive = alive
-            mask = ALIVE
-        prev = node.prev_role = node.role
-        if role != prev:
-            node.role = role
-            mask |= ROLE
-        prev = node.prev_term = node.term
-        if term != prev:
-            node.term = term
-            mask |= TERM
-        if vote != node.voted_for:
-            node.voted_for = vote
-            mask |= VOTE
-        prev = node.prev_commit = node.commit_index
-        if commit != prev:
-            node.commit_index = commit
-            mask |= COMMIT if commit > prev else COMMIT | COMMIT_BACK
+    def _refresh(self, node: NodeState, view: NodeView, read: Scalars | None = None) -> int:
+        """Read the view's scalars (or take `read`) into `node`, keeping the
+        values from before this event in `prev_*`; return the change mask.
+        This runs for every touched node after every event, hence one read
+        of the view and no other allocation."""
+        if read is None:
+            read = node.read(view)
+        alive, role, term, vote, commit, last, snap = read
+        if read == node.scalars:
+            # None of the seven moved (most ticks, many deliveries): one
+            # comparison, and the values before this event are these.
+            mask = 0
+            node.prev_alive = alive
+            node.prev_role = node.role
+            node.prev_term = term
+            node.prev_commit = commit
+        else:
+            node.scalars = read
+            mask = self._scalar_mask(node, alive, role, term, vote, commit)
         # The snapshot's term is read afresh, not only when its index moves:
         # it can change alone (a snapshot installed over one of the same
         # index), and LogMatching, the committed record and `held_by` read it.
@@ -296,6 +304,34 @@ class Checker:
             node.applied = applied
             mask |= APPLIED
         node.mask = mask
+        return mask
+
+    @staticmethod
+    def _scalar_mask(
+        node: NodeState, alive: bool, role: str, term: int, vote: int | None, commit: int
+    ) -> int:
+        """Store the scalars that moved, keeping the values from before this
+        event in `prev_*`; return their bits of the change mask."""
+        mask = 0
+        prev = node.prev_alive = node.alive
+        if alive != prev:
+            node.alive = alive
+            mask = ALIVE
+        prev = node.prev_role = node.role
+        if role != prev:
+            node.role = role
+            mask |= ROLE
+        prev = node.prev_term = node.term
+        if term != prev:
+            node.term = term
+            mask |= TERM
+        if vote != node.voted_for:
+            node.voted_for = vote
+            mask |= VOTE
+        prev = node.prev_commit = node.commit_index
+        if commit != prev:
+            node.commit_index = commit
+            mask |= COMMIT if commit > prev else COMMIT | COMMIT_BACK
         return mask
 
     def _refresh_log(

@@ -109,11 +109,14 @@ class NodeState:
         "log_low",
         "applied",
         "read",
+        "scalars",
     )
 
     def __init__(self, node_id: int) -> None:
         self.node_id = node_id
         self.read: Callable[[NodeView], Scalars] = read_scalars  # see read_scalars
+        # The last read that changed a scalar: one equal to it changed none.
+        self.scalars: Scalars | None = None
         self.mask = 0
         self.alive = False
         self.prev_alive = False

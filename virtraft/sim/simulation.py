@@ -23,6 +23,7 @@ from virtraft.adapter import (
     NodeFactory,
     Redirect,
     Role,
+    Scalars,
     ServerFailure,
     Submitted,
     build_node,
@@ -288,10 +289,9 @@ class Simulation:
         self._stepped = touched
         self.events.append(event)
         self.stats.events[event.kind] += 1
-        if touched:
-            self._observe_stats(touched)
+        reads = self._observe_stats(touched) if touched else ()
         if self.checker is not None:
-            found = self.checker.observe(self.step, self._views, touched)
+            found = self.checker.observe(self.step, self._views, touched, reads)
             if found:
                 self.violation = found[0]
                 return self.violation
@@ -309,13 +309,17 @@ class Simulation:
             {"exception": type(exc).__name__, "message": str(exc), "where": where},
         )
 
-    def _observe_stats(self, touched: list[int]) -> None:
+    def _observe_stats(self, touched: list[int]) -> list[Scalars]:
+        """Count what the touched nodes' scalars show; return them, one per
+        touched node, for the checker: each node is read once per event."""
         stats = self.stats
         nodes = self.nodes
         leaders_seen = self._leaders_seen
+        reads = []
         for node_id in touched:
-            # One read of the view, not three (the checker reads it so too).
-            _alive, role, term, _vote, commit, _last, _snap = nodes[node_id].scalars()
+            read = nodes[node_id].scalars()
+            reads.append(read)
+            _alive, role, term, _vote, commit, _last, _snap = read
             if commit > stats.max_commit_index:
                 stats.max_commit_index = commit
             if term > stats.max_term:
@@ -324,6 +328,7 @@ class Simulation:
             if term not in leaders_seen and role is Role.LEADER:
                 leaders_seen[term] = node_id
                 stats.leader_changes += 1
+        return reads
 
     def _message(self, event: Deliver | Drop | Duplicate) -> Envelope:
         """The envelope the event names: the very one the scheduler picked (by
