@@ -248,6 +248,49 @@ def test_bench_long_compares_a_short_and_a_long_run(monkeypatch):
     assert long["within_tolerance"] == (abs(1 - long["ratio"]) <= bench.LONG_TOLERANCE)
 
 
+def test_same_mix_ratio_weights_each_window_by_the_early_mix():
+    early = {
+        "tick": {"share": 0.5, "us_per_event": 4.0},
+        "deliver": {"share": 0.5, "us_per_event": 16.0},
+    }
+    # Late: deliveries cost 20us (ticks the same), and a kind the early window never saw.
+    late = {
+        "tick": {"share": 0.2, "us_per_event": 4.0},
+        "deliver": {"share": 0.7, "us_per_event": 20.0},
+        "snapshot": {"share": 0.1, "us_per_event": 99.0},
+    }
+    # Early mix: 0.5*4 + 0.5*16 = 10us early, 0.5*4 + 0.5*20 = 12us late.
+    assert bench.same_mix_ratio(early, late) == pytest.approx(10 / 12)
+    # The same costs under another mix: 1.0, however the shares moved.
+    assert bench.same_mix_ratio(early, {**early, "tick": {"share": 0.9, "us_per_event": 4.0}}) == 1
+
+
+def test_bench_by_kind_times_every_event_of_both_windows(monkeypatch):
+    monkeypatch.setattr(bench, "BY_KIND_EARLY", 500)
+    monkeypatch.setattr(bench, "BY_KIND_LATE", 1000)
+    report = bench.bench_by_kind(bench.WORKLOADS[0], events=3000)
+    early, late = report["early"], report["late"]
+    assert report["events"] == 3000
+    assert (early["first"], early["last"], early["events"]) == (2, 500, 499)
+    assert (late["first"], late["last"], late["events"]) == (2001, 3000, 1000)
+    for window in (early, late):
+        assert sum(k["share"] for k in window["kinds"].values()) == pytest.approx(1, abs=1e-3)
+        assert all(k["us_per_event"] > 0 for k in window["kinds"].values())
+        assert "deliver" in window["kinds"] and "tick" in window["kinds"]
+    assert report["same_mix_ratio"] > 0
+
+
+def test_bench_by_kind_prints_both_windows(monkeypatch, capsys):
+    monkeypatch.setattr(bench, "BY_KIND_EVENTS", 3000)
+    monkeypatch.setattr(bench, "BY_KIND_EARLY", 500)
+    monkeypatch.setattr(bench, "BY_KIND_LATE", 1000)
+    assert main(["bench", "--events", "1000", "--workload", "static-5", "--by-kind"]) == 0
+    out = capsys.readouterr().out
+    assert "static-5, 3,000 events, each timed" in out
+    assert "2-500" in out and "2,001-3,000" in out
+    assert "deliver" in out and "late over early at the early mix" in out
+
+
 def test_bench_prints_a_table(capsys):
     assert main(["bench", "--events", "1000"]) == 0
     out = capsys.readouterr().out

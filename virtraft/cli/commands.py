@@ -547,7 +547,9 @@ def cmd_scenarios(args: argparse.Namespace, console: Console) -> int:
 def cmd_bench(args: argparse.Namespace, console: Console) -> int:
     chosen = args.workload or [w.name for w in bench.WORKLOADS]
     workloads = [w for w in (*bench.WORKLOADS, *bench.PEER_WORKLOADS) if w.name in chosen]
-    report = bench.run_bench(args.events, args.long, workloads, memory=args.memory)
+    report = bench.run_bench(
+        args.events, args.long, workloads, memory=args.memory, by_kind=args.by_kind
+    )
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
     else:

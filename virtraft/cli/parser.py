@@ -589,6 +589,13 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "process: peak memory (maximum resident set) and events/s as the run grows",
     )
     bench.add_argument(
+        "--by-kind",
+        action="store_true",
+        help="also time each event of one 10^6-event run of the first workload, by kind "
+        "(delivery, tick, client command...): its first 10,000 events against its last "
+        "100,000, and their events/s at the same mix of events",
+    )
+    bench.add_argument(
         "--workload",
         action="append",
         default=None,

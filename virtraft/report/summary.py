@@ -247,6 +247,8 @@ def print_bench(console: Console, report: dict[str, Any]) -> None:
         )
     if "memory" in report:
         _print_memory(console, report["memory"])
+    if "by_kind" in report:
+        _print_by_kind(console, report["by_kind"])
 
 
 def _print_memory(console: Console, memory: dict[str, Any]) -> None:
@@ -265,6 +267,33 @@ def _print_memory(console: Console, memory: dict[str, Any]) -> None:
     if "rate_ratio" in memory:
         ok = "at least" if memory["rate_at_floor"] else "NOT at least"
         console.print(f"  events/s, 10^6 over 10^4 events: {memory['rate_ratio']:.2f} ({ok} 0.95)")
+
+
+def _print_by_kind(console: Console, by_kind: dict[str, Any]) -> None:
+    """`virtraft bench --by-kind`: an event's cost early and late in a long run."""
+    early, late = by_kind["early"], by_kind["late"]
+    table = Table(
+        title=f"{shown(by_kind['workload'])}, {by_kind['events']:,} events, each timed",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("event")
+    for window in (early, late):
+        span = f"{window['first']:,}-{window['last']:,}"
+        table.add_column(f"share, {span}", justify="right")
+        table.add_column("us each", justify="right")
+    for kind in early["kinds"] | late["kinds"]:
+        row = [shown(kind)]
+        for window in (early, late):
+            cost = window["kinds"].get(kind)
+            row += [f"{cost['share']:.1%}", f"{cost['us_per_event']:.1f}"] if cost else ["", ""]
+        table.add_row(*row)
+    console.print(table)
+    console.print(
+        f"  events/s: {early['events_per_s']:,} early, {late['events_per_s']:,} late; "
+        f"late over early at the early mix of events: {by_kind['same_mix_ratio']:.2f}"
+    )
 
 
 def print_profile(console: Console, profile: Profile) -> None:

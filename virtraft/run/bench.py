@@ -32,6 +32,7 @@ import resource
 import sys
 import time
 import tracemalloc
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -331,11 +332,80 @@ def bench_memory(workload: Workload, counts: Sequence[int] = MEMORY_EVENTS) -> d
     return report
 
 
+BY_KIND_EVENTS = 1_000_000
+BY_KIND_EARLY = 10_000
+BY_KIND_LATE = 100_000
+"""--by-kind: one run of 10^6 events, its first 10,000 and its last 100,000
+events timed one by one."""
+
+
+def same_mix_ratio(early: dict[str, dict[str, float]], late: dict[str, dict[str, float]]) -> float:
+    """The late window's events/s over the early one's, had the late window
+    applied the early one's mix of events: each kind's cost per event from
+    its own window, weighted by the early shares (kinds both windows saw).
+    1.0: an event costs what it did early in the run, whatever the mix."""
+    kinds = [k for k in early if k in late]
+    early_cost = sum(early[k]["share"] * early[k]["us_per_event"] for k in kinds)
+    late_cost = sum(early[k]["share"] * late[k]["us_per_event"] for k in kinds)
+    return early_cost / late_cost
+
+
+def _window(kinds: Sequence[str], costs: Sequence[int]) -> dict[str, Any]:
+    """Per kind of event: its share of the window's events and its mean cost."""
+    count: dict[str, int] = {}
+    spent: dict[str, int] = {}
+    for kind, ns in zip(kinds, costs, strict=True):
+        count[kind] = count.get(kind, 0) + 1
+        spent[kind] = spent.get(kind, 0) + ns
+    total = len(kinds)
+    return {
+        "events": total,
+        "events_per_s": round(total / (sum(costs) / 1e9)),
+        "kinds": {
+            kind: {
+                "share": round(count[kind] / total, 4),
+                "us_per_event": round(spent[kind] / count[kind] / 1e3, 2),
+            }
+            for kind in sorted(count, key=lambda k: (-count[k], k))
+        },
+    }
+
+
+def bench_by_kind(workload: Workload, events: int = BY_KIND_EVENTS) -> dict[str, Any]:
+    """Does an event cost more late in a long run than early in it? The
+    events/s of a run's start and end differ by their mix too (the first
+    thousands hold the first elections: more ticks, fewer deliveries), so
+    each event is timed (CPU time, from the end of the one before: the
+    scheduler's draw and the apply, plus one clock read, about 0.5us) and the
+    windows are compared kind by kind."""
+    early_end = min(BY_KIND_EARLY, events // 2)
+    late_start = max(events - BY_KIND_LATE, early_end)
+    stamps = array("q")
+    clock = time.process_time_ns
+    options = workload.options.replace(steps=events, liveness=False)
+    gc.collect()
+    stamps.append(clock())
+    result = run_seed(SEED, options, on_step=lambda _sim: stamps.append(clock()))
+    costs = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    kinds = [event.kind for event in result.sim.events]
+    # The first event also paid for the run's setup: the early window starts after it.
+    early = _window(kinds[1:early_end], costs[1:early_end])
+    late = _window(kinds[late_start:], costs[late_start:])
+    return {
+        "workload": workload.name,
+        "events": len(kinds),
+        "early": {"first": 2, "last": early_end, **early},
+        "late": {"first": late_start + 1, "last": len(kinds), **late},
+        "same_mix_ratio": round(same_mix_ratio(early["kinds"], late["kinds"]), 3),
+    }
+
+
 def run_bench(
     events: int | None = None,
     long: bool = False,
     workloads: Sequence[Workload] = WORKLOADS,
     memory: bool = False,
+    by_kind: bool = False,
 ) -> dict[str, Any]:
     """Every workload, and with `long` the short/long comparison; plain JSON."""
     # Warm up (the first run in a process pays for first calls), then set the
@@ -356,6 +426,8 @@ def run_bench(
             report["long"] = bench_long(workloads[0])
         if memory:
             report["memory"] = bench_memory(workloads[0])
+        if by_kind:
+            report["by_kind"] = bench_by_kind(workloads[0], BY_KIND_EVENTS)
     finally:
         gc.unfreeze()
     return report
