@@ -10,8 +10,44 @@ message once, where it enters (`RaftServer.step`, with the checks in
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import MISSING, dataclass, fields
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
+
+
+def quick_init(cls: type[_T]) -> type[_T]:
+    """Give a frozen, slotted dataclass an __init__ that sets each field
+    through its slot, where the generated one goes through
+    object.__setattr__ (the frozen class's own __setattr__ refuses): about
+    0.25us less per object, and a server makes one or more per message.
+
+    Nothing else changes: the same parameters, defaults and annotations,
+    and the same class (its fields, equality, hash, repr and immutability
+    are dataclass's). Only plain fields with plain defaults are taken.
+    """
+    params = []
+    body = []
+    namespace: dict[str, Any] = {}
+    for each in fields(cls):
+        assert each.init and each.default_factory is MISSING, (cls, each.name)
+        name = each.name
+        namespace[f"_set_{name}"] = cls.__dict__[name].__set__
+        if each.default is MISSING:
+            params.append(name)
+        else:
+            namespace[f"_default_{name}"] = each.default
+            params.append(f"{name}=_default_{name}")
+        body.append(f"    _set_{name}(self, {name})")
+    assert not hasattr(cls, "__post_init__"), cls
+    source = f"def __init__(self, {', '.join(params)}):\n" + "\n".join(body) + "\n"
+    exec(source, namespace)  # as dataclass writes its own __init__
+    init = namespace["__init__"]
+    generated = cls.__init__
+    init.__qualname__ = generated.__qualname__
+    init.__annotations__ = generated.__annotations__
+    cls.__init__ = init  # type: ignore[misc]
+    return cls
 
 
 class EntryType(enum.IntEnum):
@@ -41,6 +77,7 @@ def is_entry_type(value: object) -> bool:
     return isinstance(value, EntryType) or (type(value) is int and value >= FIRST_USER_TYPE)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One log entry. `id` is the client's unique id for it; `node` names the
@@ -54,6 +91,7 @@ class Entry:
     node: int | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """A compacted prefix of the log: its last index and term, the membership
@@ -65,6 +103,7 @@ class Snapshot:
     data: bytes = b""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RequestVote:
     """A (pre-)candidate asks for a vote; with prevote=True, `term` is the term
@@ -80,6 +119,7 @@ class RequestVote:
     transfer: bool = False
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RequestVoteResponse:
     term: int
@@ -87,6 +127,7 @@ class RequestVoteResponse:
     prevote: bool = False
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class AppendEntries:
     term: int
@@ -100,6 +141,7 @@ class AppendEntries:
     read_round: int = 0
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class AppendEntriesResponse:
     """On success `match_index` is the last index the request verified. On a
@@ -114,6 +156,7 @@ class AppendEntriesResponse:
     read_round: int = 0  # the request's, echoed
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class TimeoutNow:
     """Dissertation §3.10: the leader hands over; the receiver, as up to date
@@ -123,6 +166,7 @@ class TimeoutNow:
     leader_id: int
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ReadIndexRequest:
     """Dissertation §6.4: a follower asks the leader for a read index."""
@@ -131,6 +175,7 @@ class ReadIndexRequest:
     request_id: int
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ReadIndexResponse:
     """The leader's read index for a follower's read (`ok`), once it proved it
@@ -142,6 +187,7 @@ class ReadIndexResponse:
     ok: bool
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class InstallSnapshot:
     term: int
@@ -154,6 +200,7 @@ class InstallSnapshot:
     done: bool
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class InstallSnapshotResponse:
     """`next_offset` is the byte the follower expects next; on `done` the
@@ -165,6 +212,7 @@ class InstallSnapshotResponse:
     done: bool = False
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class EntryResponse:
     """What recv_entry hands back: where the entry went, to ask later whether

@@ -29,6 +29,14 @@ class ProgressState(enum.Enum):
     SNAPSHOT = "snapshot"
 
 
+# The states as module globals, for the comparisons made on every message:
+# on Python 3.11 `ProgressState.PROBE` is found through EnumType.__getattr__,
+# at several times the cost of a global.
+PROBE = ProgressState.PROBE
+REPLICATE = ProgressState.REPLICATE
+SNAPSHOT = ProgressState.SNAPSHOT
+
+
 @dataclass(slots=True)
 class Progress:
     node_id: int
@@ -36,7 +44,7 @@ class Progress:
     # Invariant (leader only): match_index < next_index.
     next_index: int = 1
     match_index: int = 0
-    state: ProgressState = ProgressState.PROBE
+    state: ProgressState = PROBE
     # Last index of each request in flight, oldest first. Invariant: only
     # REPLICATE adds to it, and entering REPLICATE empties it. In PROBE and
     # SNAPSHOT it keeps the requests pipelined before a rejection until an
@@ -68,7 +76,7 @@ class Progress:
 
     def become_probe(self) -> None:
         """Forget the pipeline: resend from just after the last known match."""
-        self.state = ProgressState.PROBE
+        self.state = PROBE
         self.inflight.clear()
         self.next_index = self.match_index + 1
 
@@ -76,14 +84,14 @@ class Progress:
         """The logs agree up to match_index: start a fresh pipeline from
         there. What was sent before the probe has, on an ordered link,
         already been answered."""
-        self.state = ProgressState.REPLICATE
+        self.state = REPLICATE
         self.inflight = []
         self.next_index = self.match_index + 1
 
     def become_snapshot(self, snapshot_index: int) -> None:
         """A probe needs compacted entries: send the snapshot through
         snapshot_index instead."""
-        self.state = ProgressState.SNAPSHOT
+        self.state = SNAPSHOT
         self.aim_snapshot(snapshot_index)
 
     # ---------------------------------------------------------------- events
@@ -101,7 +109,7 @@ class Progress:
             self.next_index = max(self.next_index, self.match_index + 1)
             return False
         self.match_index = match_index
-        if self.state is not ProgressState.REPLICATE:
+        if self.state is not REPLICATE:
             self.become_replicate()
             return True
         self.next_index = max(self.next_index, match_index + 1)
@@ -111,7 +119,7 @@ class Progress:
 
     def sent(self, last_index: int) -> None:
         """A request carrying entries through last_index went out."""
-        if self.state is ProgressState.REPLICATE:
+        if self.state is REPLICATE:
             self.inflight.append(last_index)
             self.next_index = last_index + 1
 
@@ -122,7 +130,7 @@ class Progress:
         """Only the answer to the current probe, or a rejection beyond what is
         matched while pipelining, says something new (etcd's maybeDecrTo);
         any other is an old answer overtaken by events."""
-        if self.state is not ProgressState.REPLICATE:
+        if self.state is not REPLICATE:
             return rejected_index != self.next_index - 1
         return rejected_index <= self.match_index
 
@@ -134,5 +142,5 @@ class Progress:
         # Unlike become_probe, the requests already sent stay counted in the
         # window until an acknowledgment covers them: they may still arrive,
         # and forgetting them would let every rejection start another window.
-        self.state = ProgressState.PROBE
+        self.state = PROBE
         self.next_index = max(self.match_index + 1, min(hint_index + 1, rejected_index))
