@@ -28,7 +28,7 @@ from virtraft.check.checker import read_scalars
 from virtraft.cli.commands import main
 from virtraft.nodes.raftcore import message_key
 from virtraft.run import bench
-from virtraft.run.campaign import CampaignSpec, run_campaign
+from virtraft.run.campaign import FULL_COLLECTION_EVERY, CampaignSpec, run_campaign
 from virtraft.run.factory import DEFAULT_FACTORY
 from virtraft.run.seed import run_seed
 from virtraft.sim.events import MESSAGE_EVENTS
@@ -289,6 +289,22 @@ def test_bench_by_kind_prints_both_windows(monkeypatch, capsys):
     assert "static-5, 3,000 events, each timed" in out
     assert "2-500" in out and "2,001-3,000" in out
     assert "deliver" in out and "late over early at the early mix" in out
+
+
+def test_bench_memory_runs_each_length_in_a_settled_fresh_process(monkeypatch):
+    # Each length runs in a spawned child, which starts with the collector's
+    # defaults: unsettled, its full passes walk the growing heap, and a long
+    # run's events/s is not the figure every other run of the bench gives.
+    counts = (1_000, 2_000, 3_000)
+    monkeypatch.setattr(bench, "MEMORY_EVENTS", counts)
+    report = bench.bench_memory(bench.WORKLOADS[0], counts)
+    assert [run["events"] for run in report["runs"]] == list(counts)
+    for run in report["runs"]:
+        assert run["full_collection_every"] == FULL_COLLECTION_EVERY
+        assert run["peak_rss_mb"] >= run["rss_before_mb"] > 0
+    longest, middle, short = report["runs"][2], report["runs"][1], report["runs"][0]
+    assert report["peak_ratio"] == round(longest["peak_rss_mb"] / middle["peak_rss_mb"], 3)
+    assert report["rate_ratio"] == round(longest["events_per_s"] / short["events_per_s"], 3)
 
 
 def test_bench_prints_a_table(capsys):

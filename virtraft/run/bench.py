@@ -295,6 +295,7 @@ def _child_run(options: SimOptions, events: int) -> dict[str, Any]:
     """One checked run in a fresh process: its CPU time and its memory's
     high-water mark (the process's maximum resident set, before and after)."""
     run_once(options, 2_000, check=True)  # first calls paid for, as run_bench does
+    settle_process()  # a spawned child starts with the collector's defaults
     scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes there, KiB here
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
     sample, result = run_once(options, events, check=True)
@@ -304,6 +305,7 @@ def _child_run(options: SimOptions, events: int) -> dict[str, Any]:
         **sample.json(),
         "rss_before_mb": round(before / 1e6, 1),
         "peak_rss_mb": round(peak / 1e6, 1),
+        "full_collection_every": gc.get_threshold()[2],
     }
 
 
