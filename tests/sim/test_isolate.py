@@ -4,8 +4,12 @@ whose trace ends with the event it died in."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from tests.adapters import dying
+from virtraft.cli.commands import main
 from virtraft.run.campaign import CampaignSpec, run_campaign
 from virtraft.sim.events import Deliver
 from virtraft.sim.options import SimOptions
@@ -34,6 +38,38 @@ def test_a_dead_worker_is_a_finding_with_its_trace(tmp_path) -> None:
         last = trace.events[-1]
         assert isinstance(last, Deliver) and last.dst == 2
         assert trace.verdict["violation"]["invariant"] == "NodeException"
+        assert trace.verdict["violation"]["witness"]["where"][-2:] == DIES_WHERE
+
+
+def _dying_line() -> int:
+    """The line of tests/adapters/dying.py that takes the process down."""
+    lines = Path(dying.__file__).read_text().splitlines()
+    return next(n for n, line in enumerate(lines, start=1) if "string_at(0)" in line)
+
+
+DIES_WHERE = [f"dying.py:{_dying_line()} in deliver", "__init__.py:519 in string_at"]
+"""The innermost frames a dying node's finding names: its door call, and the
+native call under it (ctypes' string_at, in ctypes/__init__.py)."""
+
+
+def test_replaying_a_trace_whose_process_died_reruns_it_in_a_child(tmp_path, capsys) -> None:
+    """The replay, a report and a story would run the event that killed the
+    server in this process: the replay runs in a child and holds its death
+    against the record; the others refuse in one line."""
+    [result] = run_campaign(range(1), dying_spec(tmp_path), workers=1)
+    factory = ["--node-factory", "tests.adapters.dying:factory"]
+    assert main(["replay", result.trace, *factory]) == 1
+    out = capsys.readouterr().out
+    assert "same death as recorded" in out
+    assert f"dying.py:{_dying_line()} in deliver" in out
+    raftcore = ["--node-factory", "virtraft.nodes.raftcore:default_factory"]
+    assert main(["replay", result.trace, *raftcore]) == 2  # raftcore itself does not die
+    err = capsys.readouterr().err
+    assert "did not die" in err and len(err.strip().splitlines()) == 1
+    for command in (["replay", result.trace, "--story"], ["report", result.trace, "-o", "r.html"]):
+        assert main([*command, *factory]) == 2
+        err = capsys.readouterr().err
+        assert "would die the same way" in err and len(err.strip().splitlines()) == 1
 
 
 def test_one_worker_survives_a_dying_server(tmp_path) -> None:

@@ -53,6 +53,7 @@ from virtraft.run.campaign import (
     settle_process,
 )
 from virtraft.run.factory import DEFAULT_FACTORY, factory_for_trace, load_factory
+from virtraft.run.isolate import replay_isolated
 from virtraft.run.liveness import rejudge, rejudges
 from virtraft.run.profile import profiled
 from virtraft.run.seed import RunResult, run_seed
@@ -373,10 +374,14 @@ def _print_failures(
 
 def cmd_replay(args: argparse.Namespace, console: Console) -> int:
     trace = _read_trace_or_exit(args.trace)
-    factory = load_factory(_trace_factory(args, trace))
+    spec = _trace_factory(args, trace)
+    factory = load_factory(spec)
     keep = StoryFilter(args.node, args.message_type, args.ticks)
     if not args.story and (keep != StoryFilter() or args.format != "text"):
         raise UsageError("--format, --node, --message-type and --no-ticks need --story")
+    if "process_died" in trace.header:
+        _refuse_in_process(args.trace, trace, "--story" if args.story else None)
+        return _replay_died(args.trace, trace, spec, console)
     if args.story:
         print_story(console, trace, factory, keep=keep, as_json=args.format == "json")
         if args.format == "json":
@@ -461,6 +466,60 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+def _refuse_in_process(path: str, trace: Trace, what: str | None) -> None:
+    """`what` replays the trace in this process: for a trace whose server's
+    process died in its last event, that would take this process down too."""
+    if what is not None and "process_died" in trace.header:
+        raise UsageError(
+            f"{path}: the server's process {trace.header['process_died']} in this run's last "
+            f"event; {what} would replay it in this process, which would die the same way "
+            "(`virtraft replay` without --story reruns it in a process of its own)"
+        )
+
+
+def _replay_died(path: str, trace: Trace, spec: str, console: Console) -> int:
+    """Replay a trace whose server's process died, in a process of its own,
+    and hold its death against the recorded one."""
+    recorded = trace.verdict.get("violation") or {}
+    death = (trace.header["process_died"], recorded.get("step"))
+    end = replay_isolated(path, spec)
+    if end.died is None:
+        result = end.result
+        if result["diverged"] is not None:
+            step, why = result["diverged"]
+            raise UsageError(f"{path}: the trace diverges at step {step}: {why}")
+        found = result["violation"]
+        ended = f"found {found[0]} at step {found[1]}" if found else "ran every event"
+        raise UsageError(
+            f"{path}: replayed in a process of its own, it {ended} and did not die; "
+            f"the trace recorded that the server's process {death[0]} during step {death[1]}"
+        )
+    step = len(end.events)
+    if (end.died, step) != death:
+        raise UsageError(
+            f"{path}: replayed in a process of its own, the server's process {end.died} "
+            f"during step {step}; the trace recorded that it {death[0]} during step {death[1]}"
+        )
+    console.print(
+        Text.assemble(
+            f"replayed {step} of {len(trace.events)} events from ",
+            shown(path),
+            ", in a process of its own",
+        )
+    )
+    console.print(
+        Text.assemble(
+            shown("safety: NodeException", "bold red"),
+            f" at step {step}: ",
+            shown(str(recorded.get("message", ""))),
+        )
+    )
+    if end.where:
+        console.print(Text.assemble("  it died in ", shown("; ".join(end.where[-2:]))))
+    console.print("same death as recorded")
+    return EXIT_VIOLATION
+
+
 # ------------------------------------------------------- the other commands
 
 
@@ -524,6 +583,7 @@ def _print_next(console: Console, path: str, factory: str) -> None:
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
     trace = _read_trace_or_exit(args.trace)
     factory = load_factory(_trace_factory(args, trace))
+    _refuse_in_process(args.trace, trace, "the report")
     write_report(args.trace, args.output, trace=trace, factory=factory)
     console.print(Text.assemble("wrote ", shown(args.output)))
     return EXIT_OK

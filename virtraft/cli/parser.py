@@ -499,7 +499,13 @@ def _add_fuzz(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _add_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    replay = sub.add_parser("replay", help="re-run the events of a trace")
+    replay = sub.add_parser(
+        "replay",
+        help="re-run the events of a trace",
+        description="Re-run the events of a trace and hold the verdict against the recorded "
+        "one. A trace whose server's process died in its last event (a native crash) is "
+        "re-run in a process of its own.",
+    )
     replay.add_argument("trace", metavar="TRACE")
     replay.add_argument(
         "--node-factory",

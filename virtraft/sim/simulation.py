@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import traceback
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -92,6 +92,18 @@ def _door(call: Callable[..., T], *args: object) -> T:
         raise
     except Exception as exc:
         raise ServerFailure(exc) from exc
+
+
+WHERE_FRAMES = 4
+"""How many of the innermost frames a server's failure names."""
+
+
+def where_lines(frames: Iterable[tuple[str, int, str]]) -> list[str]:
+    """A failure's `where`: its innermost frames, (file, line, function),
+    outermost first, each as "file.py:line in function". The file's name
+    only: the same failure reads the same on every machine."""
+    kept = list(frames)[-WHERE_FRAMES:]
+    return [f"{filename.rsplit('/', 1)[-1]}:{line} in {name}" for filename, line, name in kept]
 
 
 @dataclass(slots=True)
@@ -299,7 +311,7 @@ class Simulation:
 
     def _node_exception(self, event: Event, exc: Exception) -> Violation:
         frames = traceback.extract_tb(exc.__traceback__)
-        where = [f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} in {f.name}" for f in frames[-4:]]
+        where = where_lines((f.filename, f.lineno or 0, f.name) for f in frames)
         nodes = acting_nodes(event)
         return Violation(
             "NodeException",
