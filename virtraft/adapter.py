@@ -398,6 +398,14 @@ class Messages:
         processes: traces name a message by it."""
         return zlib.crc32(repr(message).encode())
 
+    def content_key(self, message: object) -> int | None:
+        """For a `key` that also covers what a door notes beside the library's
+        message: the digest of the message alone, as a door that notes
+        nothing records it. A replay falls back to it when no message in
+        flight has the recorded key (a trace recorded through another door of
+        the same library). None: `key` is the content's digest."""
+        return None
+
     def kind(self, message: object) -> str:
         """A short name for the message's type, for traces and reports."""
         return type(message).__name__

@@ -81,6 +81,24 @@ def test_one_worker_survives_a_dying_server(tmp_path) -> None:
     assert all(read_trace(r.trace).verdict["safety"] == "violation" for r in results)
 
 
+def test_fuzz_says_to_replay_a_seed_whose_process_died_not_to_run_or_shrink_it(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    """`virtraft run` of that seed, and `shrink` of its trace, would replay the
+    death in their own process: the summary points at `virtraft replay`."""
+    monkeypatch.setenv("COLUMNS", "1000")  # each of the summary's lines on one line
+    factory = ["--node-factory", "tests.adapters.dying:factory"]
+    words = ["--servers", "3", "--steps", "1500", "--no-liveness", "--no-swarm"]
+    code = main(
+        ["fuzz", "--seeds", "0:1", "--workers", "1", "--out", str(tmp_path), *words, *factory]
+    )
+    assert code == 1
+    out = capsys.readouterr().out
+    assert "reproduce the first with: virtraft replay " in out
+    assert "seed-0.jsonl --node-factory tests.adapters.dying:factory" in out
+    assert "virtraft run --seed 0" not in out and "shrink the shortest" not in out
+
+
 def test_a_dask_worker_that_dies_is_a_finding_too(tmp_path) -> None:
     pytest.importorskip("distributed")
     spec = dying_spec(tmp_path)

@@ -345,12 +345,14 @@ def _print_failures(
     console.print(detail)
     first = failed[0]
     console.print(
-        Text.assemble(
-            "reproduce the first with: ", shown(reproduce_command(args, first.seed), "bold")
-        )
+        Text.assemble("reproduce the first with: ", shown(_reproduce(args, first), "bold"))
     )
     shortest = min(
-        (r for r in failed if (r.safety != "ok" or r.linearizable_failed) and r.trace),
+        (
+            r
+            for r in failed
+            if (r.safety != "ok" or r.linearizable_failed) and r.trace and not r.process_died
+        ),
         key=lambda r: r.step or 0,
         default=None,
     )
@@ -367,6 +369,15 @@ def _print_failures(
             ]
         )
         console.print(Text.assemble("shrink the shortest with: ", shown(command, "bold")))
+
+
+def _reproduce(args: argparse.Namespace, result: SeedResult) -> str:
+    """How to see a failing seed again: run it, or, when its server's process
+    died (a run would die with it), replay its trace in a process of its own."""
+    if result.process_died and result.trace:
+        factory = _factory_words(args.node_factory or DEFAULT_FACTORY)
+        return shlex.join(["virtraft", "replay", result.trace, *factory])
+    return reproduce_command(args, result.seed)
 
 
 # ------------------------------------------------------------------- replay

@@ -48,6 +48,10 @@ class SeedResult:
     seconds: float = dataclasses.field(default=0.0, compare=False)
     # The clients' history: "ok", "violation", "unknown", or "skipped" (no clients).
     linearizability: str = "skipped"
+    # Why the server's process died in the seed's last event ("died of
+    # SIGSEGV"), for a seed run again alone (virtraft.run.isolate): its trace
+    # replays only in a process of its own, and `virtraft run` would die too.
+    process_died: str | None = None
 
     @property
     def failed(self) -> bool:

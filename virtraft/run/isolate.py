@@ -214,6 +214,7 @@ def _died(
         steps=step,
         digest=digest(lines),
         trace=None,
+        process_died=why,
     )
     if spec.out_dir is not None:
         out = Path(spec.out_dir)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from raftcore import quorum
@@ -52,6 +52,9 @@ class Network:
         self._key = messages.key
         # None: the type's name, read inline (a call per message sent costs).
         self._kind = messages.kind if type(messages).kind is not Messages.kind else None
+        self._content_key = (
+            messages.content_key if type(messages).content_key is not Messages.content_key else None
+        )
         self.pool: list[Envelope] = []
         self._future: list[tuple[int, int, Envelope]] = []
         self._held: dict[Link, list[Envelope]] = {}
@@ -217,7 +220,9 @@ class Network:
     def find(self, src: int, dst: int, key: int) -> Envelope | None:
         """The oldest message on src->dst with this content digest, deliverable
         now or still delayed (a replayed trace may deliver a message sooner
-        than the run that recorded it); held messages are not deliverable."""
+        than the run that recorded it); held messages are not deliverable.
+        When none has it, and the door's key covers a note beside the
+        message, the oldest whose content alone has it."""
         for env in self.pool:
             if env.key == key and env.src == src and env.dst == dst:
                 return env
@@ -230,7 +235,24 @@ class Network:
                 and (match is None or env.id < match.id)
             ):
                 match = env
+        if match is None and self._content_key is not None:
+            return self._find_by_content(src, dst, key, self._content_key)
         return match
+
+    def _find_by_content(
+        self, src: int, dst: int, key: int, content_key: Callable[[object], int | None]
+    ) -> Envelope | None:
+        """`find` by the digest of the message alone (a trace recorded through
+        a door that notes nothing beside it)."""
+        for env in self.pool:
+            if env.src == src and env.dst == dst and content_key(env.message) == key:
+                return env
+        later = [
+            env
+            for _due, _id, env in self._future
+            if env.src == src and env.dst == dst and content_key(env.message) == key
+        ]
+        return min(later, key=lambda env: env.id, default=None)
 
     def find_newest(self, src: int, dst: int, kind: str) -> Envelope | None:
         """The newest message of type `kind` on src->dst, whatever its content
