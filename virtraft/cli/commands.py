@@ -391,7 +391,8 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
     if not args.story and (keep != StoryFilter() or args.format != "text"):
         raise UsageError("--format, --node, --message-type and --no-ticks need --story")
     if "process_died" in trace.header:
-        _refuse_in_process(args.trace, trace, "--story" if args.story else None)
+        if args.story:
+            _refuse_in_process(args.trace, trace, "--story")
         return _replay_died(args.trace, trace, spec, console)
     if args.story:
         print_story(console, trace, factory, keep=keep, as_json=args.format == "json")
@@ -477,10 +478,10 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def _refuse_in_process(path: str, trace: Trace, what: str | None) -> None:
+def _refuse_in_process(path: str, trace: Trace, what: str) -> None:
     """`what` replays the trace in this process: for a trace whose server's
     process died in its last event, that would take this process down too."""
-    if what is not None and "process_died" in trace.header:
+    if "process_died" in trace.header:
         raise UsageError(
             f"{path}: the server's process {trace.header['process_died']} in this run's last "
             f"event; {what} would replay it in this process, which would die the same way "
@@ -498,7 +499,9 @@ def _replay_died(path: str, trace: Trace, spec: str, console: Console) -> int:
         result = end.result
         if result["diverged"] is not None:
             step, why = result["diverged"]
-            raise UsageError(f"{path}: the trace diverges at step {step}: {why}")
+            raise UsageError(
+                f"{path}: the trace diverges at step {step} of {len(trace.events)}: {why}"
+            )
         found = result["violation"]
         ended = f"found {found[0]} at step {found[1]}" if found else "ran every event"
         raise UsageError(

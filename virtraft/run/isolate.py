@@ -103,15 +103,15 @@ def _replay_in_child(
     trace = read_trace(trace_path)
     sim = simulation(trace.options, trace.seed, load_factory(factory), checker=Checker())
     violation, diverged, why = replay_events(sim, trace.events)
-    found = violation and [violation.invariant, violation.step, violation.message]
-    return {"steps": sim.step, "violation": found, "diverged": diverged and [diverged, why]}
+    found = violation and [violation.invariant, violation.step]
+    return {"violation": found, "diverged": diverged and [diverged, why]}
 
 
 def replay_isolated(trace_path: str, factory: str) -> ChildEnd:
     """Replay a trace in a process of its own, for a trace whose server's
     process died (its last event would take this process down too). A child
-    that finishes returns {"steps", "violation": [invariant, step, message] or
-    None, "diverged": [step, why] or None}."""
+    that finishes returns {"violation": [invariant, step] or None,
+    "diverged": [step, why] or None}."""
     return run_in_child(_replay_in_child, trace_path, factory)
 
 

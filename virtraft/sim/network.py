@@ -243,7 +243,8 @@ class Network:
         self, src: int, dst: int, key: int, content_key: Callable[[object], int | None]
     ) -> Envelope | None:
         """`find` by the digest of the message alone (a trace recorded through
-        a door that notes nothing beside it)."""
+        a door that notes nothing beside it). Its own loops, not a predicate
+        `find` shares: `find` runs for every message event a replay applies."""
         for env in self.pool:
             if env.src == src and env.dst == dst and content_key(env.message) == key:
                 return env
